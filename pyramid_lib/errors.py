@@ -1,0 +1,25 @@
+"""The kit's own error types: each message names the file or argument at fault and what to do."""
+
+
+class PyramidError(Exception):
+    """Base class: the CLI prints these as one line and exits non-zero, without a traceback."""
+
+
+class DataError(PyramidError, ValueError):
+    """A dataset is missing, empty, laid out wrongly, or holds an image that cannot be used."""
+
+
+class CheckpointError(PyramidError):
+    """A checkpoint is missing, unsafe, damaged, or was made for another configuration."""
+
+
+class ConfigError(PyramidError, ValueError):
+    """An argument or setting is out of range."""
+
+
+class TrainingError(PyramidError):
+    """Training stopped (for instance a NaN or infinite loss); the last good checkpoint is kept."""
+
+
+class WeightsUnavailable(PyramidError):
+    """ImageNet weights were required but could not be loaded or downloaded."""
