@@ -40,8 +40,9 @@ class PerceptualFeatures(nn.Module):
 
 
 def mse_per_image(x_hat, x):
-    """1/(WHC) ||X - X^||^2 for each image: B."""
-    return (x_hat - x).pow(2).flatten(1).mean(1)
+    """1/(WH) ||X - X^||^2 for each image, as Eq. 1 writes it (summed over the 3 channels,
+    averaged over the W x H pixels): B."""
+    return (x_hat - x).pow(2).sum(1).flatten(1).mean(1)
 
 
 def perceptual_per_image(f_hat, f):
@@ -93,10 +94,11 @@ def scores(loss: PyramidLoss, x_hat, x) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def error_maps(loss: PyramidLoss, x_hat, x) -> dict[str, torch.Tensor]:
-    """Per-pixel error maps, B x S x S each: squared error, perceptual error (feature error
-    averaged over channels, bilinearly resized to the image), their lambda-sum, and 1 - SSIM."""
+    """Per-pixel error maps, B x S x S each: squared error (summed over channels), perceptual
+    error (feature error averaged over channels, bilinearly resized to the image), their
+    lambda-sum, and 1 - SSIM."""
     size = x.shape[-2:]
-    mse_map = (x_hat - x).pow(2).mean(1)
+    mse_map = (x_hat - x).pow(2).sum(1)  # per pixel, the terms of mse_per_image
     f_err = (loss.features(x_hat) - loss.features(x)).pow(2).mean(1, keepdim=True)
     perc_map = F.interpolate(f_err, size=size, mode="bilinear", align_corners=False)[:, 0]
     _, ssim_map = structural_similarity_index_measure(x_hat.float(), x.float(), data_range=1.0,

@@ -85,7 +85,7 @@ def test_loss_terms_and_scores():
     total, mse, perc = loss(y, x)
     assert torch.all(mse > 0) and torch.all(perc > 0)
     assert torch.allclose(total, mse + 0.5 * perc)
-    assert torch.allclose(mse, ((y - x) ** 2).mean((1, 2, 3)))
+    assert torch.allclose(mse, ((y - x) ** 2).sum(1).mean((1, 2)))  # Eq. 1: 1/(WH), summed over channels
     s = scores(loss, y, x)
     assert set(s) == {"loss", "mse", "perceptual", "ssim"}
     assert torch.allclose(s["loss"], total)
@@ -106,5 +106,5 @@ def test_error_maps_cover_the_image_and_localise_a_defect():
     for m in maps.values():
         assert m.shape == (1, 56, 56)
     m = maps["mse"][0]
-    assert m[10:20, 30:40].mean() > 0.9 and m[40:, :20].max() == 0
+    assert m[10:20, 30:40].mean() > 2.9 and m[40:, :20].max() == 0  # 3 channels of error 1
     assert maps["loss"][0][10:20, 30:40].mean() > maps["loss"][0][45:, :10].mean()
