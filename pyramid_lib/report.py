@@ -59,7 +59,27 @@ def read_results(base) -> pd.DataFrame:
 
 
 def planned(base) -> pd.DataFrame:
-    return _read(Path(base) / "plan.csv", dtype={"normal_class": str})
+    """The runs planned for this folder: the experiment's default plan plus any run recorded in plan.csv by a
+    sweep; only plan.csv for mvtec (the categories asked for) or when plan.csv shares no run with the default."""
+    base = Path(base)
+    got = _read(base / "plan.csv", dtype={"normal_class": str})
+    if base.parent.name == "mvtec" and len(got):  # only the categories that were asked for (and are here)
+        return got
+    try:
+        from .reproduce import plan
+
+        default = plan_frame(plan(base.parent.name, base.name))
+    except Exception:
+        return got
+    if len(got) and not set(got["name"]) & set(default["name"]):
+        return got  # another dataset than the default (e.g. mnist-sample): only what was asked for
+    return pd.concat([default, got], ignore_index=True).drop_duplicates("name", keep="first") if len(got) else default
+
+
+def plan_frame(todo) -> pd.DataFrame:
+    return pd.DataFrame([{"name": j.name, "method": j.method, "dataset": j.cfg.dataset,
+                          "normal_class": j.cfg.normal_class, "encoders": j.cfg.encoders, "lambda": j.cfg.lam}
+                         for j in todo])
 
 
 def _versions(base) -> dict:
@@ -199,8 +219,9 @@ def baselines_table(res: pd.DataFrame, out_root, profile: str) -> pd.DataFrame:
             piv["ours (lambda=1)"] = ours.groupby("normal_class").auroc.mean().reindex(piv.index)
         piv = piv.sort_index(key=lambda s: s.map(lambda c: (len(c), c)))
         piv.loc["mean (classes present)"] = piv.mean()
+        piv = piv.reset_index()
         piv.insert(0, "dataset", ds)
-        rows.append(piv.reset_index())
+        rows.append(piv)
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
@@ -306,6 +327,16 @@ def figures(experiment: str, base: Path, res: pd.DataFrame, out_root, profile: s
 # ------------------------------------------------------------------------------ pages
 
 
+def resume_command(experiment: str, profile: str, base: Path) -> str:
+    """The command that runs every planned run: the broadest one recorded in sweeps.csv (fewest
+    restrictions such as --classes or --methods), else the default."""
+    sweeps = _read(Path(base) / "sweeps.csv")
+    if not len(sweeps):
+        return f"pyramid-ad reproduce {experiment} --profile {profile}"
+    cmds = list(dict.fromkeys(sweeps["command"].astype(str)))
+    return min(cmds, key=lambda c: (("--classes" in c) + ("--methods" in c), -cmds.index(c)))
+
+
 def status_lines(base: Path, res: pd.DataFrame, command: str) -> list[str]:
     plan = planned(base)
     done = set(res["run"]) if len(res) and "run" in res else set()
@@ -322,22 +353,27 @@ def status_lines(base: Path, res: pd.DataFrame, command: str) -> list[str]:
 def experiment_section(experiment: str, profile: str, base: Path, out_root, prefix: str = "") -> list[str]:
     """The markdown of an experiment's results: status, table beside the paper, figures."""
     res = read_results(base)
-    sweeps = _read(base / "sweeps.csv")
-    command = sweeps["command"].iloc[-1] if len(sweeps) else f"pyramid-ad reproduce {experiment} --profile {profile}"
-    L = status_lines(base, res, command)
+    L = status_lines(base, res, resume_command(experiment, profile, base))
     plan = planned(base)
     if experiment in ABLATION_LIKE and len(plan) and (plan.dataset != "mvtec").any():
         L.append("")
         L.append("**Stand-in:** " + _stand_in(plan))
     if experiment == "mvtec" and len(res) and set(res.normal_class) <= {"grid"}:
         r = res.iloc[0]
+        try:
+            bs = int(json.loads((base / "runs" / r.run / "config.json").read_text()).get("batch_size", 32))
+        except (OSError, ValueError, AttributeError):
+            bs = 32
         L.append("")
         L.append("**Demonstration, not a reproduction:** only a 25-image subset of MVTec `grid` is available here "
                  f"({int(r.fit_images)} training images train the network, {25 - int(r.fit_images)} are held out for "
                  f"the threshold; the test split has {int(r.n_test)} images: {int(r.n_normal)} good, "
                  f"{int(r.n_anomalous)} defective); the full category has 264 training and 78 test images. With "
-                 "so few images (and random weights, 10 epochs) the numbers below are noise; the run shows that the "
-                 "MVTec path works end to end (loader, masks, error maps, thresholds, tables). "
+                 f"so few images, random weights and {int(r.epochs)} epochs of "
+                 f"{-(-int(r.fit_images) // bs)} batch(es) each (that is {int(r.epochs) * -(-int(r.fit_images) // bs)} "
+                 "optimiser steps: the reconstructions below are still close to a constant image) the numbers are "
+                 "noise; the run shows that the MVTec path works end to end (loader, masks, error maps, thresholds, "
+                 "tables). "
                  "To run the real categories: put MVTec AD's category folders under `<data>/mvtec_ad/` "
                  "(e.g. `<data>/mvtec_ad/bottle/train/good`) and run `pyramid-ad reproduce mvtec --profile cpu "
                  "--data-root <data>` (all 15) or with `--classes bottle carpet`; with a GPU and ImageNet weights, "
@@ -462,6 +498,14 @@ def setup_lines(experiment: str, profile: str, base: Path) -> list[str]:
         cpu = res.get("train_seconds", pd.Series(dtype=float)).fillna(0).sum() + \
             res.get("score_seconds", pd.Series(dtype=float)).fillna(0).sum()
         L.append(f"- Compute: {cpu / 3600:.2f} h summed over runs (training + scoring; runs may have run in parallel)")
+        if {"train_seconds", "epochs", "fit_images"} <= set(res.columns):
+            r = res[(res.train_seconds > 0) & (res.epochs > 0)]
+            if len(r):
+                ips = (r.fit_images * r.epochs / r.train_seconds)
+                L.append(f"- Training time per run: {r.train_seconds.mean() / 60:.1f} min on average "
+                         f"({r.train_seconds.min() / 60:.1f}-{r.train_seconds.max() / 60:.1f}), "
+                         f"{ips.mean():.0f} training images/s; the machine's 2 cores were shared with other jobs, "
+                         "so these are upper bounds")
     from . import profiles
 
     if profile in profiles.PROFILES:
@@ -487,17 +531,21 @@ def write_experiment_readme(experiment: str, profile: str, base: Path, out_root=
     return path
 
 
+def record_plan(base, todo) -> None:
+    """Add a sweep's runs to base/plan.csv (what the results page counts as planned)."""
+    base = Path(base)
+    old = _read(base / "plan.csv", dtype={"normal_class": str})
+    new = plan_frame(todo)
+    if len(old):
+        new = pd.concat([old, new], ignore_index=True).drop_duplicates("name", keep="last")
+    atomic_write_csv(base / "plan.csv", new)
+
+
 def experiment_outputs(experiment: str, profile: str, base: Path, todo=None, out_root="results") -> Path:
     """After a sweep: record the plan, draw the figures, write README.md."""
     base = Path(base)
     if todo is not None:
-        rows = [{"name": j.name, "method": j.method, "dataset": j.cfg.dataset, "normal_class": j.cfg.normal_class,
-                 "encoders": j.cfg.encoders, "lambda": j.cfg.lam} for j in todo]
-        old = planned(base)
-        new = pd.DataFrame(rows)
-        if len(old):
-            new = pd.concat([old, new], ignore_index=True).drop_duplicates("name", keep="last")
-        atomic_write_csv(base / "plan.csv", new)
+        record_plan(base, todo)
     res = read_results(base)
     try:
         figures(experiment, base, res, out_root, profile)
@@ -528,6 +576,12 @@ def build_report(out_root="results", refresh: bool = True) -> Path:
     found = experiment_folders(out_root)
     if not found:
         L.append("No results yet: run `pyramid-ad reproduce <experiment> --profile cpu`.")
+    absent = [e for e in ORDER if e not in {f[0] for f in found}]
+    if found and absent:
+        L.append("Not run yet (no finished run): " + ", ".join(f"`{e}` (`pyramid-ad reproduce {e} --profile "
+                                                             f"{'quick' if e.startswith('ablation') else 'cpu'}`)"
+                                                             for e in absent) + ".")
+        L.append("")
     for exp, prof, base in found:
         if refresh:
             collect(exp, base)

@@ -267,6 +267,9 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
     base = Path(out_root) / experiment / profile
     started = dt.datetime.now(dt.timezone.utc)
     command = command or "python -c 'pyramid_lib.reproduce.sweep(...)'"
+    from .report import record_plan
+
+    record_plan(base, todo)  # so that results pages list what is still missing while this sweep runs
     pending = [j for j in todo if not finished(base / "runs" / j.name)]
     skipped = len(todo) - len(pending)
     if progress:
