@@ -238,9 +238,10 @@ def run_baseline(method: str, cfg, run_dir, device="cpu", data: data_mod.OneClas
            "device": str(device), **m, "score_seconds": round(time.perf_counter() - t0 - train_s, 2),
            "settings": ";".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in extra.items())}
     scores = pd.concat([
-        pd.DataFrame({"name": data.test.names, "class": data.test.classes, "label": y, "score": s_test,
+        pd.DataFrame({"name": data.test.names, "class": data.test.classes, "label": y, "score": np.asarray(s_test, np.float32),
                       "split": "test"}),
-        pd.DataFrame({"name": held.names, "class": held.classes, "label": held.labels.numpy(), "score": s_held,
+        pd.DataFrame({"name": held.names, "class": held.classes, "label": held.labels.numpy(),
+                      "score": np.asarray(s_held, np.float32),
                       "split": "held-out normal"})], ignore_index=True)
     atomic_write_csv(run_dir / "scores.csv", scores)
     state.update(status="finished", wall_time_s=round(time.perf_counter() - t0, 2), **extra)
