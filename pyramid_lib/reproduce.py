@@ -312,28 +312,32 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
     return results
 
 
-def submit(pending: list[Job], base: Path, executor: str, jobs: int, device, slurm: dict, wait: bool,
-           progress: bool) -> list[tuple[str, str, float]]:
-    """Submit the runs through submitit: a SLURM job array (executor "slurm"), or submitit's local
-    executor ("submitit-local").  With `wait`, block until all end and return their statuses."""
+def make_executor(base: Path, executor: str, jobs: int, slurm: dict, n_runs: int):
+    """(submitit executor, torch threads per run) for "slurm" or "submitit-local"; logs go to base/submitit/."""
     import submitit
 
-    _ensure_importable()
-    folder = base / "submitit" / "%j"
+    folder = Path(base) / "submitit" / "%j"
     if executor == "slurm":
         ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
-        params = {"timeout_min": int(slurm.get("timeout_min", 24 * 60)), "slurm_array_parallelism": jobs,
-                  "cpus_per_task": int(slurm.get("cpus_per_task", 4)), "name": f"pyramid-{base.parent.name}"}
+        params = {"timeout_min": int(slurm.get("timeout_min") or 24 * 60), "slurm_array_parallelism": jobs,
+                  "cpus_per_task": int(slurm.get("cpus_per_task") or 4), "name": f"pyramid-{Path(base).parent.name}"}
         if slurm.get("gpus_per_node"):
             params["gpus_per_node"] = int(slurm["gpus_per_node"])
         if slurm.get("partition"):
             params["slurm_partition"] = slurm["partition"]
         ex.update_parameters(**params)
-        threads = params["cpus_per_task"]
-    else:
-        ex = submitit.AutoExecutor(folder=folder, cluster="local")
-        ex.update_parameters(timeout_min=int(slurm.get("timeout_min", 24 * 60)))
-        threads = max(1, _cores() // max(1, min(jobs, len(pending))))
+        return ex, params["cpus_per_task"]
+    ex = submitit.AutoExecutor(folder=folder, cluster="local")
+    ex.update_parameters(timeout_min=int(slurm.get("timeout_min") or 24 * 60))
+    return ex, max(1, _cores() // max(1, min(jobs, n_runs)))
+
+
+def submit(pending: list[Job], base: Path, executor: str, jobs: int, device, slurm: dict, wait: bool,
+           progress: bool) -> list[tuple[str, str, float]]:
+    """Submit the runs through submitit: a SLURM job array (executor "slurm"), or submitit's local
+    executor ("submitit-local").  With `wait`, block until all end and return their statuses."""
+    _ensure_importable()
+    ex, threads = make_executor(base, executor, jobs, slurm, len(pending))
     if executor == "submitit-local" and jobs < len(pending):
         # submitit's local executor starts every job at once; submit in waves of `jobs`
         waves = [pending[i:i + jobs] for i in range(0, len(pending), jobs)]

@@ -129,3 +129,20 @@ def test_report_empty_and_md_table(tmp_path):
     assert "No results yet" in build_report(tmp_path / "results").read_text()
     t = md_table(pd.DataFrame({"a": ["x"], "b": [0.12345], "c": [float("nan")]}))
     assert t.splitlines()[2] == "| x | 0.123 |  |"
+
+
+def test_slurm_executor_parameters(tmp_path, monkeypatch):
+    """--executor slurm builds a submitit SLURM array with the asked resources (a stand-in srun
+    lets submitit's detection pass; nothing is submitted)."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{__import__('os').environ['PATH']}")
+    ex, threads = reproduce.make_executor(tmp_path / "mnist" / "cpu", "slurm", 3,
+                                          {"partition": "gpu", "cpus_per_task": 6, "gpus_per_node": 1,
+                                           "timeout_min": 90}, 10)
+    text = ex._executor._make_submission_file_text("python -m x", "UID")
+    for line in ("--partition=gpu", "--cpus-per-task=6", "--gpus-per-node=1", "--time=90", "--job-name=pyramid-mnist"):
+        assert line in text
+    assert ex._executor.parameters["array_parallelism"] == 3 and threads == 6
