@@ -214,6 +214,8 @@ def baselines_table(res: pd.DataFrame, out_root, profile: str) -> pd.DataFrame:
     rows = []
     for ds, g in res.groupby("dataset"):
         piv = g.pivot_table(index="normal_class", columns="method", values="auroc", aggfunc="mean")
+        piv = piv[[m for m in ("ocsvm", "kde", "ae-l2", "ae-ssim", "ours-lambda0") if m in piv] +
+                  [m for m in piv if m not in ("ocsvm", "kde", "ae-l2", "ae-ssim", "ours-lambda0")]]
         ours = ours_results(out_root, ds, profile)
         if len(ours):
             piv["ours (lambda=1)"] = ours.groupby("normal_class").auroc.mean().reindex(piv.index)
@@ -332,9 +334,21 @@ def resume_command(experiment: str, profile: str, base: Path) -> str:
     restrictions such as --classes or --methods), else the default."""
     sweeps = _read(Path(base) / "sweeps.csv")
     if not len(sweeps):
-        return f"pyramid-ad reproduce {experiment} --profile {profile}"
-    cmds = list(dict.fromkeys(sweeps["command"].astype(str)))
-    return min(cmds, key=lambda c: (("--classes" in c) + ("--methods" in c), -cmds.index(c)))
+        return f"pyramid-ad reproduce {experiment} --profile {profile} --data-root <data> --jobs <N>"
+    import shlex
+
+    words, out, skipping = shlex.split(str(sweeps["command"].iloc[-1])), [], False
+    for w in words:  # drop the options that restrict the plan: what is left runs every planned run
+        if w in ("--classes", "--methods", "--dataset"):
+            skipping = True
+            continue
+        if skipping and not w.startswith("--"):
+            continue
+        skipping = False
+        out.append(w)
+    if experiment in ("mvtec",) or (experiment in ABLATION_LIKE or experiment == "baselines") and "--dataset" in words:
+        return str(sweeps["command"].iloc[-1])  # categories / datasets asked for are part of the plan
+    return " ".join(shlex.quote(w) for w in out)
 
 
 def status_lines(base: Path, res: pd.DataFrame, command: str) -> list[str]:
