@@ -402,7 +402,9 @@ def experiment_section(experiment: str, profile: str, base: Path, out_root, pref
         L.append("AUROC per normal class. `ours` = this kit, random weights, profile "
                  f"`{profile}`; `paper Ours` = the paper's column; `... re-run` = baselines re-run by this kit on the "
                  "same splits (results/baselines); `paper <method>` = columns the paper copied from other papers"
-                 + (" (Table III, from LSA)." if experiment == "mnist" else " (Table II; the paper gives only means)."))
+                 + (" (Table III, from LSA)." if experiment == "mnist" else " (Table II; the paper gives only means).")
+                 + " Each column's mean row averages the classes that column has (n_runs says how many for ours): "
+                 "means over different class sets are not comparable until every run has finished.")
         L.append("")
         L.append(md_table(t))
         L.append("")
