@@ -263,6 +263,7 @@ def figures(experiment: str, base: Path, res: pd.DataFrame, out_root, profile: s
         w = 0.8 / max(1, len(cols))
         for i, c in enumerate(cols):
             ax.bar(x + i * w - 0.4 + w / 2, t[c].astype(float), w, label=c)
+        ax.axhline(TARGETS[experiment][0], ls="--", c="k", lw=0.8, label=f"paper's mean {TARGETS[experiment][0]}")
         ax.set_xticks(x, t["class"])
         ax.set(ylim=(0.3, 1.0), ylabel="AUROC", xlabel="normal class", title=f"{TITLES[experiment]}{note}")
         ax.legend(fontsize="x-small", ncol=2, loc="lower right")
