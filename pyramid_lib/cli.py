@@ -36,7 +36,7 @@ def non_negative_float(s: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {s!r}")
     if not math.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {s}")
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {s!r}")
     return v
 
 
@@ -44,7 +44,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, with errors printed as one line (no usage block) and exit code 2."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {' '.join(message.splitlines())} (see --help)\n")
 
 
 def add_model_args(p):
@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normal-class", help="digit/class index or name; MVTec category; unused for folder")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last complete epoch")
+    p.add_argument("--train-limit", type=positive_int, help="train on at most this many normals (seeded subset; "
+                   "overrides the profile's)")
     add_model_args(p)
 
     p = sub.add_parser("evaluate", help="score a trained run's test split and write metrics",
@@ -154,13 +156,22 @@ def config_from_args(a, dataset: str, normal_class) -> "TrainConfig":
     prof.pop("weights")
     if a.epochs:
         prof["epochs"] = a.epochs
+    if getattr(a, "train_limit", None):
+        prof["train_limit"] = a.train_limit
     return TrainConfig(dataset=dataset, normal_class=normal_class if normal_class is not None else "good",
                        input_size=a.input_size, encoders=a.encoders, pyramid=a.pyramid, lam=a.lam, seed=a.seed,
-                       weights="random", profile=a.profile, data_root=a.data_root, download=not a.no_download, **prof)
+                       weights=provisional_weights(a.profile), profile=a.profile, data_root=a.data_root,
+                       download=not a.no_download, **prof)
+
+
+def provisional_weights(profile: str) -> str:
+    """The weights label to validate a config with before resolve_weights() (which may download):
+    the paper profile is only ever run with ImageNet weights; resolve_weights refuses the rest."""
+    return "imagenet" if profile == "paper" else "random"
 
 
 def cmd_demo(a) -> int:
-    from .train import TrainConfig
+    from .train import TrainConfig, pick_device
 
     from .demo import run_demo
 
@@ -171,17 +182,22 @@ def cmd_demo(a) -> int:
     cfg = TrainConfig(dataset="mnist-sample", normal_class=a.normal_class, seed=a.seed, profile="quick",
                       **{**prof, "train_limit": None})
     cfg.validate()
+    pick_device(a.device)
     cfg.weights = weights.resolve(a.weights)
     run_demo(cfg, Path(a.out), device=a.device)
     return 0
 
 
 def cmd_train(a) -> int:
-    from .train import train
+    from .train import pick_device, train
 
-    cfg = config_from_args(a, a.dataset, a.normal_class).validate()  # before any download
     if a.dataset in ("mnist-sample", "mnist", "fmnist") and a.normal_class is None:
         raise ConfigError(f"--normal-class is required for --dataset {a.dataset} (0..9)")
+    if a.dataset == "mvtec" and a.normal_class is None:
+        raise ConfigError(f"--normal-class is required for --dataset mvtec: a category, one of "
+                          f"{', '.join(data_mod.MVTEC_CATEGORIES)}")
+    cfg = config_from_args(a, a.dataset, a.normal_class).validate()  # before any download
+    pick_device(a.device)
     cfg.weights = resolve_weights(a.weights, a.profile)
     cfg.validate()
     t0 = time.perf_counter()
@@ -197,10 +213,11 @@ def cmd_evaluate(a) -> int:
     from . import data as dm
     from .evaluate import evaluate_run
     from .plots import run_figures
-    from .train import Run, load_run
+    from .train import Run, load_run, pick_device
 
     run = Run(a.run_dir)
     cfg = run.read_config()
+    pick_device(a.device)
     if a.data_root:
         cfg.data_root = a.data_root
     d = dm.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
@@ -220,14 +237,17 @@ def cmd_evaluate(a) -> int:
 
 def cmd_reproduce(a) -> int:
     from .reproduce import plan, sweep
+    from .train import pick_device
 
     prof = profiles.get(a.profile)
     overrides = {"epochs": a.epochs} if a.epochs else {}
     overrides.update(encoders=a.encoders, pyramid=a.pyramid, lam=a.lam, seed=a.seed)
     if a.input_size:
         overrides["input_size"] = a.input_size
-    plan(a.experiment, a.profile, a.classes, "random", a.data_root, not a.no_download, a.datasets, a.methods,
+    plan(a.experiment, a.profile, a.classes, provisional_weights(a.profile), a.data_root, not a.no_download,
+         a.datasets, a.methods,
          **overrides)  # validate
+    pick_device(a.device)
     w = resolve_weights(a.weights, a.profile)
     from .reproduce import shell_command
 
@@ -265,7 +285,7 @@ def main(argv=None) -> int:
     try:
         return COMMANDS[args.command](args)
     except PyramidError as e:
-        print(f"pyramid-ad: error: {e}", file=sys.stderr)
+        print(f"pyramid-ad: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("pyramid-ad: interrupted; the last complete epoch is saved, continue with --resume", file=sys.stderr)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .errors import DataError
 
@@ -186,7 +186,9 @@ def read_image(path: Path, size: int) -> torch.Tensor:
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
                 a = np.asarray(im, dtype=np.float64)
-                hi = 65535.0 if a.max() > 255 else 255.0
+                # 16-bit modes are 0..65535 whatever their content (a dark image stays dark);
+                # 32-bit I/F images carry no range: 0..255 unless a value says otherwise
+                hi = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
                 im = Image.fromarray(np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 im = im.convert("RGBA")
@@ -201,7 +203,7 @@ def read_image(path: Path, size: int) -> torch.Tensor:
             return torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1).contiguous()
     except DataError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Exception as e:  # UnidentifiedImageError, OSError (truncated), SyntaxError, struct.error, bombs...
         raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e}); replace or remove the file") from e
 
 
@@ -209,9 +211,10 @@ def read_mask(path: Path, size: int) -> torch.Tensor:
     """A ground-truth mask as uint8 0/1 of size x size (nearest-neighbour resize)."""
     try:
         with Image.open(path) as im:
+            im.load()
             im = im.convert("L").resize((size, size), Image.NEAREST)
             return torch.from_numpy((np.array(im) > 127).astype(np.uint8))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except Exception as e:  # any decoder failure: this file cannot be used
         raise DataError(f"{path}: not a readable mask ({type(e).__name__}: {e}); replace or remove the file") from e
 
 

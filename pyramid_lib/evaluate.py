@@ -68,6 +68,10 @@ def summarize(test: pd.DataFrame, held_out: pd.DataFrame | None = None, score: s
     y = test["label"].to_numpy()
     if len(np.unique(y)) < 2:
         raise PyramidError("the test split needs both normal and anomalous images to compute AUROC")
+    for name, frame, cols in (("test", test, SCORE_NAMES), ("held-out", held_out, (score,))):
+        if frame is not None and len(frame) and not np.isfinite(frame[list(cols)].to_numpy(dtype=float)).all():
+            raise PyramidError(f"{name} scores hold NaN or infinite values; metrics would be meaningless. "
+                               "The model is broken (diverged training?): retrain with a lower --lr")
     out = {f"auroc_{k}": float(roc_auc_score(y, test[k])) for k in SCORE_NAMES}
     out["auroc"] = out[f"auroc_{score}"]
     s = test[score].to_numpy()

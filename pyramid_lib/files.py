@@ -5,12 +5,39 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import torch
 
 from .errors import CheckpointError
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open(path, "w") would give; mkstemp alone gives 0600
+
+
+def temp_files(path) -> list[Path]:
+    """Temporary files that a writer of `path` killed mid-write (SIGKILL, power cut) left behind."""
+    path, prefix = Path(path), f".{Path(path).name}."
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp"))
+
+
+def remove_temp_files(path) -> None:
+    """Delete what `temp_files(path)` lists (the file `path` itself is never touched)."""
+    for tmp in temp_files(path):
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -23,6 +50,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -30,6 +58,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+    try:  # make the rename itself durable (best effort: not every file system allows it)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -79,11 +115,18 @@ def safe_torch_load(path) -> dict:
         raise CheckpointError(f"{path}: no checkpoint there; train first or check the path")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # UnpicklingError for payloads, RuntimeError/EOFError for damage
-        kind = "unsafe (it holds objects other than tensors)" if "weights_only" in str(e) or "Unsupported" in str(e) \
-            else "damaged or not a checkpoint"
-        raise CheckpointError(f"{path}: refused to load, {kind}: {str(e).splitlines()[0][:200]}. "
-                              "Use only checkpoints written by pyramid-ad from a source you trust.") from e
+    except Exception as e:  # UnpicklingError for payloads, RuntimeError/EOFError/KeyError for damage
+        msg = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+        if "Weights only load failed" in msg or "weights_only" in msg or "Unsupported" in msg:
+            found = re.search(r"GLOBAL ([\w.]+)", msg)
+            what = f" ({found.group(1)})" if found else ""
+            raise CheckpointError(f"{path}: refused to load, unsafe: it holds a pickled object that is not plain "
+                                  f"data{what}; nothing in it was run. pyramid-ad checkpoints hold only tensors, "
+                                  "numbers and strings: this file is not one or was tampered with. Use only "
+                                  "checkpoints written by pyramid-ad from a source you trust.") from e
+        first = (msg.strip().splitlines() or [type(e).__name__])[0][:200]
+        raise CheckpointError(f"{path}: refused to load, damaged or not a checkpoint ({type(e).__name__}: {first}); "
+                              "delete it to retrain, or restore it from a backup") from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: not a pyramid-ad checkpoint (a {type(obj).__name__}, expected a dict)")
     return obj

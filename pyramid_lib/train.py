@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from . import data as data_mod
 from . import profiles, splits, weights
 from .errors import CheckpointError, ConfigError, TrainingError
-from .files import atomic_torch_save, atomic_write_json, read_json, safe_torch_load
+from .files import atomic_torch_save, atomic_write_json, read_json, remove_temp_files, safe_torch_load
 from .losses import PyramidLoss
 from .model import MIN_INPUT_SIZE, PYRAMID_DIVISORS, PYRAMID_MODES, PyramidalAutoencoder
 
@@ -76,6 +76,10 @@ class TrainConfig:
             bad("--epochs", f"must be a positive integer, got {self.epochs!r}")
         if not isinstance(self.input_size, int) or self.input_size < MIN_INPUT_SIZE:
             bad("--input-size", f"must be an integer of at least {MIN_INPUT_SIZE}, got {self.input_size!r}")
+        if self.dataset in ("mnist-sample", "mnist", "fmnist") and self.input_size != 28:
+            bad("--input-size", f"{self.dataset} images are 28x28, got {self.input_size!r}; leave --input-size unset")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            bad("--seed", f"must be an integer in 0..{2**32 - 1}, got {self.seed!r}")
         if self.encoders not in PYRAMID_DIVISORS:
             bad("--encoders", f"must be one of {sorted(PYRAMID_DIVISORS)}, got {self.encoders!r}")
         if self.pyramid not in PYRAMID_MODES:
@@ -108,7 +112,16 @@ def pick_device(device: str | None = None) -> torch.device:
     """CUDA when available, else CPU (or what was asked)."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise ConfigError(f"--device {device!r}: not a device name; use auto, cpu, cuda or cuda:N") from e
+    try:
+        torch.empty(0, device=dev)
+    except Exception as e:  # not compiled in, no such GPU, no driver
+        raise ConfigError(f"--device {device}: not usable here ({type(e).__name__}: "
+                          f"{(str(e).strip().splitlines() or [''])[0][:200]}); use --device cpu or auto") from e
+    return dev
 
 
 def build(cfg: TrainConfig, device="cpu", pretrained_backbone: bool = True) -> tuple[PyramidalAutoencoder, PyramidLoss]:
@@ -203,9 +216,35 @@ def load_checkpoint(path, cfg: TrainConfig | None = None) -> dict:
     ckpt = safe_torch_load(path)
     if ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
         raise CheckpointError(f"{path}: not a pyramid-ad checkpoint (format {ckpt.get('format')!r})")
+    try:
+        saved = json.loads(ckpt["config"])
+        int(ckpt["epoch"]), json.loads(ckpt["history"])
+        if not isinstance(saved, dict) or not isinstance(ckpt["model"], dict):
+            raise TypeError("config or model is not a mapping")
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: a damaged pyramid-ad checkpoint ({type(e).__name__}: {e}); "
+                              "delete it to retrain, or restore it from a backup") from e
     if cfg is not None:
-        check_compatible(json.loads(ckpt["config"]), cfg, path, SHAPE_FIELDS)
+        check_compatible(saved, cfg, path, SHAPE_FIELDS)
     return ckpt
+
+
+def load_state(module, state, path, what: str = "model") -> None:
+    """`module.load_state_dict(state)`, refusing a state that does not fit with CheckpointError."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+        why = " ".join(str(e).split())[:300] or type(e).__name__
+        raise CheckpointError(f"{path}: its {what} state does not fit this network ({why}); "
+                              "it is damaged or from another version") from e
+
+
+def non_finite(model, opt=None) -> list[str]:
+    """Names of the model's weights/buffers (and optimiser state) holding NaN or infinity."""
+    named = list(model.state_dict().items())
+    if opt is not None:
+        named += [(f"optimizer[{i}].{k}", v) for i, st in enumerate(opt.state.values()) for k, v in st.items()]
+    return [k for k, v in named if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress: bool = True,
@@ -219,24 +258,31 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
     run = Run(out_dir)
     device = pick_device(device)
     start_epoch, history = 0, []
+    if run.dir.exists() and not run.dir.is_dir():
+        raise ConfigError(f"--out {run.dir}: is a file, not a folder; choose another --out")
     if run.checkpoint.exists() or run.state.exists():
         if not resume:
             raise ConfigError(f"--out {run.dir}: already holds a run; pass --resume to continue it, "
                               "or choose another folder")
+        run.read_config()  # CheckpointError when config.json is missing
         check_compatible(read_json(run.config), cfg, run.config)
+        for f in (run.checkpoint, run.state, run.config):
+            remove_temp_files(f)  # left by a kill during a write; the files themselves are whole
     elif resume and not run.dir.exists():
         raise ConfigError(f"--resume: {run.dir} does not exist; drop --resume to start a new run")
+    # an unsafe, damaged or foreign checkpoint is refused before any data is read or downloaded
+    ckpt = load_checkpoint(run.checkpoint, cfg) if run.checkpoint.exists() else None
 
     data = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
     fit, _ = fit_and_holdout(data, cfg)
     model, loss_fn = build(cfg, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    if run.checkpoint.exists():
-        ckpt = load_checkpoint(run.checkpoint, cfg)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
+    if ckpt is not None:
+        load_state(model, ckpt["model"], run.checkpoint)
+        load_state(opt, ckpt.get("optimizer"), run.checkpoint, "optimizer")
         start_epoch, history = int(ckpt["epoch"]), list(json.loads(ckpt["history"]))
+        del ckpt
         if start_epoch >= cfg.epochs and run.finished():
             return run
     state = {"status": "running", "config": asdict(cfg), "device": str(device), "versions": versions(),
@@ -274,6 +320,13 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
                 return run
         mean = (sums / max(n_seen, 1)).tolist()
         dt = time.perf_counter() - t0
+        broken = non_finite(model, opt)
+        if broken:  # a NaN/inf gradient step: never save it over the last good checkpoint
+            state.update(status="failed", error=f"non-finite weights after epoch {epoch + 1}: {broken[0]}")
+            atomic_write_json(run.state, state)
+            kept = f"the last good checkpoint (epoch {epoch}) is kept" if epoch else "no epoch had finished"
+            raise TrainingError(f"{run.dir}: {len(broken)} weight tensor(s) became NaN or infinite in epoch "
+                                f"{epoch + 1} (first: {broken[0]}); stopped, {kept}. Try a lower --lr")
         history.append({"epoch": epoch + 1, "loss": mean[0], "mse": mean[1], "perceptual": mean[2],
                         "seconds": round(dt, 3), "images_per_s": round(n_seen / dt, 1)})
         atomic_torch_save(run.checkpoint, {
@@ -295,5 +348,5 @@ def load_run(out_dir, device=None) -> tuple[TrainConfig, PyramidalAutoencoder, P
     device = pick_device(device)
     ckpt = load_checkpoint(run.checkpoint, cfg)
     model, loss_fn = build(cfg, device, pretrained_backbone=False)
-    model.load_state_dict(ckpt["model"])
+    load_state(model, ckpt["model"], run.checkpoint)
     return cfg, model.eval(), loss_fn
