@@ -502,6 +502,10 @@ def auroc_barplot(comparison: pd.DataFrame, title: str = ""):
     if len(long):
         sns.barplot(data=long, x="class", y="AUROC", hue="who", ax=ax, palette=["tab:blue", "tab:grey"])
     ax.axhline(0.5, c="k", ls=":", lw=0.8)
+    mean = comparison[comparison["class"] == "mean"]
+    if len(mean) and pd.notna(mean["paper"].iloc[0]) and c["paper"].isna().all():  # Table II: a mean only
+        ax.axhline(float(mean["paper"].iloc[0]), c="tab:grey", ls="--", label=f"paper, mean {float(mean['paper'].iloc[0]):.3f}")
+        ax.legend(fontsize="small")
     ax.set(ylim=(0, 1.02), xlabel="normal class")
     ax.set_title(title, fontsize="medium")
     fig.tight_layout()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 pytest.importorskip("ipywidgets")
+pytestmark = pytest.mark.xdist_group("inspector")  # one worker builds the trained run once
 
 from conftest import shared_data  # noqa: E402
 from pyramid_lib import data, threshold  # noqa: E402
