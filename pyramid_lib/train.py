@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import data as data_mod
-from . import profiles, splits, weights
+from . import fast, profiles, splits, weights
 from .errors import CheckpointError, ConfigError, TrainingError
 from .files import atomic_torch_save, atomic_write_json, read_json, remove_temp_files, safe_torch_load
 from .losses import PyramidLoss
@@ -132,7 +132,7 @@ def build(cfg: TrainConfig, device="cpu", pretrained_backbone: bool = True) -> t
     torch.manual_seed(cfg.seed)
     model = PyramidalAutoencoder(cfg.input_size, cfg.encoders, cfg.pyramid, backbone_weights=resnet_w)
     loss = PyramidLoss(cfg.lam, weights=vgg_w)
-    return model.to(device), loss.to(device)
+    return fast.optimize(model.to(device)), loss.to(device)  # exact speed-ups, see fast.py
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -276,7 +276,7 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
     data = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
     fit, _ = fit_and_holdout(data, cfg)
     model, loss_fn = build(cfg, device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = fast.adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)  # fused Adam
 
     if ckpt is not None:
         load_state(model, ckpt["model"], run.checkpoint)

@@ -1,0 +1,31 @@
+"""benchmarks/throughput.py --quick runs and prints its table (no timing assertions)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COLUMNS = ["size", "path", "train img/s", "score img/s", "train GFLOP/img", "score GFLOP/img",
+           "train GFLOP/s", "score GFLOP/s", "train peak MB", "score peak MB"]
+
+
+def test_quick_benchmark_prints_the_table(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--quick", "--json", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    header = next(ln for ln in lines if ln.startswith("| size |"))
+    assert [c.strip() for c in header.strip(" |").split("|")] == COLUMNS
+    rows = [ln for ln in lines if ln.startswith("| ") and ln is not header and not ln.startswith("| size")]
+    paths = [r.split("|")[2].strip() for r in rows]
+    assert paths.count("reference") == paths.count("library") == paths.count("ratio (b)/(a)") >= 1
+    assert any(ln.startswith("fp32 matmul") and "GFLOP/s" in ln for ln in lines)
+    data = json.loads(out.read_text())
+    assert data["matmul_gflops"] > 0
+    for row in data["rows"]:
+        if row["path"] != "ratio (b)/(a)":
+            assert row["train img/s"] > 0 and row["score img/s"] > 0
+            assert row["train GFLOP/img"] > row["score GFLOP/img"] > 0
+            assert row["train peak MB"] > 0 and row["score peak MB"] > 0
