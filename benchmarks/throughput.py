@@ -12,7 +12,7 @@ In one process and one run, for each input size:
 (b) library    pyramid_lib's default path: `train.build` (which applies `fast.optimize`),
                `fast.adam`, in-memory uint8 batches, perceptual targets cached once
                (`train.perceptual_targets`), the step of `train.train`'s inner loop;
-               scoring with `evaluate.score_images` (inference_mode, batches of 500).
+               scoring with `evaluate.score_images` (inference_mode, batches of evaluate.SCORE_BATCH).
 
 Both start from the same seeded weights.  Timed rounds alternate (a) and (b) (and which goes
 first) so that load from other processes hits both alike; the table gives medians over rounds.
@@ -264,7 +264,7 @@ def bench_size(size, device, opts, log) -> list[dict]:
         rows[p.name]["train img/s"] = s["batch"] / statistics.median(times[p.name])
 
     # scoring: a first batch measured, then the whole test split in chunks, alternating
-    first = {"reference": test_u8[:reference.BATCH], "library": test_u8[:500]}
+    first = {"reference": test_u8[:reference.BATCH], "library": test_u8[:evaluate.SCORE_BATCH]}
     for p in paths:
         imgs = first[p.name]
         flops, peak = measured(lambda: p.score(imgs), device, p.resident())

@@ -71,9 +71,12 @@ class ImageSet:
 
 
 def to_input(images_u8: torch.Tensor, device="cpu") -> torch.Tensor:
-    """uint8 B x C x S x S -> float B x 3 x S x S in [0, 1]; grey is repeated to 3 channels."""
+    """uint8 B x C x S x S -> float B x 3 x S x S in [0, 1]; grey is repeated to 3 channels.
+
+    Stored channels-last (NHWC, values unchanged): the layout `fast.optimize` gives the network
+    and the loss, which oneDNN runs faster on CPU."""
     x = images_u8.to(device, non_blocking=True).float().div_(255)
-    return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x
+    return x.expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
 
 
 @dataclass

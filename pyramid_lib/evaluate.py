@@ -26,10 +26,11 @@ from .losses import SCORE_NAMES, PyramidLoss, scores
 from .train import Run, TrainConfig, fit_and_holdout, load_run, pick_device
 
 PRIMARY_SCORE = "loss"  # the paper's: the per-image training loss, MSE + lambda * perceptual
+SCORE_BATCH = 250  # fastest of 120/250/500 when scoring 28x28 on 2 CPU cores (benchmarks/README.md)
 
 
 @torch.inference_mode()
-def score_images(model, loss: PyramidLoss, images: data_mod.ImageSet, device=None, batch_size: int = 500,
+def score_images(model, loss: PyramidLoss, images: data_mod.ImageSet, device=None, batch_size: int = SCORE_BATCH,
                  progress: bool = True, desc: str = "scoring") -> pd.DataFrame:
     """Every score of every image, with its label, class and name, as a DataFrame."""
     device = next(model.parameters()).device if device is None else torch.device(device)

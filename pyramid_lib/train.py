@@ -132,7 +132,7 @@ def build(cfg: TrainConfig, device="cpu", pretrained_backbone: bool = True) -> t
     torch.manual_seed(cfg.seed)
     model = PyramidalAutoencoder(cfg.input_size, cfg.encoders, cfg.pyramid, backbone_weights=resnet_w)
     loss = PyramidLoss(cfg.lam, weights=vgg_w)
-    return fast.optimize(model.to(device)), loss.to(device)  # exact speed-ups, see fast.py
+    return fast.optimize(model.to(device)), fast.optimize_loss(loss.to(device))  # exact speed-ups, see fast.py
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:

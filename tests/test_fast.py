@@ -177,3 +177,21 @@ def test_fused_adam_step_matches_plain_adam():
             o.step()
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
+
+
+def test_inputs_and_loss_are_channels_last_with_unchanged_values():
+    from pyramid_lib.data import to_input
+
+    grey = torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8)
+    x = to_input(grey)
+    assert x.shape == (3, 3, 28, 28) and x.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x, (grey.float() / 255).expand(-1, 3, -1, -1))
+    rgb = torch.randint(0, 256, (2, 3, 30, 30), dtype=torch.uint8)
+    assert torch.equal(to_input(rgb), rgb.float() / 255)
+
+    _, loss = build(TrainConfig(dataset="mnist-sample", weights="random"))
+    conv = loss.features.features[0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = PyramidLoss(1.0)
+    plain.load_state_dict(loss.state_dict())
+    torch.testing.assert_close(loss.features(x), plain.features(x.contiguous()), rtol=0, atol=1e-5)
