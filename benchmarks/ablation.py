@@ -81,10 +81,7 @@ def train_step(v, x, f):
     model, loss, opt, fmt, cached = v
     model.train()
     x = x.contiguous(memory_format=fmt)
-    total = loss(model(x), x, f.contiguous(memory_format=fmt) if cached else None)[0].mean()
-    opt.zero_grad(set_to_none=True)
-    total.backward()
-    opt.step()
+    train.step(model, loss, opt, x, f.contiguous(memory_format=fmt) if cached else None)
 
 
 @torch.inference_mode()

@@ -209,14 +209,10 @@ class Library:
         idx = self.queue.pop(0)
         self.model.train()
         x = self.fit.batch(idx, self.device)
-        x_hat = self.model(x)
-        total, mse, perc = self.loss(x_hat, x, None if self.targets is None else self.targets[idx.to(self.device)])
-        loss = total.mean()
+        loss, total, mse, perc = train.step(self.model, self.loss, self.opt, x,
+                                            None if self.targets is None else self.targets[idx.to(self.device)])
         if not torch.isfinite(loss):
             raise RuntimeError("non-finite loss")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
         torch.stack([total.sum(), mse.sum(), perc.sum()]).detach().double().cpu()
 
     def score(self, test_u8):

@@ -249,16 +249,16 @@ def optimize_loss(loss: nn.Module) -> nn.Module:
 
 
 def plain(model: nn.Module) -> nn.Module:
-    """Undo `optimize`, in place: every TapConv2d back to the nn.Conv2d (same Parameters)."""
+    """Undo `optimize`, in place: every rewritten conv back to an nn.Conv2d (same Parameters)."""
     for name, m in list(model.named_modules()):
-        if isinstance(m, (TapConv2d, MatrixConv2d)):
+        if isinstance(m, _KnownSizeConv):
             _set(model, name, m.to_conv())
     return model
 
 
 def rewritten(model: nn.Module) -> list[str]:
     """Names of the convs `optimize` rewrote."""
-    return [name for name, m in model.named_modules() if isinstance(m, (TapConv2d, MatrixConv2d))]
+    return [name for name, m in model.named_modules() if isinstance(m, _KnownSizeConv)]
 
 
 def adam(params, lr: float, weight_decay: float = 0.0, **kw) -> torch.optim.Adam:

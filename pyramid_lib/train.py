@@ -155,6 +155,19 @@ def fit_and_holdout(data: data_mod.OneClassData, cfg: TrainConfig):
     return data.train.subset(fit_idx), data.train.subset(val_idx)
 
 
+def step(model, loss_fn: PyramidLoss, opt, x, target_features=None):
+    """One training step on batch x: (mean loss, per-image total, mse, perceptual), detached.
+
+    The update is skipped when the mean loss is not finite (the caller stops the run)."""
+    total, mse, perc = loss_fn(model(x), x, target_features)
+    loss = total.mean()
+    if torch.isfinite(loss):
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return loss.detach(), total.detach(), mse.detach(), perc.detach()
+
+
 @torch.no_grad()
 def perceptual_targets(loss: PyramidLoss, images: data_mod.ImageSet, device, batch_size: int = 500,
                        max_bytes: float = 2e9) -> torch.Tensor | None:
@@ -301,18 +314,13 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
         sums, n_seen = torch.zeros(3, dtype=torch.float64), 0
         for idx in batches(epoch_order(len(fit), cfg.seed, epoch), cfg.batch_size):
             x = fit.batch(idx, device)
-            x_hat = model(x)
-            total, mse, perc = loss_fn(x_hat, x, None if targets is None else targets[idx.to(device)])
-            loss = total.mean()
+            loss, total, mse, perc = step(model, loss_fn, opt, x, None if targets is None else targets[idx.to(device)])
             if not torch.isfinite(loss):
                 state.update(status="failed", error=f"non-finite loss {loss.item()} in epoch {epoch + 1}")
                 atomic_write_json(run.state, state)
                 kept = f"the last good checkpoint (epoch {epoch}) is kept" if epoch else "no epoch had finished"
                 raise TrainingError(f"{run.dir}: loss became {loss.item()} in epoch {epoch + 1}; stopped, {kept}. "
                                     "Try a lower --lr")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
             sums += torch.stack([total.sum(), mse.sum(), perc.sum()]).detach().double().cpu()
             n_seen += len(idx)
             steps += 1
