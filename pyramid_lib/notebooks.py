@@ -370,7 +370,8 @@ def quick_sweep(experiment: str, setup: Setup, classes=None, progress: bool | No
         if "datasets" not in accepts and "datasets" in kwargs:
             raise PyramidError(f"{experiment} is absent and this sweep cannot run on a stand-in dataset")
         res = reproduce.sweep(experiment, setup.profile, classes, **kwargs, **overrides)
-    dirs = [str(m.parent) for m in sorted((out_root / experiment / setup.profile / "runs").glob("*/metrics.csv"))]
+    base = Path(res.attrs.get("base", out_root / experiment / setup.profile))
+    dirs = [str(m.parent) for m in sorted((base / "runs").glob("*/metrics.csv"))]
     if len(dirs) == len(res):  # collect() reads the same files in the same order
         res.insert(0, "run_dir", dirs)
     if setup.sweep_test_limit and len(res) and (res["n_test"] > setup.sweep_test_limit).any():

@@ -10,7 +10,9 @@ Experiments (`EXPERIMENTS`):
     baselines            OC-SVM, KDE, plain AE (L2, SSIM) and our network with lambda = 0, re-run on
                          the same splits (baselines.py); default datasets MNIST and Fashion-MNIST
 
-Layout: results/<experiment>/<profile>/
+Layout: results/<experiment>/<profile>/ (or <profile>-<setting><value>... when options such as
+--epochs 30 or --lambda 0 change the profile's runs: `variant`, so that they never mix with, or
+are silently skipped as, the profile's own finished runs)
     runs/<name>/        one run folder each (train.py, evaluate.py, baselines.py)
     results.csv         one row per finished run (the per-run metrics.csv rows, combined)
     comparison.csv      ours beside the paper's numbers (paper.py), where the paper has a table
@@ -41,7 +43,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -133,6 +135,54 @@ def plan(experiment: str, profile: str = "quick", classes=None, weights: str = "
 
 
 # ------------------------------------------------------------------------------ one run
+
+
+_VARIANT_LABELS = {"lam": "lambda", "input_size": "size"}
+_VARIANT_FIELDS = ("epochs", "encoders", "pyramid", "lam", "input_size", "seed", "lr", "batch_size", "train_limit")
+
+
+def variant(profile: str, todo: list[Job], plain: list[Job]) -> str:
+    """The results folder name of a sweep: the profile's name, plus `-<setting><value>` for each
+    setting in which the planned runs differ from the same plan without overrides (e.g.
+    `cpu-epochs30`, `quick-lambda0-seed1`)."""
+    changed = [k for k in _VARIANT_FIELDS
+               if any(getattr(j.cfg, k) != getattr(p.cfg, k) for j, p in zip(todo, plain))]
+
+    def fmt(v):
+        return "none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+
+    return "-".join([profile, *(f"{_VARIANT_LABELS.get(k, k)}{fmt(getattr(todo[0].cfg, k))}" for k in changed)])
+
+
+def output_dir(experiment: str, profile: str = "quick", classes=None, out_root="results", weights: str = "random",
+               data_root=None, download: bool = True, datasets=None, methods=None, **overrides) -> Path:
+    """Where a sweep with these arguments writes: out_root/<experiment>/<variant>."""
+    todo = plan(experiment, profile, classes, weights, data_root, download, datasets, methods, **overrides)
+    plain = plan(experiment, profile, classes, weights, data_root, download, datasets, methods)
+    return Path(out_root) / experiment / variant(profile, todo, plain)
+
+
+def check_finished_runs(base: Path, todo: list[Job]) -> None:
+    """Refuse a sweep whose planned runs were finished before with other settings (another
+    --weights, or a profile that changed): skipping them would report those settings as these."""
+    from .files import read_json
+    from .train import RUN_FIELDS
+
+    for j in todo:
+        run_dir = base / "runs" / j.name
+        if not finished(run_dir) or not (run_dir / "config.json").is_file():
+            continue
+        try:
+            saved = read_json(run_dir / "config.json")
+        except Exception as e:
+            raise ConfigError(f"{run_dir / 'config.json'}: unreadable ({e}); remove {run_dir} to redo the run")
+        want = asdict(j.cfg)
+        diff = [f"{k}: {saved.get(k)!r} there, {want[k]!r} here" for k in (*RUN_FIELDS, "epochs")
+                if saved.get(k) != want[k]]
+        if diff:
+            raise ConfigError(f"{run_dir}: finished with other settings ({'; '.join(diff)}); this sweep would skip "
+                              "it and report its settings as yours: pass --out <another results root>, or remove "
+                              "the run folder to redo it")
 
 
 def finished(run_dir) -> bool:
@@ -258,13 +308,17 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
           slurm: dict | None = None, wait: bool = True, figures: bool = True, **overrides) -> pd.DataFrame:
     """Run every unfinished run of an experiment (`jobs` at a time, or on SLURM), then collect the
     results and write results.csv, comparison.csv, figures and README.md under
-    out_root/<experiment>/<profile>/.  Returns the combined results."""
+    out_root/<experiment>/<variant>/ (the profile's name, plus the settings that overrides change:
+    `variant`).  Returns the combined results; `.attrs["base"]` is that folder."""
     if executor not in EXECUTORS:
         raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs must be a positive integer, got {jobs!r}")
     todo = plan(experiment, profile, classes, weights, data_root, download, datasets, methods, **overrides)
-    base = Path(out_root) / experiment / profile
+    plain = plan(experiment, profile, classes, weights, data_root, download, datasets, methods)
+    label = variant(profile, todo, plain)
+    base = Path(out_root) / experiment / label
+    check_finished_runs(base, todo)
     started = dt.datetime.now(dt.timezone.utc)
     command = command or "python -c 'pyramid_lib.reproduce.sweep(...)'"
     from .report import record_plan
@@ -304,11 +358,12 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
     if figures:
         from . import report
 
-        report.experiment_outputs(experiment, profile, base, todo, out_root=out_root)
+        report.experiment_outputs(experiment, label, base, todo, out_root=out_root)
     failed = [s for s in statuses if s[1].startswith("failed")]
     if failed and progress:
         for name, st, _ in failed:
             print(f"  FAILED {name}: {st} (see {base / 'runs' / name / 'error.log'})", file=sys.stderr)
+    results.attrs["base"] = str(base)  # where the sweep wrote (out_root/<experiment>/<variant>)
     return results
 
 

@@ -2,14 +2,16 @@
 
 Tiny runs on the embedded mnist-sample (no download): 1 epoch on 40 images."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from pyramid_lib import cli, reproduce
 from pyramid_lib.errors import ConfigError
-from pyramid_lib.report import build_report, md_table
+from pyramid_lib.report import baselines_table, build_report, md_table, target_lines, variant_lines
 
 TINY = dict(epochs=1, train_limit=40)
+TINY_DIR = "quick-epochs1-train_limit40"  # reproduce.variant: the profile's folder, plus what TINY changes
 
 
 def tiny_sweep(out, classes=("0", "1"), **kw):
@@ -39,7 +41,8 @@ def test_plan_experiments():
 def test_sweep_parallel_skip_and_report(tmp_path):
     out = tmp_path / "results"
     res = tiny_sweep(out, jobs=2)
-    base = out / "mnist" / "quick"
+    base = out / "mnist" / TINY_DIR
+    assert res.attrs["base"] == str(base)
     assert sorted(res["normal_class"]) == ["0", "1"] and res["auroc"].between(0, 1).all()
     for f in ("results.csv", "README.md", "auroc_by_class.png", "roc_curves.png", "sweeps.csv", "plan.csv"):
         assert (base / f).is_file(), f
@@ -54,7 +57,7 @@ def test_sweep_parallel_skip_and_report(tmp_path):
     assert list(sweeps["finished_before"]) == [0, 2] and list(sweeps["done"]) == [2, 0]
     page = build_report(out)
     text = page.read_text()
-    assert "MNIST" in text and "mnist/quick/auroc_by_class.png" in text
+    assert "MNIST" in text and f"mnist/{TINY_DIR}/auroc_by_class.png" in text
 
 
 def test_busy_run_is_skipped_and_partial_never_overwrites(tmp_path):
@@ -82,20 +85,20 @@ def test_submitit_local_executor(tmp_path):
     out = tmp_path / "results"
     res = tiny_sweep(out, classes=("2",), executor="submitit-local", jobs=1)
     assert list(res["normal_class"]) == ["2"]
-    assert (out / "mnist" / "quick" / "submitit").is_dir()
-    assert pd.read_csv(out / "mnist" / "quick" / "sweeps.csv")["executor"].iloc[0] == "submitit-local"
+    assert (out / "mnist" / TINY_DIR / "submitit").is_dir()
+    assert pd.read_csv(out / "mnist" / TINY_DIR / "sweeps.csv")["executor"].iloc[0] == "submitit-local"
 
 
 def test_submitit_local_executor_skips_finished(tmp_path):
     """A finished run is not submitted again (no job is created for it)."""
     out = tmp_path / "results"
     job = reproduce.plan("mnist", "quick", ["4"], datasets=["mnist-sample"], **TINY)[0]
-    d = out / "mnist" / "quick" / "runs" / job.name
+    d = out / "mnist" / TINY_DIR / "runs" / job.name
     d.mkdir(parents=True)
     pd.DataFrame([{"dataset": "mnist-sample", "normal_class": "4", "lambda": 1.0, "auroc": 0.9, "weights": "random",
                    "epochs": 1, "fit_images": 40, "device": "cpu"}]).to_csv(d / "metrics.csv", index=False)
     res = tiny_sweep(out, classes=("4",), executor="submitit-local")
-    assert list(res["auroc"]) == [0.9] and not (out / "mnist" / "quick" / "submitit").exists()
+    assert list(res["auroc"]) == [0.9] and not (out / "mnist" / TINY_DIR / "submitit").exists()
 
 
 def test_submitit_worker_function_roundtrip(tmp_path):
@@ -146,3 +149,80 @@ def test_slurm_executor_parameters(tmp_path, monkeypatch):
     for line in ("--partition=gpu", "--cpus-per-task=6", "--gpus-per-node=1", "--time=90", "--job-name=pyramid-mnist"):
         assert line in text
     assert ex._executor.parameters["array_parallelism"] == 3 and threads == 6
+
+
+def test_overrides_get_their_own_folder_and_finished_runs_with_other_settings_are_refused(tmp_path):
+    """`--epochs 30` must not land in (and be skipped as) the profile's finished 10-epoch runs."""
+    assert reproduce.output_dir("mnist", "cpu", out_root=tmp_path) == tmp_path / "mnist" / "cpu"
+    assert reproduce.output_dir("mnist", "cpu", out_root=tmp_path, epochs=30).name == "cpu-epochs30"
+    assert reproduce.output_dir("fmnist", "cpu", out_root=tmp_path, epochs=20, lam=0.0).name == "cpu-epochs20-lambda0"
+    assert reproduce.output_dir("mnist", "cpu", out_root=tmp_path, epochs=10, lam=1.0).name == "cpu"  # = profile
+    assert reproduce.output_dir("ablation-encoders", "quick", out_root=tmp_path, encoders=4).name == "quick"
+    # a finished run made with other weights: the sweep refuses, naming the run and the setting, runs nothing
+    job = reproduce.plan("mnist", "quick", ["3"], datasets=["mnist-sample"], **TINY)[0]
+    d = tmp_path / "mnist" / TINY_DIR / "runs" / job.name
+    d.mkdir(parents=True)
+    pd.DataFrame([{"dataset": "mnist-sample", "normal_class": "3", "lambda": 1.0, "auroc": 0.5, "weights": "random",
+                   "epochs": 1, "fit_images": 40, "device": "cpu"}]).to_csv(d / "metrics.csv", index=False)
+    from dataclasses import asdict
+
+    from pyramid_lib.files import atomic_write_json
+
+    atomic_write_json(d / "config.json", {**asdict(job.cfg), "weights": "imagenet"})
+    with pytest.raises(ConfigError, match=r"mnist-sample-3.*weights: 'imagenet' there, 'random' here"):
+        tiny_sweep(tmp_path, classes=("3",))
+    assert not (d.parent.parent / "sweeps.csv").exists()
+    atomic_write_json(d / "config.json", asdict(job.cfg))  # same settings: skipped, as before
+    assert list(tiny_sweep(tmp_path, classes=("3",), figures=False)["auroc"]) == [0.5]
+
+
+def _results(rows, **const):
+    return pd.DataFrame([{**const, **r} for r in rows]).astype({"normal_class": str})
+
+
+def test_gap_is_explained_by_measurements_and_variants_are_paired(tmp_path):
+    """A missed target lists measured causes: score parts, the loss still falling, longer runs, capacity."""
+    import json
+
+    base = tmp_path / "mnist" / "cpu"
+    res = _results([{"run": f"mnist-{c}", "normal_class": str(c), "auroc": a, "auroc_mse": a + 0.01,
+                     "auroc_perceptual": a - 0.02, "auroc_ssim": 0.97} for c, a in ((3, 0.88), (8, 0.80))],
+                   dataset="mnist", epochs=10, method="ours")
+    for i, r in res.iterrows():
+        (base / "runs" / r.run).mkdir(parents=True)
+        hist = [{"epoch": e + 1, "loss": 0.1 - 0.01 * e - 0.005 * i} for e in range(10)]
+        (base / "runs" / r.run / "run.json").write_text(json.dumps({"history": hist}))
+    longer = tmp_path / "mnist" / "cpu-epochs20"
+    longer.mkdir(parents=True)
+    _results([{"normal_class": "8", "auroc": 0.85}], dataset="mnist", epochs=20).to_csv(longer / "results.csv")
+    enc = tmp_path / "ablation-encoders" / "quick"
+    enc.mkdir(parents=True)
+    _results([{"normal_class": "0", "encoders": k, "auroc": 0.7 + 0.01 * k} for k in (1, 2, 4, 6)],
+             dataset="fmnist").to_csv(enc / "results.csv")
+    ae = _results([{"normal_class": c, "auroc": 0.9, "method": "ae-l2"} for c in ("3", "8")], dataset="mnist")
+    text = "\n".join(target_lines("mnist", res, ae, 2, base, tmp_path, "cpu"))
+    assert "**missed**" in text and "MSE term alone gives a mean AUROC of 0.8500" in text
+    assert "perceptual term alone 0.8200" in text and "1 - SSIM of the same reconstructions gives 0.9700" in text
+    loss_drop = 100 * (1 - 0.01 / 0.02)  # last epoch 0.02 -> 0.01 for run 0; 0.015 -> 0.005 for run 1
+    assert f"still fell by {np.median([loss_drop, 100 * (1 - 0.005 / 0.015)]):.1f}%" in text
+    assert "class 8: 0.800 -> 0.850" in text and "mean change +0.050 on 1 class(es)" in text
+    assert "1 encoder 0.710, 2 encoders 0.720, 4 encoders 0.740, 6 encoders 0.760" in text
+    assert "does **not** beat the re-run plain autoencoder ae-l2 (0.9000)" in text and "better on 0 of the 2" in text
+    # a variant folder is paired with its base profile, with no paper target
+    res.to_csv(base / "results.csv", index=False)
+    v = "\n".join(variant_lines("mnist", "cpu-epochs20", read_csv(longer), tmp_path))
+    assert "| 8 | 0.800 | 0.850 | 0.050 |" in v and "no target applies" in v
+
+
+def read_csv(base):
+    return pd.read_csv(base / "results.csv", dtype={"normal_class": str})
+
+
+def test_baselines_table_adds_the_comparable_mean_when_columns_lack_classes(tmp_path):
+    rows = [{"normal_class": c, "method": "ae-l2", "auroc": 0.8 + 0.01 * int(c)} for c in "0123"]
+    rows += [{"normal_class": "1", "method": "ours-lambda0", "auroc": 0.95}]
+    t = baselines_table(_results(rows, dataset="mnist"), tmp_path, "cpu")
+    means = t.set_index("normal_class")
+    assert means.loc["mean (classes present)", "ae-l2"] == pytest.approx(0.815)
+    assert means.loc["mean (1 classes every column has)", "ae-l2"] == pytest.approx(0.81)
+    assert means.loc["mean (1 classes every column has)", "ours-lambda0"] == pytest.approx(0.95)

@@ -33,7 +33,7 @@ from pyramid_lib.cli import main
 from pyramid_lib.errors import CheckpointError, ConfigError, DataError, PyramidError, TrainingError
 from pyramid_lib.evaluate import score_images, summarize
 from pyramid_lib.losses import PyramidLoss
-from pyramid_lib.train import CHECKPOINT_FORMAT, Run, TrainConfig, build, load_checkpoint, load_run, train
+from pyramid_lib.train import CHECKPOINT_FORMAT, Run, TrainConfig, load_checkpoint, load_run, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -212,7 +212,7 @@ def test_sweep_killed_midway_resumes_and_skips_finished_runs(tmp_path, tiny, mon
                         batch_size=4, train_limit=None)
     with pytest.raises(KeyboardInterrupt):
         reproduce.sweep("mnist", "quick", ["1", "2"], **opts)
-    runs = tmp_path / "mnist" / "quick" / "runs"
+    runs = tmp_path / "mnist" / "quick-epochs2-batch_size4" / "runs"  # reproduce.variant
     done, partial = Run(runs / "mnist-1"), Run(runs / "mnist-2")
     assert (done.dir / "metrics.csv").is_file() and done.read_state()["status"] == "finished"
     assert load_checkpoint(partial.checkpoint)["epoch"] == 1 and not (partial.dir / "metrics.csv").exists()

@@ -8,7 +8,7 @@ import torch
 from pyramid_lib import data, threshold
 from pyramid_lib.errors import CheckpointError, ConfigError
 from pyramid_lib.evaluate import evaluate_run, summarize
-from pyramid_lib.train import Run, TrainConfig, load_run, train
+from pyramid_lib.train import TrainConfig, load_run, train
 
 
 @pytest.fixture(scope="module")
