@@ -27,7 +27,7 @@ and a SLURM array) never train the same run twice: the second one skips it as bu
 
 Parallelism: `jobs` runs at once on this machine, a fresh process per run
 (`concurrent.futures.ProcessPoolExecutor`, spawn, one task per child), each with
-cores // jobs torch threads; or `executor="slurm"`, which submits the same runs as a job array
+cores // jobs torch threads and, on a machine with several GPUs, its own GPU (`gpu_slots`); or `executor="slurm"`, which submits the same runs as a job array
 through `submitit` (`executor="submitit-local"` does the same with submitit's local executor,
 for testing without a cluster).
 """
@@ -262,13 +262,36 @@ def run_job(job: Job, run_dir, device=None, progress: bool = False) -> tuple[str
     return job.name, "done", time.perf_counter() - t0
 
 
-def _worker(job: Job, run_dir: str, device, threads: int) -> tuple[str, str, float]:
-    """Entry point of a worker process (local pool or submitit): limit threads, then run the job."""
+def _worker(job: Job, run_dir: str, device, threads: int, gpus=None) -> tuple[str, str, float]:
+    """Entry point of a worker process (local pool or submitit): limit threads, then run the job;
+    with `gpus` (a queue of device names, see gpu_slots), on a GPU taken from it and given back after."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    return run_job(job, run_dir, device, progress=False)
+    if gpus is None:
+        return run_job(job, run_dir, device, progress=False)
+    dev = gpus.get()
+    try:
+        return run_job(job, run_dir, dev, progress=False)
+    finally:
+        gpus.put(dev)
+
+
+def gpu_slots(device, jobs: int, n_gpus: int | None = None) -> list[str]:
+    """The device names that `jobs` parallel runs share when `device` is "auto"/"cuda" and more than
+    one GPU is visible: each GPU listed ceil(jobs / n_gpus) times, so runs spread over all of them
+    (a process per GPU when jobs == n_gpus).  Empty otherwise: every run uses `device` itself."""
+    if device not in (None, "auto", "cuda"):
+        return []
+    if n_gpus is None:
+        import torch
+
+        n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n_gpus < 2 or jobs < 2:
+        return []
+    per = -(-jobs // n_gpus)
+    return [f"cuda:{i}" for _ in range(per) for i in range(n_gpus)]
 
 
 # ------------------------------------------------------------------------------ sweep
@@ -341,8 +364,16 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         _ensure_importable()
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), max_tasks_per_child=1) as ex:
-            futs = {ex.submit(_worker, j, str(base / "runs" / j.name), device, threads): j for j in pending}
+        ctx = mp.get_context("spawn")
+        slots, gpus = gpu_slots(device, jobs), None
+        if slots:  # several GPUs: each run takes one from the queue and gives it back when done
+            gpus = ctx.Manager().Queue()
+            for d in slots:
+                gpus.put(d)
+            if progress:
+                print(f"  {jobs} runs at once on {len(set(slots))} GPUs ({', '.join(sorted(set(slots)))})", flush=True)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, max_tasks_per_child=1) as ex:
+            futs = {ex.submit(_worker, j, str(base / "runs" / j.name), device, threads, gpus): j for j in pending}
             for f in as_completed(futs):
                 try:
                     statuses.append(f.result())

@@ -226,3 +226,25 @@ def test_baselines_table_adds_the_comparable_mean_when_columns_lack_classes(tmp_
     assert means.loc["mean (classes present)", "ae-l2"] == pytest.approx(0.815)
     assert means.loc["mean (1 classes every column has)", "ae-l2"] == pytest.approx(0.81)
     assert means.loc["mean (1 classes every column has)", "ours-lambda0"] == pytest.approx(0.95)
+
+
+def test_parallel_runs_spread_over_gpus():
+    """`--jobs N` on a machine with several GPUs: a process per GPU, each taking a free one."""
+    assert reproduce.gpu_slots("auto", 4, n_gpus=4) == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
+    assert reproduce.gpu_slots("cuda", 3, n_gpus=2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert reproduce.gpu_slots("auto", 4, n_gpus=1) == []  # one GPU (or none): every run uses the device
+    assert reproduce.gpu_slots("cpu", 4, n_gpus=8) == [] and reproduce.gpu_slots("cuda:1", 4, n_gpus=8) == []
+    assert reproduce.gpu_slots("auto", 1, n_gpus=8) == []
+    import queue
+
+    q, seen = queue.Queue(), []
+    for d in ("cuda:0", "cuda:1"):
+        q.put(d)
+    real = reproduce.run_job
+    try:
+        reproduce.run_job = lambda job, run_dir, dev, progress=False: (seen.append((dev, q.qsize())), (job, "done", 0))[1]
+        reproduce._worker("a", "r", "auto", 0, q)
+        reproduce._worker("b", "r", "auto", 0, q)
+    finally:
+        reproduce.run_job = real
+    assert seen == [("cuda:0", 1), ("cuda:1", 1)] and q.qsize() == 2  # taken while running, given back after
