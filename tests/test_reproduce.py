@@ -8,7 +8,8 @@ import pytest
 
 from pyramid_lib import cli, reproduce
 from pyramid_lib.errors import ConfigError
-from pyramid_lib.report import baselines_table, build_report, md_table, target_lines, variant_lines
+from pyramid_lib.report import (baselines_table, build_report, md_table, target_lines, trend_lines,
+                                variant_lines)
 
 TINY = dict(epochs=1, train_limit=40)
 TINY_DIR = "quick-epochs1-train_limit40"  # reproduce.variant: the profile's folder, plus what TINY changes
@@ -248,3 +249,15 @@ def test_parallel_runs_spread_over_gpus():
     finally:
         reproduce.run_job = real
     assert seen == [("cuda:0", 1), ("cuda:1", 1)] and q.qsize() == 2  # taken while running, given back after
+
+
+def test_ablation_pages_check_the_papers_claim_per_class():
+    enc = _results([{"normal_class": c, "encoders": k, "auroc": a} for c, ks in
+                    (("0", {1: 0.7, 2: 0.75, 4: 0.8, 6: 0.79}), ("4", {1: 0.9, 2: 0.8, 4: 0.85}))
+                    for k, a in ks.items()], dataset="fmnist")
+    text = "\n".join(trend_lines("ablation-encoders", enc))
+    assert "fmnist 0: AUROC with 4 encoders minus the best of 1-2 encoders: +0.050 (as the paper says); 6 minus 4: -0.010" in text
+    assert "fmnist 4: AUROC with 4 encoders minus the best of 1-2 encoders: -0.050 (**not** as the paper says)." in text
+    lam = _results([{"normal_class": "0", "lambda": l, "auroc": a} for l, a in ((0.0, 0.8), (1.0, 0.78))], dataset="fmnist")
+    assert "lambda 1 minus lambda 0: -0.020 (**not** as the paper says)" in "\n".join(trend_lines("ablation-lambda", lam))
+    assert trend_lines("ablation-lambda", lam[lam["lambda"] == 0.0]) == []
