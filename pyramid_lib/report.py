@@ -206,10 +206,20 @@ def gap_measurements(experiment: str, profile: str, res: pd.DataFrame, base: Pat
             b = lr.groupby("normal_class").auroc.mean()
             ep = sorted(set(lr.epochs.astype(int)))
             pairs = ", ".join(f"class {c}: {a[c]:.3f} -> {b[c]:.3f}" for c in common)
+            change = (b[common] - a[common]).mean()
+            detail = ""
+            if {"final_loss", "ssim_normal"} <= set(lr.columns) and {"final_loss", "ssim_normal"} <= set(res.columns):
+                ra, rb = res.set_index("normal_class"), lr.groupby("normal_class")[["final_loss", "ssim_normal"]].mean()
+                detail = (f"; training loss {ra.final_loss[common].mean():.4f} -> {rb.final_loss[common].mean():.4f}, "
+                          f"SSIM of normal reconstructions {ra.ssim_normal[common].mean():.3f} -> "
+                          f"{rb.ssim_normal[common].mean():.3f}")
+            verdict = ("more epochs raised the AUROC" if change > 0 else
+                       "more epochs fitted the normals better but did not raise the AUROC (the network also "
+                       "reconstructs the anomalies better), so the epoch budget alone does not explain the gap here")
             out.append(f"  - Epochs (measured by re-running, `results/{experiment}/{p.name}`): "
                        f"the same settings with {'/'.join(map(str, ep))} epochs instead of "
-                       f"{int(res.epochs.iloc[0])}: {pairs} (mean change "
-                       f"{(b[common] - a[common]).mean():+.3f} on {len(common)} class(es)).")
+                       f"{int(res.epochs.iloc[0])}: {pairs} (mean change {change:+.3f} on {len(common)} "
+                       f"class(es){detail}): {verdict}.")
         enc = [p for p in sorted((Path(out_root) / "ablation-encoders").glob("*")) if (p / "results.csv").is_file()]
         for p in enc:
             e = read_results(p)

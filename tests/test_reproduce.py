@@ -206,7 +206,7 @@ def test_gap_is_explained_by_measurements_and_variants_are_paired(tmp_path):
     assert "perceptual term alone 0.8200" in text and "1 - SSIM of the same reconstructions gives 0.9700" in text
     loss_drop = 100 * (1 - 0.01 / 0.02)  # last epoch 0.02 -> 0.01 for run 0; 0.015 -> 0.005 for run 1
     assert f"still fell by {np.median([loss_drop, 100 * (1 - 0.005 / 0.015)]):.1f}%" in text
-    assert "class 8: 0.800 -> 0.850" in text and "mean change +0.050 on 1 class(es)" in text
+    assert "class 8: 0.800 -> 0.850" in text and "mean change +0.050 on 1 class(es)): more epochs raised" in text
     assert "1 encoder 0.710, 2 encoders 0.720, 4 encoders 0.740, 6 encoders 0.760" in text
     assert "does **not** beat the re-run plain autoencoder ae-l2 (0.9000)" in text and "better on 0 of the 2" in text
     # a variant folder is paired with its base profile, with no paper target
