@@ -235,7 +235,7 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_reproduce(a) -> int:
-    from .reproduce import output_dir, plan, sweep
+    from .reproduce import plan, sweep
     from .train import pick_device
 
     prof = profiles.get(a.profile)
@@ -256,8 +256,7 @@ def cmd_reproduce(a) -> int:
                 device=a.device, jobs=a.jobs, executor=a.executor, datasets=a.datasets, methods=a.methods,
                 command=shell_command(getattr(a, "argv", None) or sys.argv[1:]), slurm=slurm,
                 wait=not a.no_wait, **overrides)
-    base = output_dir(a.experiment, a.profile, a.classes, a.out, w, a.data_root, not a.no_download, a.datasets,
-                      a.methods, **overrides)
+    base = Path(res.attrs["base"])  # results/<experiment>/<profile, or its variant>
     if len(res) and "auroc" in res:
         cols = [c for c in ("run", "normal_class", "weights", "epochs", "auroc", "youden_tpr", "youden_tnr") if c in res]
         print(res[cols].to_string(index=False))

@@ -196,7 +196,10 @@ def gap_measurements(experiment: str, profile: str, res: pd.DataFrame, base: Pat
                        f"{drop.min():.1f} to {drop.max():.1f}%): training had not converged; the paper trains 600 "
                        "epochs.")
     if out_root is not None:
-        longer = sorted(p for p in (Path(out_root) / experiment).glob(f"{profile}-epochs*") if p.is_dir())
+        import re  # only folders that change nothing but the epochs: cpu-epochs20, not cpu-epochs20-lambda0
+
+        longer = sorted(p for p in (Path(out_root) / experiment).glob(f"{profile}-epochs*")
+                        if p.is_dir() and re.fullmatch(rf"{re.escape(profile)}-epochs\d+", p.name))
         for p in longer:
             lr = read_results(p)
             common = sorted(set(lr.get("normal_class", [])) & set(res.normal_class), key=lambda c: (len(c), c))
@@ -214,8 +217,8 @@ def gap_measurements(experiment: str, profile: str, res: pd.DataFrame, base: Pat
                           f"SSIM of normal reconstructions {ra.ssim_normal[common].mean():.3f} -> "
                           f"{rb.ssim_normal[common].mean():.3f}")
             verdict = ("more epochs raised the AUROC" if change > 0 else
-                       "more epochs fitted the normals better but did not raise the AUROC (the network also "
-                       "reconstructs the anomalies better), so the epoch budget alone does not explain the gap here")
+                       "more epochs did not raise the AUROC, so the epoch budget alone does not explain the gap "
+                       "here")
             out.append(f"  - Epochs (measured by re-running, `results/{experiment}/{p.name}`): "
                        f"the same settings with {'/'.join(map(str, ep))} epochs instead of "
                        f"{int(res.epochs.iloc[0])}: {pairs} (mean change {change:+.3f} on {len(common)} "
@@ -286,7 +289,8 @@ def variant_lines(experiment: str, profile: str, res: pd.DataFrame, out_root) ->
     t = pd.DataFrame({"class": common, f"{base_profile(profile)}": a[common].values, profile: b[common].values})
     t["difference"] = t[profile] - t[base_profile(profile)]
     return [f"A variant of profile `{base_profile(profile)}` (settings in the folder name); beside the "
-            f"`{base_profile(profile)}` runs of the same classes (`results/{experiment}/{base_profile(profile)}`). Not a reproduction of the paper's table: no target applies.",
+            f"`{base_profile(profile)}` runs of the same classes (`results/{experiment}/{base_profile(profile)}`). "
+            "Not a reproduction of the paper's table: no target applies.",
             "", md_table(t), ""]
 
 

@@ -27,9 +27,10 @@ and a SLURM array) never train the same run twice: the second one skips it as bu
 
 Parallelism: `jobs` runs at once on this machine, a fresh process per run
 (`concurrent.futures.ProcessPoolExecutor`, spawn, one task per child), each with
-cores // jobs torch threads and, on a machine with several GPUs, its own GPU (`gpu_slots`); or `executor="slurm"`, which submits the same runs as a job array
-through `submitit` (`executor="submitit-local"` does the same with submitit's local executor,
-for testing without a cluster).
+cores // jobs torch threads and, on a machine with several GPUs, its own GPU (`gpu_slots`); or
+`executor="slurm"`, which submits the same runs as a job array through `submitit`
+(`executor="submitit-local"` does the same with submitit's local executor, for testing without
+a cluster).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -154,35 +155,36 @@ def variant(profile: str, todo: list[Job], plain: list[Job]) -> str:
     return "-".join([profile, *(f"{_VARIANT_LABELS.get(k, k)}{fmt(getattr(todo[0].cfg, k))}" for k in changed)])
 
 
-def output_dir(experiment: str, profile: str = "quick", classes=None, out_root="results", weights: str = "random",
-               data_root=None, download: bool = True, datasets=None, methods=None, **overrides) -> Path:
-    """Where a sweep with these arguments writes: out_root/<experiment>/<variant>."""
+def plan_and_dir(experiment: str, profile: str = "quick", classes=None, out_root="results", weights: str = "random",
+                 data_root=None, download: bool = True, datasets=None, methods=None,
+                 **overrides) -> tuple[list[Job], Path]:
+    """A sweep's runs and where it writes: out_root/<experiment>/<variant>."""
     todo = plan(experiment, profile, classes, weights, data_root, download, datasets, methods, **overrides)
     plain = plan(experiment, profile, classes, weights, data_root, download, datasets, methods)
-    return Path(out_root) / experiment / variant(profile, todo, plain)
+    return todo, Path(out_root) / experiment / variant(profile, todo, plain)
+
+
+def output_dir(*args, **kwargs) -> Path:
+    """Where a sweep with these arguments (those of plan_and_dir) writes."""
+    return plan_and_dir(*args, **kwargs)[1]
 
 
 def check_finished_runs(base: Path, todo: list[Job]) -> None:
     """Refuse a sweep whose planned runs were finished before with other settings (another
     --weights, or a profile that changed): skipping them would report those settings as these."""
+    from .errors import CheckpointError
     from .files import read_json
-    from .train import RUN_FIELDS
+    from .train import RUN_FIELDS, check_compatible
 
     for j in todo:
         run_dir = base / "runs" / j.name
         if not finished(run_dir) or not (run_dir / "config.json").is_file():
             continue
         try:
-            saved = read_json(run_dir / "config.json")
-        except Exception as e:
-            raise ConfigError(f"{run_dir / 'config.json'}: unreadable ({e}); remove {run_dir} to redo the run")
-        want = asdict(j.cfg)
-        diff = [f"{k}: {saved.get(k)!r} there, {want[k]!r} here" for k in (*RUN_FIELDS, "epochs")
-                if saved.get(k) != want[k]]
-        if diff:
-            raise ConfigError(f"{run_dir}: finished with other settings ({'; '.join(diff)}); this sweep would skip "
-                              "it and report its settings as yours: pass --out <another results root>, or remove "
-                              "the run folder to redo it")
+            check_compatible(read_json(run_dir / "config.json"), j.cfg, run_dir, names=(*RUN_FIELDS, "epochs"))
+        except (CheckpointError, ValueError, OSError) as e:
+            raise ConfigError(f"{str(e).rstrip('.')}. It is finished, so this sweep would skip it and report its "
+                              "settings as yours (remove the run folder to redo it)") from None
 
 
 def finished(run_dir) -> bool:
@@ -337,10 +339,9 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
         raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs must be a positive integer, got {jobs!r}")
-    todo = plan(experiment, profile, classes, weights, data_root, download, datasets, methods, **overrides)
-    plain = plan(experiment, profile, classes, weights, data_root, download, datasets, methods)
-    label = variant(profile, todo, plain)
-    base = Path(out_root) / experiment / label
+    todo, base = plan_and_dir(experiment, profile, classes, out_root, weights, data_root, download, datasets,
+                              methods, **overrides)
+    label = base.name
     check_finished_runs(base, todo)
     started = dt.datetime.now(dt.timezone.utc)
     command = command or "python -c 'pyramid_lib.reproduce.sweep(...)'"
