@@ -470,24 +470,33 @@ def figures(experiment: str, base: Path, res: pd.DataFrame, out_root, profile: s
 
 
 def resume_command(experiment: str, profile: str, base: Path) -> str:
-    """The command that runs every planned run: the broadest one recorded in sweeps.csv (fewest
-    restrictions such as --classes or --methods), else the default."""
+    """The command that runs every planned run: the last one recorded in sweeps.csv without the options
+    that narrow it to some runs (--classes, --methods, and --dataset when it names a dataset of the
+    default plan), else the default.  For mvtec the categories asked for are the plan: kept as is."""
     sweeps = _read(Path(base) / "sweeps.csv")
     if not len(sweeps):
         return f"pyramid-ad reproduce {experiment} --profile {profile} --data-root <data> --jobs <N>"
     import shlex
 
-    words, out, skipping = shlex.split(str(sweeps["command"].iloc[-1])), [], False
-    for w in words:  # drop the options that restrict the plan: what is left runs every planned run
-        if w in ("--classes", "--methods", "--dataset"):
+    last = str(sweeps["command"].iloc[-1])
+    if experiment == "mvtec":
+        return last
+    try:
+        from .reproduce import plan
+
+        default_datasets = set(plan_frame(plan(experiment, "quick"))["dataset"])
+    except Exception:
+        default_datasets = set()
+    words, out, skipping = shlex.split(last), [], False
+    for i, w in enumerate(words):  # drop the options that narrow the plan: what is left runs every planned run
+        if w in ("--classes", "--methods") or (
+                w == "--dataset" and i + 1 < len(words) and words[i + 1] in default_datasets):
             skipping = True
             continue
         if skipping and not w.startswith("--"):
             continue
         skipping = False
         out.append(w)
-    if experiment in ("mvtec",) or (experiment in ABLATION_LIKE or experiment == "baselines") and "--dataset" in words:
-        return str(sweeps["command"].iloc[-1])  # categories / datasets asked for are part of the plan
     return " ".join(shlex.quote(w) for w in out)
 
 

@@ -261,3 +261,22 @@ def test_ablation_pages_check_the_papers_claim_per_class():
     lam = _results([{"normal_class": "0", "lambda": l, "auroc": a} for l, a in ((0.0, 0.8), (1.0, 0.78))], dataset="fmnist")
     assert "lambda 1 minus lambda 0: -0.020 (**not** as the paper says)" in "\n".join(trend_lines("ablation-lambda", lam))
     assert trend_lines("ablation-lambda", lam[lam["lambda"] == 0.0]) == []
+
+
+@pytest.mark.parametrize("last, expected", [
+    # the last sweep ran two Fashion-MNIST lambda-0 classes: the hint must also cover the MNIST ones
+    ("pyramid-ad reproduce baselines --classes 7 6 --methods ours-lambda0 --dataset fmnist --profile cpu --jobs 1",
+     "pyramid-ad reproduce baselines --profile cpu --jobs 1"),
+    # a dataset outside the default plan is what was asked for: kept
+    ("pyramid-ad reproduce ablation-lambda --dataset mvtec --classes bottle --profile paper",
+     "pyramid-ad reproduce ablation-lambda --dataset mvtec --profile paper"),
+    ("pyramid-ad reproduce mnist --dataset mnist-sample --classes 3 --profile quick",
+     "pyramid-ad reproduce mnist --dataset mnist-sample --profile quick"),
+])
+def test_resume_hint_runs_every_missing_run_not_only_the_last_sweeps(tmp_path, last, expected):
+    from pyramid_lib.report import resume_command
+
+    experiment = last.split()[2]
+    pd.DataFrame([{"command": "pyramid-ad reproduce x --profile cpu"}, {"command": last}]).to_csv(
+        tmp_path / "sweeps.csv", index=False)
+    assert resume_command(experiment, "cpu", tmp_path) == expected
