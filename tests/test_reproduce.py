@@ -200,8 +200,11 @@ def test_gap_is_explained_by_measurements_and_variants_are_paired(tmp_path):
     enc.mkdir(parents=True)
     _results([{"normal_class": "0", "encoders": k, "auroc": 0.7 + 0.01 * k} for k in (1, 2, 4, 6)],
              dataset="fmnist").to_csv(enc / "results.csv")
-    ae = _results([{"normal_class": c, "auroc": 0.9, "method": "ae-l2"} for c in ("3", "8")], dataset="mnist")
+    ae = _results([{"normal_class": c, "auroc": 0.9, "method": "ae-l2"} for c in ("3", "8")]
+                  + [{"normal_class": "8", "auroc": 0.81, "method": "ours-lambda0"}], dataset="mnist")
     text = "\n".join(target_lines("mnist", res, ae, 2, base, tmp_path, "cpu"))
+    assert "on the 1 class(es) both have, lambda 0 (MSE only) gives 0.8100 and lambda 1 (our runs) 0.8000" in text
+    assert "changes the mean AUROC by -0.0100 (lambda 1 better on 0 of 1)" in text
     assert "**missed**" in text and "MSE term alone gives a mean AUROC of 0.8500" in text
     assert "perceptual term alone 0.8200" in text and "1 - SSIM of the same reconstructions gives 0.9700" in text
     loss_drop = 100 * (1 - 0.01 / 0.02)  # last epoch 0.02 -> 0.01 for run 0; 0.015 -> 0.005 for run 1
