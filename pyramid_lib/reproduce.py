@@ -343,7 +343,7 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
                               methods, **overrides)
     label = base.name
     check_finished_runs(base, todo)
-    started = dt.datetime.now(dt.timezone.utc)
+    started, commit = dt.datetime.now(dt.timezone.utc), git_commit()  # the code this sweep imported, not HEAD at its end
     command = command or "python -c 'pyramid_lib.reproduce.sweep(...)'"
     from .report import record_plan
 
@@ -385,7 +385,7 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
     elif pending:
         statuses = submit(pending, base, executor, jobs, device, slurm or {}, wait, progress)
     ended = dt.datetime.now(dt.timezone.utc)
-    log_sweep(base, command, started, ended, executor, jobs, len(todo), skipped, statuses)
+    log_sweep(base, command, started, ended, executor, jobs, len(todo), skipped, statuses, commit)
     results = collect(experiment, base)
     if figures:
         from . import report
@@ -451,12 +451,13 @@ def submit(pending: list[Job], base: Path, executor: str, jobs: int, device, slu
 
 
 def log_sweep(base: Path, command: str, started, ended, executor: str, jobs: int, n: int, skipped: int,
-              statuses) -> None:
-    """Append one row per sweep invocation to sweeps.csv."""
+              statuses, commit: str | None = None) -> None:
+    """Append one row per sweep invocation to sweeps.csv; `commit` is the library's commit when the sweep
+    started (a sweep may last hours, and HEAD may move meanwhile)."""
     path = Path(base) / "sweeps.csv"
     row = {"started_utc": started.isoformat(timespec="seconds"), "ended_utc": ended.isoformat(timespec="seconds"),
            "wall_seconds": round((ended - started).total_seconds(), 1), "command": command,
-           "git_commit": git_commit(), "executor": executor, "jobs": jobs, "runs": n,
+           "git_commit": commit or git_commit(), "executor": executor, "jobs": jobs, "runs": n,
            "finished_before": skipped, "done": sum(s[1] == "done" for s in statuses),
            "busy": sum(s[1] == "busy" for s in statuses),
            "failed": sum(s[1].startswith("failed") for s in statuses),

@@ -39,7 +39,7 @@ def test_plan_experiments():
         reproduce.plan("baselines", methods=["svm"])
 
 
-def test_sweep_parallel_skip_and_report(tmp_path):
+def test_sweep_parallel_skip_and_report(tmp_path, monkeypatch):
     out = tmp_path / "results"
     res = tiny_sweep(out, jobs=2)
     base = out / "mnist" / TINY_DIR
@@ -52,10 +52,13 @@ def test_sweep_parallel_skip_and_report(tmp_path):
     assert "random" in readme and "2 of 2 planned runs finished" in readme and "Git commit" in readme
     # a second sweep skips both finished runs and never rewrites them
     before = {p: p.stat().st_mtime_ns for p in base.glob("runs/*/metrics.csv")}
+    heads = iter(["c0ffee-at-start", "beef-committed-meanwhile"])  # HEAD moves while the sweep runs
+    monkeypatch.setattr(reproduce, "git_commit", lambda *a: next(heads))
     tiny_sweep(out, jobs=2)
     assert {p: p.stat().st_mtime_ns for p in base.glob("runs/*/metrics.csv")} == before
     sweeps = pd.read_csv(base / "sweeps.csv")
     assert list(sweeps["finished_before"]) == [0, 2] and list(sweeps["done"]) == [2, 0]
+    assert sweeps["git_commit"].iloc[-1] == "c0ffee-at-start"  # the code the sweep ran, not HEAD at its end
     page = build_report(out)
     text = page.read_text()
     assert "MNIST" in text and f"mnist/{TINY_DIR}/auroc_by_class.png" in text
