@@ -229,9 +229,12 @@ def gap_measurements(experiment: str, profile: str, res: pd.DataFrame, base: Pat
                 detail = (f"; training loss {ra.final_loss[common].mean():.4f} -> {rb.final_loss[common].mean():.4f}, "
                           f"SSIM of normal reconstructions {ra.ssim_normal[common].mean():.3f} -> "
                           f"{rb.ssim_normal[common].mean():.3f}")
-            verdict = ("more epochs raised the AUROC" if change > 0 else
+            up = int((b[common] > a[common]).sum())
+            verdict = ("more epochs raised the AUROC" if up == len(common) else
                        "more epochs did not raise the AUROC, so the epoch budget alone does not explain the gap "
-                       "here")
+                       "here" if up == 0 else
+                       f"mixed: more epochs raised the AUROC on {up} of {len(common)} classes, so the epoch budget "
+                       "explains part of the gap on some classes only (single seed)")
             out.append(f"  - Epochs (measured by re-running, `results/{experiment}/{p.name}`): "
                        f"the same settings with {'/'.join(map(str, ep))} epochs instead of "
                        f"{int(res.epochs.iloc[0])}: {pairs} (mean change {change:+.3f} on {len(common)} "

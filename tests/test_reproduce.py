@@ -213,6 +213,12 @@ def test_gap_is_explained_by_measurements_and_variants_are_paired(tmp_path):
     loss_drop = 100 * (1 - 0.01 / 0.02)  # last epoch 0.02 -> 0.01 for run 0; 0.015 -> 0.005 for run 1
     assert f"still fell by {np.median([loss_drop, 100 * (1 - 0.005 / 0.015)]):.1f}%" in text
     assert "class 8: 0.800 -> 0.850" in text and "mean change +0.050 on 1 class(es)): more epochs raised" in text
+    _results([{"normal_class": "8", "auroc": 0.85}, {"normal_class": "3", "auroc": 0.87}], dataset="mnist",
+             epochs=20).to_csv(longer / "results.csv")  # up on one class, down on the other
+    mixed = "\n".join(target_lines("mnist", res, ae, 2, base, tmp_path, "cpu"))
+    assert "class 3: 0.880 -> 0.870, class 8: 0.800 -> 0.850" in mixed
+    assert "mean change +0.020 on 2 class(es)): mixed: more epochs raised the AUROC on 1 of 2 classes" in mixed
+    _results([{"normal_class": "8", "auroc": 0.85}], dataset="mnist", epochs=20).to_csv(longer / "results.csv")
     assert "1 encoder 0.710, 2 encoders 0.720, 4 encoders 0.740, 6 encoders 0.760" in text
     assert "does **not** beat the re-run plain autoencoder ae-l2 (0.9000)" in text and "better on 0 of the 2" in text
     # a variant folder is paired with its base profile, with no paper target
