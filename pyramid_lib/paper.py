@@ -220,7 +220,8 @@ def compare(ours: pd.DataFrame, table: str, *, class_column: str = "normal_class
         tnr_difference, n_runs, and ours_auroc when `ours` has the `auroc` column.
     The "mean" row: ours = mean over the paper's classes that have a run (n_runs = how many);
     paper = the printed mean (mnist 0.97, fmnist 0.936); for mvtec, which prints no mean, the
-    mean of the paper's 15 categories.
+    mean of the paper's 15 categories.  Its difference is given only when every class of the paper
+    has a run (NaN otherwise): a mean over some classes is not comparable with one over all.
     """
     key = _check_table(table)
     if key == "mvtec":
@@ -240,6 +241,8 @@ def compare(ours: pd.DataFrame, table: str, *, class_column: str = "normal_class
             "n_runs": int(have.sum())}
     df = pd.concat([df, pd.DataFrame([mean])], ignore_index=True)
     df.insert(3, "difference", df["ours"] - df["paper"])
+    if mean["n_runs"] < len(paper_per_class.index):
+        df.loc[df["class"] == "mean", "difference"] = np.nan
     return df
 
 
@@ -265,6 +268,7 @@ def _compare_mvtec(ours, class_column, auroc, tpr, tnr) -> pd.DataFrame:
     mean = df.loc[have].mean(numeric_only=True).to_dict()  # ours: over the paper's categories we have
     mean.update(category="mean", n_runs=int(have.sum()),
                 paper_tpr=paper["tpr"].mean(), paper_tnr=paper["tnr"].mean())
-    mean["tpr_difference"] = mean["ours_tpr"] - mean["paper_tpr"]
-    mean["tnr_difference"] = mean["ours_tnr"] - mean["paper_tnr"]
+    complete = int(have.sum()) == len(paper.index)  # else not comparable with the mean of all 15
+    mean["tpr_difference"] = mean["ours_tpr"] - mean["paper_tpr"] if complete else np.nan
+    mean["tnr_difference"] = mean["ours_tnr"] - mean["paper_tnr"] if complete else np.nan
     return pd.concat([df, pd.DataFrame([mean])[df.columns]], ignore_index=True)

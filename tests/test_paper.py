@@ -132,14 +132,17 @@ def test_compare_missing_classes_are_nan_and_repeats_are_averaged():
     assert math.isnan(df.loc["0", "ours"]) and math.isnan(df.loc["0", "difference"])
     assert df.loc["0", "paper"] == 0.995 and df.loc["0", "n_runs"] == 0
     assert df.loc["mean", "ours"] == pytest.approx((0.93 + 0.80) / 2) and df.loc["mean", "n_runs"] == 2
+    assert math.isnan(df.loc["mean", "difference"])  # 2 of 10 classes: not comparable with the paper's mean
 
 
 def test_compare_fmnist_has_only_a_paper_mean():
     df = paper.compare(mnist_results({"0": 0.95, "1": 0.92}), "fmnist").set_index("class")
     assert df.loc[[str(d) for d in range(10)], "paper"].isna().all()
     assert math.isnan(df.loc["0", "difference"]) and df.loc["0", "ours"] == 0.95
-    assert df.loc["mean", "paper"] == 0.936
-    assert df.loc["mean", "difference"] == pytest.approx(0.935 - 0.936)
+    assert df.loc["mean", "paper"] == 0.936 and df.loc["mean", "ours"] == pytest.approx(0.935)
+    assert math.isnan(df.loc["mean", "difference"])  # 2 classes against the paper's 10-class mean
+    full = paper.compare(mnist_results({str(c): 0.93 for c in range(10)}), "fmnist").set_index("class")
+    assert full.loc["mean", "difference"] == pytest.approx(0.93 - 0.936)
 
 
 def test_compare_mvtec():
@@ -155,6 +158,7 @@ def test_compare_mvtec():
     assert d.loc["metal_nut", "paper_tpr"] == 0.98 and d.loc["metal_nut", "ours_auroc"] == 0.7
     assert d.loc[["carpet", "zipper"], ["ours_tpr", "ours_tnr", "ours_auroc"]].isna().all().all()
     assert d.loc["mean", "ours_tpr"] == pytest.approx(0.95) and d.loc["mean", "n_runs"] == 2
+    assert np.isnan(d.loc["mean", "tpr_difference"])  # 2 of 15 categories against the mean of all 15
     ours_paper = paper.TABLE_IV[paper.TABLE_IV.method == "Ours"]
     assert d.loc["mean", "paper_tnr"] == pytest.approx(ours_paper.tnr.mean())
 
