@@ -162,6 +162,13 @@ def is_variant(profile: str) -> bool:
     return profile != base_profile(profile)
 
 
+def paired(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Mean AUROC per class of two result frames, on the classes both have (in class order)."""
+    ma, mb = a.groupby("normal_class").auroc.mean(), b.groupby("normal_class").auroc.mean()
+    common = sorted(set(ma.index) & set(mb.index), key=lambda c: (len(c), c))
+    return ma[common], mb[common]
+
+
 def _histories(base: Path, runs) -> list[list[dict]]:
     out = []
     for r in runs:
@@ -191,15 +198,13 @@ def gap_measurements(experiment: str, profile: str, res: pd.DataFrame, base: Pat
                       if "auroc_ssim" in parts else ""))
     l0 = base_res[(base_res.dataset == experiment) & (base_res.method == "ours-lambda0")] \
         if base_res is not None and len(base_res) and {"dataset", "method"} <= set(base_res.columns) else []
-    if len(l0):
-        common = sorted(set(l0.normal_class) & set(res.normal_class), key=lambda c: (len(c), c))
-        a = res.groupby("normal_class").auroc.mean()[common]
-        b = l0.groupby("normal_class").auroc.mean()[common]
+    a, b = paired(res, l0) if len(l0) else ([], [])
+    if len(a):
         out.append(f"  - Weights (measured by re-training without the perceptual loss, `ours-lambda0` in "
-                   f"results/baselines): on the {len(common)} class(es) both have, lambda 0 (MSE only) gives "
+                   f"results/baselines): on the {len(a)} class(es) both have, lambda 0 (MSE only) gives "
                    f"{b.mean():.4f} and lambda 1 (our runs) {a.mean():.4f}: the random-weight perceptual loss "
                    f"changes the mean AUROC by {a.mean() - b.mean():+.4f} (lambda 1 better on {int((a > b).sum())} "
-                   f"of {len(common)}), where the paper (Fig. 5: MVTec bottle and carpet, ImageNet VGG11) says it "
+                   f"of {len(a)}), where the paper (Fig. 5: MVTec bottle and carpet, ImageNet VGG11) says it "
                    "'greatly enhanced' the results.")
     if base is not None and "run" in res:
         hs = _histories(base, res["run"])
@@ -216,21 +221,22 @@ def gap_measurements(experiment: str, profile: str, res: pd.DataFrame, base: Pat
                         if p.is_dir() and re.fullmatch(rf"{re.escape(profile)}-epochs\d+", p.name))
         for p in longer:
             lr = read_results(p)
-            common = sorted(set(lr.get("normal_class", [])) & set(res.normal_class), key=lambda c: (len(c), c))
+            if not len(lr):
+                continue
+            a, b = paired(res, lr)
+            common = list(a.index)
             if not common:
                 continue
-            a = res.set_index("normal_class").auroc
-            b = lr.groupby("normal_class").auroc.mean()
             ep = sorted(set(lr.epochs.astype(int)))
             pairs = ", ".join(f"class {c}: {a[c]:.3f} -> {b[c]:.3f}" for c in common)
-            change = (b[common] - a[common]).mean()
+            change = (b - a).mean()
             detail = ""
             if {"final_loss", "ssim_normal"} <= set(lr.columns) and {"final_loss", "ssim_normal"} <= set(res.columns):
                 ra, rb = res.set_index("normal_class"), lr.groupby("normal_class")[["final_loss", "ssim_normal"]].mean()
                 detail = (f"; training loss {ra.final_loss[common].mean():.4f} -> {rb.final_loss[common].mean():.4f}, "
                           f"SSIM of normal reconstructions {ra.ssim_normal[common].mean():.3f} -> "
                           f"{rb.ssim_normal[common].mean():.3f}")
-            up = int((b[common] > a[common]).sum())
+            up = int((b > a).sum())
             verdict = ("more epochs raised the AUROC" if up == len(common) else
                        "more epochs did not raise the AUROC, so the epoch budget alone does not explain the gap "
                        "here" if up == 0 else
@@ -280,16 +286,13 @@ def target_lines(experiment: str, res: pd.DataFrame, base_res: pd.DataFrame, n_p
     if len(base_res):
         b = base_res[(base_res.dataset == experiment) & (base_res.method.isin(["ae-l2", "ae-ssim"]))]
         for m in ("ae-l2", "ae-ssim"):
-            bm = b[b.method == m]
-            common = sorted(set(bm.normal_class) & set(res.normal_class))
-            if not common:
+            ours, ae = paired(res, b[b.method == m])
+            if not len(ours):
                 continue
-            o = res[res.normal_class.isin(common)].groupby("normal_class").auroc.mean().mean()
-            a = bm[bm.normal_class.isin(common)].groupby("normal_class").auroc.mean().mean()
-            word = "beats" if o > a else "does **not** beat"
-            wins = sum(res[res.normal_class == c].auroc.mean() > bm[bm.normal_class == c].auroc.mean() for c in common)
-            out.append(f"- On the {len(common)} class(es) both have, our network ({o:.4f}) {word} the re-run plain "
-                       f"autoencoder {m} ({a:.4f}) on the mean; it is better on {wins} of the {len(common)} classes.")
+            word = "beats" if ours.mean() > ae.mean() else "does **not** beat"
+            out.append(f"- On the {len(ours)} class(es) both have, our network ({ours.mean():.4f}) {word} the re-run "
+                       f"plain autoencoder {m} ({ae.mean():.4f}) on the mean; it is better on {int((ours > ae).sum())} "
+                       f"of the {len(ours)} classes.")
     return out
 
 
@@ -298,12 +301,10 @@ def variant_lines(experiment: str, profile: str, res: pd.DataFrame, out_root) ->
     ref = read_results(Path(out_root) / experiment / base_profile(profile))
     if not len(ref) or not len(res):
         return []
-    a = ref.groupby("normal_class").auroc.mean()
-    b = res.groupby("normal_class").auroc.mean()
-    common = sorted(set(a.index) & set(b.index), key=lambda c: (len(c), c))
-    if not common:
+    a, b = paired(ref, res)
+    if not len(a):
         return []
-    t = pd.DataFrame({"class": common, f"{base_profile(profile)}": a[common].values, profile: b[common].values})
+    t = pd.DataFrame({"class": list(a.index), f"{base_profile(profile)}": a.values, profile: b.values})
     t["difference"] = t[profile] - t[base_profile(profile)]
     return [f"A variant of profile `{base_profile(profile)}` (settings in the folder name); beside the "
             f"`{base_profile(profile)}` runs of the same classes (`results/{experiment}/{base_profile(profile)}`). "
@@ -498,11 +499,12 @@ def resume_command(experiment: str, profile: str, base: Path) -> str:
     last = str(sweeps["command"].iloc[-1])
     if experiment == "mvtec":
         return last
-    try:
-        from .reproduce import plan
+    from .errors import ConfigError
+    from .reproduce import plan
 
+    try:
         default_datasets = set(plan_frame(plan(experiment, "quick"))["dataset"])
-    except Exception:
+    except ConfigError:  # not an experiment of ours (a folder someone added): keep every --dataset
         default_datasets = set()
     words, out, skipping = shlex.split(last), [], False
     for i, w in enumerate(words):  # drop the options that narrow the plan: what is left runs every planned run

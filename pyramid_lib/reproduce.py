@@ -164,11 +164,6 @@ def plan_and_dir(experiment: str, profile: str = "quick", classes=None, out_root
     return todo, Path(out_root) / experiment / variant(profile, todo, plain)
 
 
-def output_dir(*args, **kwargs) -> Path:
-    """Where a sweep with these arguments (those of plan_and_dir) writes."""
-    return plan_and_dir(*args, **kwargs)[1]
-
-
 def check_finished_runs(base: Path, todo: list[Job]) -> None:
     """Refuse a sweep whose planned runs were finished before with other settings (another
     --weights, or a profile that changed): skipping them would report those settings as these."""
@@ -451,13 +446,13 @@ def submit(pending: list[Job], base: Path, executor: str, jobs: int, device, slu
 
 
 def log_sweep(base: Path, command: str, started, ended, executor: str, jobs: int, n: int, skipped: int,
-              statuses, commit: str | None = None) -> None:
+              statuses, commit: str) -> None:
     """Append one row per sweep invocation to sweeps.csv; `commit` is the library's commit when the sweep
     started (a sweep may last hours, and HEAD may move meanwhile)."""
     path = Path(base) / "sweeps.csv"
     row = {"started_utc": started.isoformat(timespec="seconds"), "ended_utc": ended.isoformat(timespec="seconds"),
            "wall_seconds": round((ended - started).total_seconds(), 1), "command": command,
-           "git_commit": commit or git_commit(), "executor": executor, "jobs": jobs, "runs": n,
+           "git_commit": commit, "executor": executor, "jobs": jobs, "runs": n,
            "finished_before": skipped, "done": sum(s[1] == "done" for s in statuses),
            "busy": sum(s[1] == "busy" for s in statuses),
            "failed": sum(s[1].startswith("failed") for s in statuses),

@@ -157,11 +157,11 @@ def test_slurm_executor_parameters(tmp_path, monkeypatch):
 
 def test_overrides_get_their_own_folder_and_finished_runs_with_other_settings_are_refused(tmp_path):
     """`--epochs 30` must not land in (and be skipped as) the profile's finished 10-epoch runs."""
-    assert reproduce.output_dir("mnist", "cpu", out_root=tmp_path) == tmp_path / "mnist" / "cpu"
-    assert reproduce.output_dir("mnist", "cpu", out_root=tmp_path, epochs=30).name == "cpu-epochs30"
-    assert reproduce.output_dir("fmnist", "cpu", out_root=tmp_path, epochs=20, lam=0.0).name == "cpu-epochs20-lambda0"
-    assert reproduce.output_dir("mnist", "cpu", out_root=tmp_path, epochs=10, lam=1.0).name == "cpu"  # = profile
-    assert reproduce.output_dir("ablation-encoders", "quick", out_root=tmp_path, encoders=4).name == "quick"
+    assert reproduce.plan_and_dir("mnist", "cpu", out_root=tmp_path)[1] == tmp_path / "mnist" / "cpu"
+    assert reproduce.plan_and_dir("mnist", "cpu", out_root=tmp_path, epochs=30)[1].name == "cpu-epochs30"
+    assert reproduce.plan_and_dir("fmnist", "cpu", out_root=tmp_path, epochs=20, lam=0.0)[1].name == "cpu-epochs20-lambda0"
+    assert reproduce.plan_and_dir("mnist", "cpu", out_root=tmp_path, epochs=10, lam=1.0)[1].name == "cpu"  # = profile
+    assert reproduce.plan_and_dir("ablation-encoders", "quick", out_root=tmp_path, encoders=4)[1].name == "quick"
     # a finished run made with other weights: the sweep refuses, naming the run and the setting, runs nothing
     job = reproduce.plan("mnist", "quick", ["3"], datasets=["mnist-sample"], **TINY)[0]
     d = tmp_path / "mnist" / TINY_DIR / "runs" / job.name
