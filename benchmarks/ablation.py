@@ -13,12 +13,12 @@ default step, `train.train`'s inner loop):
   + channels-last     network, VGG11 layers and input batches stored NHWC
   + fused Adam        `fast.adam` (library default)
 
-Scoring, cumulative (all under inference_mode; the last row is `evaluate.score_images`):
+Scoring, cumulative (all under inference_mode; the last row is `score_images`):
 
   plain, batch 120    the plain network and loss, NCHW
   + fast convs        `fast.optimize` without channels-last
   + channels-last     network, VGG11 layers and inputs NHWC
-  + batch SCORE_BATCH `evaluate.SCORE_BATCH` images per batch
+  + batch SCORE_BATCH `SCORE_BATCH` images per batch
 
 Every variant starts from the same seeded weights; timed rounds cycle through the variants in a
 rotating order so that load from other processes hits all alike; the table gives medians and the
@@ -28,7 +28,6 @@ speed-up against the first row.  No timing is asserted anywhere.
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import sys
 import time
@@ -40,9 +39,12 @@ if str(REPO) not in sys.path:
 
 import torch  # noqa: E402
 
-from pyramid_lib import evaluate, fast, train  # noqa: E402
-from pyramid_lib.losses import PyramidLoss, scores  # noqa: E402
-from pyramid_lib.model import PyramidalAutoencoder  # noqa: E402
+from pyramid_lib.engine.evaluate import SCORE_BATCH
+from pyramid_lib.engine.trainer import step
+from pyramid_lib.model import fast
+from pyramid_lib.model.anomaly_map import scores
+from pyramid_lib.model.loss import PyramidLoss
+from pyramid_lib.model.network import PyramidalAutoencoder
 
 SIZE, BATCH = 28, 120
 
@@ -73,7 +75,7 @@ SCORE = {
     "plain, batch 120": (dict(), 120),
     "+ fast convs": (dict(matrix=True), 120),
     "+ channels-last": (dict(matrix=True, channels_last=True), 120),
-    f"+ batch {evaluate.SCORE_BATCH} (library)": (dict(matrix=True, channels_last=True), evaluate.SCORE_BATCH),
+    f"+ batch {SCORE_BATCH} (library)": (dict(matrix=True, channels_last=True), SCORE_BATCH),
 }
 
 
@@ -81,7 +83,7 @@ def train_step(v, x, f):
     model, loss, opt, fmt, cached = v
     model.train()
     x = x.contiguous(memory_format=fmt)
-    train.step(model, loss, opt, x, f.contiguous(memory_format=fmt) if cached else None)
+    step(model, loss, opt, x, f.contiguous(memory_format=fmt) if cached else None)
 
 
 @torch.inference_mode()

@@ -10,7 +10,7 @@ weights:
 
   reference  benchmarks/reference.py (plain convs, F(x) recomputed, foreach Adam, DataLoader
              over PIL images), scored with reference.score;
-  library    pyramid_lib.train.train + evaluate.evaluate_run (the default path: fast.optimize,
+  library    pyramid_lib.train.train + evaluate_run (the default path: fast.optimize,
              fused Adam, cached targets, uint8 batches).
 
 Prints the AUROC of every score for both, their difference, the final training losses and the
@@ -38,33 +38,35 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from benchmarks import reference  # noqa: E402
 from pyramid_lib import data as data_mod  # noqa: E402
-from pyramid_lib import evaluate, profiles, train  # noqa: E402
-from pyramid_lib.losses import SCORE_NAMES  # noqa: E402
+from pyramid_lib.config import TrainConfig, get_profile
+from pyramid_lib.engine.evaluate import evaluate_run
+from pyramid_lib.engine.trainer import batches, epoch_order, fit_and_heldout, train
+from pyramid_lib.model.anomaly_map import SCORE_NAMES
 
 
 class EpochOrder(torch.utils.data.Sampler):
-    """The library's batches, epoch after epoch: train.batches(train.epoch_order(n, seed, epoch))."""
+    """The library's batches, epoch after epoch: batches(epoch_order(n, seed, epoch))."""
 
     def __init__(self, n, seed, batch):
         self.n, self.seed, self.batch, self.epoch = n, seed, batch, 0
 
     def __iter__(self):
-        order = train.epoch_order(self.n, self.seed, self.epoch)
+        order = epoch_order(self.n, self.seed, self.epoch)
         self.epoch += 1
-        for b in train.batches(order, self.batch):
+        for b in batches(order, self.batch):
             yield b.tolist()
 
 
 def run(seed: int, epochs: int, normal: str, log) -> dict:
-    quick = profiles.get("quick")
-    cfg = train.TrainConfig(dataset="mnist-sample", normal_class=normal, epochs=epochs, seed=seed,
+    quick = get_profile("quick")
+    cfg = TrainConfig(dataset="mnist-sample", normal_class=normal, epochs=epochs, seed=seed,
                             batch_size=quick["batch_size"], lr=quick["lr"], weights="random")
     data = data_mod.load("mnist-sample", normal)
-    fit, _ = train.fit_and_holdout(data, cfg)
+    fit, _ = fit_and_heldout(data, cfg)
     y = data.test.labels.numpy()
 
     t0 = time.perf_counter()
-    model, loss, opt = reference.build(28, seed, cfg.lam, cfg.lr, cfg.weight_decay)
+    model, loss, opt = reference.build(28, seed, cfg.lambda_, cfg.lr, cfg.weight_decay)
     dl = reference.loader(fit.images, batch_sampler=EpochOrder(len(fit), seed, cfg.batch_size))
     ref_losses = reference.train_epochs(model, loss, opt, dl, epochs)
     ref_scores = reference.score(model, loss, data.test.images)
@@ -73,8 +75,8 @@ def run(seed: int, epochs: int, normal: str, log) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        r = train.train(cfg, Path(tmp) / "run", data=data, progress=False)
-        frame = evaluate.evaluate_run(r.dir, data=data, progress=False, write=False)
+        r = train(cfg, Path(tmp) / "run", data=data, progress=False)
+        frame = evaluate_run(r.dir, data=data, progress=False, write=False)
         t_lib = time.perf_counter() - t0
         lib_loss = r.read_state()["history"][-1]["loss"]
     log(f"  seed {seed}: library done in {t_lib:.0f} s")

@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchmetrics.functional.image import structural_similarity_index_measure
 from torchvision.transforms import functional as TF
 
-from pyramid_lib.losses import PerceptualFeatures
-from pyramid_lib.model import PyramidalAutoencoder
+from pyramid_lib.model.loss import PerceptualFeatures
+from pyramid_lib.model.network import PyramidalAutoencoder
 
 BATCH = 120
 
@@ -65,22 +65,22 @@ def perceptual_per_image(f_hat, f):
 class ReferenceLoss(torch.nn.Module):
     """Eq. 1, with F(x) computed from the input on every call."""
 
-    def __init__(self, lam: float = 1.0, weights=None):
+    def __init__(self, lambda_: float = 1.0, weights=None):
         super().__init__()
-        self.lam = lam
+        self.lambda_ = lambda_
         self.features = PerceptualFeatures(weights)
 
     def forward(self, x_hat, x):
         mse = mse_per_image(x_hat, x)
         perc = perceptual_per_image(self.features(x_hat), self.features(x))
-        return mse + self.lam * perc, mse, perc
+        return mse + self.lambda_ * perc, mse, perc
 
 
-def build(input_size: int, seed: int = 0, lam: float = 1.0, lr: float = 1e-4, weight_decay: float = 1e-4):
+def build(input_size: int, seed: int = 0, lambda_: float = 1.0, lr: float = 1e-4, weight_decay: float = 1e-4):
     """(model, loss, optimiser) seeded as `pyramid_lib.train.build` seeds them (same weights)."""
     torch.manual_seed(seed)
     model = PyramidalAutoencoder(input_size)
-    loss = ReferenceLoss(lam)
+    loss = ReferenceLoss(lambda_)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     return model, loss, opt
 
@@ -114,7 +114,7 @@ def score_batch(model, loss_fn, x) -> dict[str, torch.Tensor]:
     mse = mse_per_image(x_hat, x)
     perc = perceptual_per_image(loss_fn.features(x_hat), loss_fn.features(x))
     ssim = structural_similarity_index_measure(x_hat, x, data_range=1.0, reduction="none")
-    return {"loss": mse + loss_fn.lam * perc, "mse": mse, "perceptual": perc, "ssim": 1.0 - ssim}
+    return {"loss": mse + loss_fn.lambda_ * perc, "mse": mse, "perceptual": perc, "ssim": 1.0 - ssim}
 
 
 def score(model, loss_fn, images_u8, batch_size: int = BATCH) -> dict[str, np.ndarray]:

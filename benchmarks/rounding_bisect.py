@@ -31,7 +31,10 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 
 from pyramid_lib import data as data_mod  # noqa: E402
-from pyramid_lib import evaluate, fast, profiles, train  # noqa: E402
+from pyramid_lib.config import TrainConfig, get_profile
+from pyramid_lib.engine.evaluate import evaluate_run
+from pyramid_lib.engine.trainer import train
+from pyramid_lib.model import fast
 
 ORIG = (fast.optimize, fast.optimize_loss, fast.adam)
 VARIANTS = ("default", "none", "nocl", "nomatrix", "notaps", "plainadam")
@@ -65,16 +68,16 @@ def main(argv=None) -> int:
     bad = [v for v in opts.variants if v not in VARIANTS]
     if bad:
         ap.error(f"unknown variant {bad[0]!r}; choose from {', '.join(VARIANTS)}")
-    q = profiles.get("quick")
-    cfg = train.TrainConfig(dataset="mnist-sample", normal_class="0", epochs=q["epochs"], seed=opts.seed,
+    q = get_profile("quick")
+    cfg = TrainConfig(dataset="mnist-sample", normal_class="0", epochs=q["epochs"], seed=opts.seed,
                             batch_size=q["batch_size"], lr=q["lr"], weights="random")
     data = data_mod.load("mnist-sample", "0")
     print("| variant | AUROC (loss) | final training loss |\n|---|---|---|")
     for v in opts.variants or VARIANTS:
         patch(v)
         with tempfile.TemporaryDirectory() as tmp:
-            r = train.train(cfg, Path(tmp) / "run", data=data, progress=False)
-            frame = evaluate.evaluate_run(r.dir, data=data, progress=False, write=False)
+            r = train(cfg, Path(tmp) / "run", data=data, progress=False)
+            frame = evaluate_run(r.dir, data=data, progress=False, write=False)
             print(f"| {v} | {float(frame['auroc_loss'].iloc[0]):.4f} | {r.read_state()['history'][-1]['loss']:.5f} |",
                   flush=True)
     patch("default")

@@ -12,7 +12,7 @@ In one process and one run, for each input size:
 (b) library    pyramid_lib's default path: `train.build` (which applies `fast.optimize`),
                `fast.adam`, in-memory uint8 batches, perceptual targets cached once
                (`train.perceptual_targets`), the step of `train.train`'s inner loop;
-               scoring with `evaluate.score_images` (inference_mode, batches of evaluate.SCORE_BATCH).
+               scoring with `score_images` (inference_mode, batches of SCORE_BATCH).
 
 Both start from the same seeded weights.  Timed rounds alternate (a) and (b) (and which goes
 first) so that load from other processes hits both alike; the table gives medians over rounds.
@@ -47,7 +47,17 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from benchmarks import reference  # noqa: E402
 from pyramid_lib import data as data_mod  # noqa: E402
-from pyramid_lib import evaluate, fast, train  # noqa: E402
+from pyramid_lib.config import TrainConfig
+from pyramid_lib.engine.build import build, pick_device
+from pyramid_lib.engine.evaluate import SCORE_BATCH, score_images
+from pyramid_lib.engine.trainer import (
+    batches,
+    epoch_order,
+    perceptual_targets,
+    step,
+    train,
+)
+from pyramid_lib.model import fast
 
 COLUMNS = ("size", "path", "train img/s", "score img/s", "train GFLOP/img", "score GFLOP/img",
            "train GFLOP/s", "score GFLOP/s", "train peak MB", "score peak MB")
@@ -187,13 +197,13 @@ class Library:
 
     def __init__(self, size, fit_u8, device, batch):
         self.device, self.batch = device, batch
-        self.cfg = train.TrainConfig(dataset="folder", input_size=size, batch_size=batch, weights="random")
-        self.model, self.loss = train.build(self.cfg, device)
+        self.cfg = TrainConfig(dataset="folder", input_size=size, batch_size=batch, weights="random")
+        self.model, self.loss = build(self.cfg, device)
         self.opt = fast.adam(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         n = len(fit_u8)
         self.fit = data_mod.ImageSet(fit_u8, torch.zeros(n, dtype=torch.long), ["good"] * n, [str(i) for i in range(n)])
         t0 = time.perf_counter()
-        self.targets = train.perceptual_targets(self.loss, self.fit, device)
+        self.targets = perceptual_targets(self.loss, self.fit, device)
         sync(device)
         self.setup_s = time.perf_counter() - t0
         self.epoch, self.queue = 0, []
@@ -204,12 +214,12 @@ class Library:
     def step(self):
         """One step of train.train's inner loop (same calls, same order)."""
         if not self.queue:
-            self.queue = list(train.batches(train.epoch_order(len(self.fit), self.cfg.seed, self.epoch), self.batch))
+            self.queue = list(batches(epoch_order(len(self.fit), self.cfg.seed, self.epoch), self.batch))
             self.epoch += 1
         idx = self.queue.pop(0)
         self.model.train()
         x = self.fit.batch(idx, self.device)
-        loss, total, mse, perc = train.step(self.model, self.loss, self.opt, x,
+        loss, total, mse, perc = step(self.model, self.loss, self.opt, x,
                                             None if self.targets is None else self.targets[idx.to(self.device)])
         if not torch.isfinite(loss):
             raise RuntimeError("non-finite loss")
@@ -218,7 +228,7 @@ class Library:
     def score(self, test_u8):
         n = len(test_u8)
         images = data_mod.ImageSet(test_u8, torch.zeros(n, dtype=torch.long), ["x"] * n, [str(i) for i in range(n)])
-        evaluate.score_images(self.model, self.loss, images, device=self.device, progress=False)
+        score_images(self.model, self.loss, images, device=self.device, progress=False)
 
 
 def library_epoch_rate(size, fit_u8, test_u8, device, batch) -> float:
@@ -228,10 +238,10 @@ def library_epoch_rate(size, fit_u8, test_u8, device, batch) -> float:
     m = len(test_u8)
     tst = data_mod.ImageSet(test_u8, (torch.arange(m) % 2), ["x"] * m, [str(i) for i in range(m)])
     d = data_mod.OneClassData("folder", "good", one, tst, size, ("good", "x"))
-    cfg = train.TrainConfig(dataset="folder", input_size=size, batch_size=batch, weights="random", epochs=1,
-                            val_fraction=0.0)
+    cfg = TrainConfig(dataset="folder", input_size=size, batch_size=batch, weights="random", epochs=1,
+                            heldout_fraction=0.0)
     with tempfile.TemporaryDirectory() as tmp:
-        run = train.train(cfg, Path(tmp) / "run", device=device, progress=False, data=d)
+        run = train(cfg, Path(tmp) / "run", device=device, progress=False, data=d)
         return float(run.read_state()["history"][-1]["images_per_s"])
 
 
@@ -260,7 +270,7 @@ def bench_size(size, device, opts, log) -> list[dict]:
         rows[p.name]["train img/s"] = s["batch"] / statistics.median(times[p.name])
 
     # scoring: a first batch measured, then the whole test split in chunks, alternating
-    first = {"reference": test_u8[:reference.BATCH], "library": test_u8[:evaluate.SCORE_BATCH]}
+    first = {"reference": test_u8[:reference.BATCH], "library": test_u8[:SCORE_BATCH]}
     for p in paths:
         imgs = first[p.name]
         flops, peak = measured(lambda: p.score(imgs), device, p.resident())
@@ -319,7 +329,7 @@ def main(argv=None) -> int:
     opts.sizes = opts.sizes or ([28] if opts.quick else [28, 120])
     if opts.threads or opts.quick:
         torch.set_num_threads(opts.threads or 1)  # a smoke test: 1 thread stalls least on a busy machine
-    device = train.pick_device(opts.device)
+    device = pick_device(opts.device)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     t_start = time.perf_counter()
     mm_n = 512 if opts.quick else (8192 if device.type == "cuda" else 2048)

@@ -19,13 +19,12 @@ differ (measured on MNIST digits 0, 1, 8 with 2,000 training normals: AUROC 0.70
 says 0.988, 0.999, 0.853).  To keep them cheap, OC-SVM and KDE fit on at most `SKLEARN_TRAIN_LIMIT` training
 normals (a seeded subsample of the same images our network trains on); results say so
 (`fit_images`).  The held-out training normals and the test split are exactly those of our
-network's runs (`train.fit_and_holdout`), so the thresholds and AUROCs are comparable.
+network's runs (`train.fit_and_heldout`), so the thresholds and AUROCs are comparable.
 
 The autoencoders train with the same profile as our network (epochs, batch size, learning rate,
 weight decay, training images) and are small (about 0.29 M parameters).  A run folder holds
 config.json, run.json, scores.csv and metrics.csv like our network's; an interrupted baseline
-run is simply redone (they take seconds to minutes), a finished one is never redone.
-"""
+run is simply redone (they take seconds to minutes), a finished one is never redone."""
 
 from __future__ import annotations
 
@@ -39,18 +38,35 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as data_mod
-from . import threshold
+from .engine.build import pick_device, versions
+from .engine.trainer import batches, epoch_order, fit_and_heldout
 from .errors import ConfigError, PyramidError
 from .files import atomic_write_csv, atomic_write_json
+from .metrics import metrics_from_scores
+from .model.loss import ssim_per_image
 
 METHODS = ("ocsvm", "kde", "ae-l2", "ae-ssim", "ours-lambda0")
+
+
 SKLEARN_METHODS = ("ocsvm", "kde")
+
+
 AE_METHODS = ("ae-l2", "ae-ssim")
+
+
 LABELS = {"ocsvm": "OC-SVM (PCA, re-run)", "kde": "KDE (PCA, re-run)", "ae-l2": "AE L2 (re-run)",
           "ae-ssim": "AE SSIM (re-run)", "ours-lambda0": "ours, lambda=0 (re-run)"}
+
+
 PCA_COMPONENTS = 32
+
+
 SKLEARN_TRAIN_LIMIT = 2000
+
+
 OCSVM_NU = 0.1
+
+
 KDE_BANDWIDTHS = tuple(np.logspace(-1, 1, 11).round(4))
 
 
@@ -133,14 +149,12 @@ def ae_loss(method: str, x_hat, x):
     """Per-image loss = anomaly score: MSE (ae-l2) or 1 - SSIM (ae-ssim)."""
     if method == "ae-l2":
         return (x_hat - x).pow(2).flatten(1).mean(1)
-    from .losses import ssim_per_image
 
     return 1.0 - ssim_per_image(x_hat, x)
 
 
 def train_ae(method: str, cfg, fit: data_mod.ImageSet, device="cpu", progress: bool = False):
     """Train the plain AE with the profile's settings; returns (model, loss history)."""
-    from .train import batches, epoch_order
 
     torch.manual_seed(cfg.seed)
     model = PlainAE(cfg.input_size).to(device)
@@ -174,36 +188,12 @@ def ae_scores(method: str, model, images: data_mod.ImageSet, device="cpu", batch
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
-def metrics_from_scores(y, s, held_out=None, quantile: float = threshold.DEFAULT_QUANTILE) -> dict:
-    """AUROC; TPR/TNR/accuracy at the paper-style (Youden, test labels) and held-out thresholds."""
-    from sklearn.metrics import roc_auc_score
-
-    y, s = np.asarray(y), np.asarray(s, dtype=float)
-    if len(np.unique(y)) < 2:
-        raise PyramidError("the test split needs both normal and anomalous images to compute AUROC")
-    if not np.isfinite(s).all():
-        raise PyramidError("a baseline produced NaN or infinite scores")
-    out = {"auroc": float(roc_auc_score(y, s))}
-    t = threshold.youden(y, s)
-    r = threshold.rates(y, s, t)
-    out.update(youden_threshold=t, youden_tpr=r["tpr"], youden_tnr=r["tnr"], youden_accuracy=r["accuracy"])
-    if held_out is not None and len(held_out):
-        t = threshold.from_normals(held_out, quantile)
-        r = threshold.rates(y, s, t)
-        out.update(heldout_threshold=t, heldout_tpr=r["tpr"], heldout_tnr=r["tnr"], heldout_accuracy=r["accuracy"])
-    else:
-        out.update(heldout_threshold=np.nan, heldout_tpr=np.nan, heldout_tnr=np.nan, heldout_accuracy=np.nan)
-    out.update(n_test=len(y), n_normal=int((y == 0).sum()), n_anomalous=int((y == 1).sum()))
-    return out
-
-
 def run_baseline(method: str, cfg, run_dir, device="cpu", data: data_mod.OneClassData | None = None,
                  progress: bool = False) -> pd.DataFrame:
     """Fit one baseline on cfg's split, score the test split and held-out normals, write the run folder
     (config.json, run.json, scores.csv, metrics.csv: metrics.csv last, so it marks a finished run)."""
     from pathlib import Path
 
-    from .train import fit_and_holdout, pick_device, versions
 
     check_method(method)
     if method == "ours-lambda0":
@@ -213,7 +203,7 @@ def run_baseline(method: str, cfg, run_dir, device="cpu", data: data_mod.OneClas
     device = pick_device(device)
     t0 = time.perf_counter()
     data = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
-    fit, held = fit_and_holdout(data, cfg)
+    fit, held = fit_and_heldout(data, cfg)
     atomic_write_json(run_dir / "config.json", {**asdict(cfg), "method": method})
     state = {"status": "running", "method": method, "device": str(device), "versions": versions()}
     atomic_write_json(run_dir / "run.json", state)

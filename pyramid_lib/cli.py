@@ -1,8 +1,7 @@
 """The command line: `pyramid-ad demo | train | evaluate | reproduce` (also `python -m pyramid_lib`).
 
 Every argument is checked before any download or training starts; errors are one line on
-stderr and a non-zero exit code.
-"""
+stderr and a non-zero exit code."""
 
 from __future__ import annotations
 
@@ -13,8 +12,17 @@ import time
 from pathlib import Path
 
 from . import data as data_mod
-from . import profiles, weights
+from .config import PROFILES, TrainConfig, get_profile
+from .engine.build import pick_device
+from .engine.evaluate import evaluate_run, run_figures
+from .engine.run_dir import Run, load_run, read_scores
+from .engine.trainer import train
 from .errors import ConfigError, PyramidError
+from .experiments.demo import run_demo
+from .experiments.plan import plan
+from .experiments.sweep import shell_command, sweep
+from .model import weights
+from .reporting.pages import build_report, experiment_outputs
 
 EPILOG = "Data root: --data-root, else $PYRAMID_DATA, else ./data."
 
@@ -49,7 +57,7 @@ class OneLineParser(argparse.ArgumentParser):
 def add_model_args(p):
     p.add_argument("--data-root", help="where datasets live (default: $PYRAMID_DATA or ./data)")
     p.add_argument("--no-download", action="store_true", help="never download; fail clearly if data is missing")
-    p.add_argument("--profile", choices=tuple(profiles.PROFILES), default="quick",
+    p.add_argument("--profile", choices=tuple(PROFILES), default="quick",
                    help="quick (CPU minutes), cpu (committed reproduction), paper (Table I, 600 epochs, ImageNet)")
     p.add_argument("--weights", choices=weights.CHOICES, default="auto",
                    help="backbone/VGG weights: imagenet, none (random), auto (ImageNet if available, else random "
@@ -57,7 +65,7 @@ def add_model_args(p):
     p.add_argument("--encoders", type=int, choices=(1, 2, 4, 6), default=4, help="number of pyramid encoders")
     p.add_argument("--pyramid", choices=("paper", "spatial"), default="paper",
                    help="paper: 1x1 pooling + channel divisors; spatial: PSPNet bins 1/2/3/6")
-    p.add_argument("--lambda", dest="lam", type=non_negative_float, default=1.0,
+    p.add_argument("--lambda", dest="lambda_", type=non_negative_float, default=1.0,
                    help="weight of the perceptual loss (paper: 1)")
     p.add_argument("--epochs", type=positive_int, help="override the profile's epochs")
     p.add_argument("--input-size", type=positive_int, help="image side (default 28 for MNIST-like, 120 for MVTec)")
@@ -137,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 REPRODUCE_EXPERIMENTS = ("mnist", "fmnist", "mvtec", "ablation-encoders", "ablation-lambda", "baselines")
+
+
 BASELINE_METHODS = ("ocsvm", "kde", "ae-l2", "ae-ssim", "ours-lambda0")
 
 
@@ -149,16 +159,15 @@ def resolve_weights(choice: str, profile: str) -> str:
 
 
 def config_from_args(a, dataset: str, normal_class) -> "TrainConfig":
-    from .train import TrainConfig
 
-    prof = profiles.get(a.profile)
+    prof = get_profile(a.profile)
     prof.pop("weights")
     if a.epochs:
         prof["epochs"] = a.epochs
     if getattr(a, "train_limit", None):
         prof["train_limit"] = a.train_limit
     return TrainConfig(dataset=dataset, normal_class=normal_class if normal_class is not None else "good",
-                       input_size=a.input_size, encoders=a.encoders, pyramid=a.pyramid, lam=a.lam, seed=a.seed,
+                       input_size=a.input_size, encoders=a.encoders, pyramid=a.pyramid, lambda_=a.lambda_, seed=a.seed,
                        weights=provisional_weights(a.profile), profile=a.profile, data_root=a.data_root,
                        download=not a.no_download, **prof)
 
@@ -170,11 +179,9 @@ def provisional_weights(profile: str) -> str:
 
 
 def cmd_demo(a) -> int:
-    from .train import TrainConfig, pick_device
 
-    from .demo import run_demo
 
-    prof = profiles.get("quick")
+    prof = get_profile("quick")
     prof.pop("weights")
     if a.epochs:
         prof["epochs"] = a.epochs
@@ -188,7 +195,6 @@ def cmd_demo(a) -> int:
 
 
 def cmd_train(a) -> int:
-    from .train import pick_device, train
 
     if a.dataset in ("mnist-sample", "mnist", "fmnist") and a.normal_class is None:
         raise ConfigError(f"--normal-class is required for --dataset {a.dataset} (0..9)")
@@ -209,19 +215,14 @@ def cmd_train(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
-    from . import data as dm
-    from .evaluate import evaluate_run
-    from .plots import run_figures
-    from .train import Run, load_run, pick_device
 
     run = Run(a.run_dir)
     cfg = run.read_config()
     pick_device(a.device)
     if a.data_root:
         cfg.data_root = a.data_root
-    d = dm.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
+    d = data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
     m = evaluate_run(run.dir, device=a.device, data=d)
-    from .evaluate import read_scores
 
     _, model, loss = load_run(run.dir, a.device)
     test, _ = read_scores(run.dir)
@@ -235,12 +236,10 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_reproduce(a) -> int:
-    from .reproduce import plan, sweep
-    from .train import pick_device
 
-    prof = profiles.get(a.profile)
+    prof = get_profile(a.profile)
     overrides = {"epochs": a.epochs} if a.epochs else {}
-    overrides.update(encoders=a.encoders, pyramid=a.pyramid, lam=a.lam, seed=a.seed)
+    overrides.update(encoders=a.encoders, pyramid=a.pyramid, lambda_=a.lambda_, seed=a.seed)
     if a.input_size:
         overrides["input_size"] = a.input_size
     plan(a.experiment, a.profile, a.classes, provisional_weights(a.profile), a.data_root, not a.no_download,
@@ -248,7 +247,6 @@ def cmd_reproduce(a) -> int:
          **overrides)  # validate
     pick_device(a.device)
     w = resolve_weights(a.weights, a.profile)
-    from .reproduce import shell_command
 
     slurm = {"partition": a.slurm_partition, "cpus_per_task": a.cpus_per_task, "gpus_per_node": a.gpus_per_node,
              "timeout_min": a.timeout_min}
@@ -257,6 +255,7 @@ def cmd_reproduce(a) -> int:
                 command=shell_command(getattr(a, "argv", None) or sys.argv[1:]), slurm=slurm,
                 wait=not a.no_wait, **overrides)
     base = Path(res.attrs["base"])  # results/<experiment>/<profile, or its variant>
+    experiment_outputs(a.experiment, base.name, base, out_root=a.out)  # figures and README.md
     if len(res) and "auroc" in res:
         cols = [c for c in ("run", "normal_class", "weights", "epochs", "auroc", "youden_tpr", "youden_tnr") if c in res]
         print(res[cols].to_string(index=False))
@@ -267,7 +266,6 @@ def cmd_reproduce(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from .report import build_report
 
     path = build_report(a.out)
     print(f"wrote {path}")
@@ -289,7 +287,3 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("pyramid-ad: interrupted; the last complete epoch is saved, continue with --resume", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

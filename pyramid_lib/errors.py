@@ -1,5 +1,7 @@
 """The kit's own error types: each message names the file or argument at fault and what to do."""
 
+from __future__ import annotations
+
 
 class PyramidError(Exception):
     """Base class: the CLI prints these as one line and exits non-zero, without a traceback."""

@@ -14,8 +14,7 @@ exposes its parts (`threshold`, `run`, `klass`, `image`, `errors`, ...), the cur
 
 A run needs its config.json and either scores.csv (written by `evaluate_run`) or a checkpoint
 to score with.  Images, reconstructions and error maps need the checkpoint and the dataset; a
-run without them still shows its scores, histogram and rates.
-"""
+run without them still shows its scores, histogram and rates."""
 
 from __future__ import annotations
 
@@ -26,17 +25,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import data as data_mod
+from . import threshold as thr
+from .engine.evaluate import reconstruct, score_images
+from .engine.run_dir import Run, load_run, read_scores
+from .engine.trainer import fit_and_heldout
+from .files import read_json
+from .model.anomaly_map import SCORE_NAMES, error_maps
+from .plots import score_histogram, weights_note
+
 try:
     import ipywidgets as W
 except ImportError as e:  # pragma: no cover - ipywidgets is in the "notebooks" extra
     raise ImportError("the inspector needs ipywidgets: pip install -e '.[notebooks]'") from e
 from matplotlib.figure import Figure
-
-from . import data as data_mod
-from . import threshold as thr
-from .files import read_json
-from .losses import SCORE_NAMES
-from .plots import score_histogram, weights_note
 
 __all__ = ["inspector", "Inspector", "RunView", "find_runs"]
 
@@ -60,8 +62,6 @@ class RunView:
     """One run as the inspector sees it: its scores, and (lazily) its model and dataset."""
 
     def __init__(self, run_dir, data: data_mod.OneClassData | None = None, device=None):
-        from .evaluate import read_scores
-        from .train import Run
 
         self.dir = Path(run_dir)
         run = Run(self.dir)
@@ -76,20 +76,17 @@ class RunView:
         self.test["class"] = self.test["class"].astype(str)
 
     def _score(self):
-        from .evaluate import score_images
-        from .train import fit_and_holdout
 
         model, loss, data = self.model_and_data()
         if model is None:
             raise FileNotFoundError(f"{self.dir}: neither scores.csv nor a usable checkpoint ({self._problem})")
-        _, held = fit_and_holdout(data, self.cfg)
+        _, held = fit_and_heldout(data, self.cfg)
         return (score_images(model, loss, data.test, progress=False),
                 score_images(model, loss, held, progress=False))
 
     def model_and_data(self):
         """(model, loss, data) or (None, None, None) with `problem` saying why."""
         if self._model is None and self._problem is None:
-            from .train import load_run
 
             try:
                 _, model, loss = load_run(self.dir, self.device)
@@ -111,8 +108,6 @@ class RunView:
     @torch.inference_mode()
     def views(self, rows, score: str):
         """Inputs, reconstructions, error maps (for `score`) and masks of test rows `rows`, or None."""
-        from .evaluate import reconstruct
-        from .losses import error_maps
 
         model, loss, data = self.model_and_data()
         if model is None:

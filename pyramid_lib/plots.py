@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
 
@@ -91,32 +90,3 @@ def pick_examples(test_scores, n: int = 8, score: str = "loss") -> list[int]:
         order = idx[np.argsort(s[idx])]
         picks += list(order[:k]) + list(order[-k:])
     return sorted(set(int(i) for i in picks))[:n]
-
-
-def run_figures(out_dir, model, loss, data, test_scores, weights: str, score: str = "loss") -> dict:
-    """Write roc.png and reconstructions.png for a scored run; return their paths."""
-    from pathlib import Path
-
-    from .files import atomic_save_figure
-    from .losses import error_maps
-
-    out_dir = Path(out_dir)
-    note = weights_note(weights)
-    fig = roc_figure({f"{data.dataset} normal={data.normal_class}": (test_scores.label, test_scores[score])},
-                     title=f"ROC, score = {score}{note}")
-    atomic_save_figure(out_dir / "roc.png", fig, dpi=120)
-    plt.close(fig)
-    idx = pick_examples(test_scores, 8, score)
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        model.eval()
-        x = data.test.batch(torch.tensor(idx), device)
-        x_hat = model(x)
-        maps = error_maps(loss, x_hat, x)[score].cpu()
-    masks = None if data.test.masks is None else data.test.masks[torch.tensor(idx)]
-    titles = [f"{'anomaly' if test_scores.label[i] else 'normal'} {test_scores['class'][i]}\n{test_scores[score][i]:.3g}"
-              for i in idx]
-    fig = reconstructions_figure(x.cpu(), x_hat.cpu(), maps, titles, masks, title=f"reconstructions{note}")
-    atomic_save_figure(out_dir / "reconstructions.png", fig, dpi=110)
-    plt.close(fig)
-    return {"roc": out_dir / "roc.png", "reconstructions": out_dir / "reconstructions.png"}

@@ -6,8 +6,7 @@ An image is called anomalous when its score is >= the threshold.
   is chosen on the test labels themselves, so the TPR/TNR it gives are optimistic; results
   label it "paper-style (threshold chosen on test labels)".
 - `from_normals`: a quantile (95% by default) of the scores of training normals held out of
-  training (`splits.py`).  No test label is used; the expected TNR is about the quantile.
-"""
+  training (`splits.py`).  No test label is used; the expected TNR is about the quantile."""
 
 from __future__ import annotations
 
@@ -15,7 +14,11 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 PAPER_STYLE_LABEL = "paper-style (threshold chosen on test labels)"
+
+
 HELD_OUT_LABEL = "held-out normals (threshold fixed without test labels)"
+
+
 DEFAULT_QUANTILE = 0.95
 
 

@@ -2,6 +2,12 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+from helpers import tiny_cfg
+
+from pyramid_lib import data
+from pyramid_lib.engine.run_dir import Run
+from pyramid_lib.engine.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,3 +26,21 @@ def data_root() -> Path:
     if root is None:
         pytest.skip("real data not found: set PYRAMID_DATA to a folder holding MNIST/, FashionMNIST/, mvtec_ad/")
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """12 training normals (11 fit + 1 held out: 3 batches of 4 per epoch), 12 test images."""
+    s = data.load("mnist-sample", 1)
+    normal = torch.nonzero(s.test.labels == 0).flatten()[:6]
+    anomalous = torch.nonzero(s.test.labels == 1).flatten()[:6]
+    return data.OneClassData("mnist-sample", "1", s.train.subset(torch.arange(12)),
+                             s.test.subset(torch.cat([normal, anomalous])), 28, data.MNIST_CLASSES)
+
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny) -> Run:
+    """A finished one-epoch run whose checkpoint the checkpoint tests copy and tamper with."""
+    return train(tiny_cfg(epochs=1), tmp_path_factory.mktemp("tiny") / "run", data=tiny, progress=False)
+

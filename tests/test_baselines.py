@@ -7,8 +7,9 @@ import torch
 
 from pyramid_lib import baselines as bl
 from pyramid_lib import data as dm
+from pyramid_lib.config import TrainConfig
+from pyramid_lib.engine.trainer import fit_and_heldout
 from pyramid_lib.errors import ConfigError
-from pyramid_lib.train import TrainConfig, fit_and_holdout
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def tiny():
 @pytest.mark.parametrize("method", ["ocsvm", "kde"])
 def test_sklearn_baselines_separate_digit_one(method, tiny):
     cfg, d = tiny
-    fit, held = fit_and_holdout(d, cfg)
+    fit, held = fit_and_heldout(d, cfg)
     (s_test, s_held), info = bl.sklearn_scores(method, fit, [d.test, held], limit=50)
     assert s_test.shape == (len(d.test),) and s_held.shape == (len(held),)
     assert info["fit_images"] == 50

@@ -12,11 +12,13 @@ pytest.importorskip("ipywidgets")
 pytestmark = pytest.mark.xdist_group("inspector")  # one worker builds the trained run once
 
 from conftest import shared_data  # noqa: E402
-from pyramid_lib import data, threshold  # noqa: E402
-from pyramid_lib.evaluate import evaluate_run  # noqa: E402
+
+from pyramid_lib import data, threshold
+from pyramid_lib.config import TrainConfig
+from pyramid_lib.engine.evaluate import evaluate_run
+from pyramid_lib.engine.trainer import train
 from pyramid_lib.inspector import Inspector, find_runs, inspector  # noqa: E402
-from pyramid_lib.notebooks import subset_test  # noqa: E402
-from pyramid_lib.train import TrainConfig, train  # noqa: E402
+from pyramid_lib.tutorial import subset_test
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,7 +37,7 @@ def runs(tmp_path_factory):
     name = "mnist" if real else "mnist-sample"
     d = subset_test(data.load(name, 1, real, download=False), 200)
     cfg = TrainConfig(dataset=name, normal_class="1", data_root=str(real) if real else None, download=False,
-                      val_fraction=0.02, epochs=1, train_limit=32, batch_size=16, lr=1e-3)
+                      heldout_fraction=0.02, epochs=1, train_limit=32, batch_size=16, lr=1e-3)
     train(cfg, root / "trained", data=d, progress=False)
     evaluate_run(root / "trained", data=d, progress=False)
     # a faked run: config, history and scores only (no checkpoint, so no image view)

@@ -6,11 +6,22 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import shared_data
-from pyramid_lib import data, notebooks
 
-NOTEBOOKS = notebooks.notebooks()
+from pyramid_lib import data
+from pyramid_lib.notebook_runner import execute, notebooks
+from pyramid_lib.tutorial import (
+    QUICK_TEST_LIMIT,
+    limited_test_split,
+    load_data,
+    paper_decoder,
+    quick_from_env,
+    setup,
+    size_trace,
+    subset_test,
+)
+
+NOTEBOOKS = notebooks()
 EXPECTED = ["00_tour", "01_architecture", "02_losses", "03_mnist", "04_fashion_mnist", "05_mvtec",
             "06_results_vs_paper", "07_inspector", "08_ablations"]
 
@@ -40,27 +51,27 @@ def test_opens_with_one_parameters_cell(path):
 
 
 def test_quick_flag_follows_the_environment():
-    assert notebooks.quick_from_env({"CI": "true"})
-    assert notebooks.quick_from_env({"PYRAMID_QUICK": "1"})
-    assert not notebooks.quick_from_env({})
-    assert not notebooks.quick_from_env({"PYRAMID_QUICK": "0"})
+    assert quick_from_env({"CI": "true"})
+    assert quick_from_env({"PYRAMID_QUICK": "1"})
+    assert not quick_from_env({})
+    assert not quick_from_env({"PYRAMID_QUICK": "0"})
 
 
 def test_stratified_test_subset_keeps_both_labels():
     d = data.load("mnist-sample", 3)
-    small = notebooks.subset_test(d, 50)
+    small = subset_test(d, 50)
     y = small.test.labels
     assert len(small.test) <= 52 and (y == 0).sum() >= 2 and (y == 1).sum() >= 2
     assert set(small.test.names) <= set(d.test.names)
-    assert notebooks.subset_test(d, 50).test.names == small.test.names  # seeded
-    assert notebooks.subset_test(d, None) is d
+    assert subset_test(d, 50).test.names == small.test.names  # seeded
+    assert subset_test(d, None) is d
 
 
 def test_missing_data_falls_back_to_stand_ins(tmp_path, capsys):
-    s = notebooks.setup(True, "cpu", tmp_path / "empty", tmp_path / "out", notebook="t")
-    d, note = notebooks.load_data("fmnist", "4", s)
-    assert d.dataset == "mnist-sample" and "STAND-IN" in note and len(d.test) <= notebooks.QUICK_TEST_LIMIT + 2
-    d, note = notebooks.load_data("mvtec", "carpet", s)
+    s = setup(True, "cpu", tmp_path / "empty", tmp_path / "out", notebook="t")
+    d, note = load_data("fmnist", "4", s)
+    assert d.dataset == "mnist-sample" and "STAND-IN" in note and len(d.test) <= QUICK_TEST_LIMIT + 2
+    d, note = load_data("mvtec", "carpet", s)
     assert d.dataset == "folder" and "NOT MVTec" in note
     assert d.test.masks is not None and d.test.masks.sum() > 0 and set(d.test.classes) == {"good", "scratch", "blob"}
     cfg = s.config_for(d)
@@ -69,14 +80,14 @@ def test_missing_data_falls_back_to_stand_ins(tmp_path, capsys):
 
 
 def test_paper_decoder_sizes_as_printed():
-    assert notebooks.size_trace(notebooks.paper_decoder("mvtec"), 1024, 4) == [4, 7, 13, 28, 56]
-    assert notebooks.size_trace(notebooks.paper_decoder("mnist"), 64, 1)[-1] == 21
-    assert notebooks.size_trace(notebooks.paper_decoder("mnist"), 64, 8)[-1] == 28
+    assert size_trace(paper_decoder("mvtec"), 1024, 4) == [4, 7, 13, 28, 56]
+    assert size_trace(paper_decoder("mnist"), 64, 1)[-1] == 21
+    assert size_trace(paper_decoder("mnist"), 64, 8)[-1] == 28
 
 
 def test_limited_test_split_applies_and_restores():
     load = data.load
-    with notebooks.limited_test_split(30):
+    with limited_test_split(30):
         assert len(data.load("mnist-sample", 0).test) <= 32
     assert data.load is load
 
@@ -98,7 +109,7 @@ def test_notebook_runs_in_quick_mode(path, tmp_path):
     env = {"PYRAMID_QUICK": "1", "PYRAMID_DATA": str(root), "PYRAMID_WORK": str(tmp_path / "work"),
            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     out = tmp_path / path.name
-    notebooks.execute(path, out, quick=True, timeout=600, env=env)
+    execute(path, out, quick=True, timeout=600, env=env)
     nb = nbformat.read(out, as_version=4)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, errors[0]

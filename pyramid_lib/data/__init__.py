@@ -1,0 +1,29 @@
+"""The data layer: image sets, MNIST-like datasets, image folders in MVTec AD's layout, the split.
+
+Under the one-class protocol the training split holds normal images only; the test split holds
+both, label 0 = normal, 1 = anomalous.
+"""
+
+from .datasets import DATASETS, DEFAULT_INPUT_SIZE, load
+from .folder import (
+           IMAGE_SUFFIXES,
+           MVTEC_CATEGORIES,
+           MVTEC_URL,
+           load_folder,
+           load_mvtec,
+           read_image,
+           read_mask,
+)
+from .images import ImageSet, OneClassData, data_root, to_input
+from .mnist import (
+           FMNIST_CLASSES,
+           MNIST_CLASSES,
+           MNIST_SAMPLE_TRAIN,
+           class_index,
+           load_mnist_like,
+           load_mnist_sample,
+)
+
+__all__ = ["DATASETS", "DEFAULT_INPUT_SIZE", "FMNIST_CLASSES", "IMAGE_SUFFIXES", "MNIST_CLASSES", "MNIST_SAMPLE_TRAIN",
+           "MVTEC_CATEGORIES", "MVTEC_URL", "ImageSet", "OneClassData", "class_index", "data_root", "load",
+           "load_folder", "load_mnist_like", "load_mnist_sample", "load_mvtec", "read_image", "read_mask", "to_input"]

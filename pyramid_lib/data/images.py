@@ -1,0 +1,80 @@
+"""Datasets, read once into memory as uint8 tensors and served in batches.
+
+Names: `mnist-sample` (embedded, no download), `mnist`, `fmnist`, `mvtec`, `folder`.
+The one-class protocol itself (which images are normal, how the training normals are split for
+the threshold) is in `splits.py`.  The data root comes from an argument, else the environment
+variable PYRAMID_DATA, else ./data.
+
+Layouts:
+  <root>/MNIST/raw/*-ubyte, <root>/FashionMNIST/raw/*-ubyte      (torchvision's; downloaded)
+  <root>/mvtec_ad/<category>/{train/good, test/<defect>, ground_truth/<defect>/<name>_mask.png}
+  a folder of your own with the same layout: {train/good, test/good, test/<defect>, [ground_truth]}"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The argument, else $PYRAMID_DATA, else ./data."""
+    return Path(root or os.environ.get("PYRAMID_DATA") or "data")
+
+
+@dataclass
+class ImageSet:
+    """Images held as uint8 N x C x S x S (C = 1 or 3); labels 0 = normal, 1 = anomalous."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]  # the original class of each image: a digit, a garment, a defect type
+    names: list[str]  # where each image came from (file path or dataset index)
+    masks: torch.Tensor | None = None  # uint8 N x S x S ground-truth defect masks (0/1), if any
+
+    def __post_init__(self):
+        n = len(self.images)
+        if not (len(self.labels) == len(self.classes) == len(self.names) == n):
+            raise ValueError("images, labels, classes and names must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, idx) -> ImageSet:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        pick = idx.tolist()
+        return ImageSet(self.images[idx], self.labels[idx], [self.classes[i] for i in pick],
+                        [self.names[i] for i in pick], None if self.masks is None else self.masks[idx])
+
+    def batch(self, idx, device="cpu") -> torch.Tensor:
+        """Images `idx` as a float B x 3 x S x S batch in [0, 1] on `device`."""
+        return to_input(self.images[idx], device)
+
+
+def to_input(images_u8: torch.Tensor, device="cpu") -> torch.Tensor:
+    """uint8 B x C x S x S -> float B x 3 x S x S in [0, 1]; grey is repeated to 3 channels.
+
+    Stored channels-last (NHWC, values unchanged): the layout `fast.optimize` gives the network
+    and the loss, which oneDNN runs faster on CPU."""
+    x = images_u8.to(device, non_blocking=True).float().div_(255)
+    return x.expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
+
+
+@dataclass
+class OneClassData:
+    """A dataset under the one-class protocol: `train` holds normal images only."""
+
+    dataset: str
+    normal_class: str
+    train: ImageSet
+    test: ImageSet
+    input_size: int
+    class_names: tuple[str, ...] = field(default_factory=tuple)
+
+    def describe(self) -> str:
+        n_norm = int((self.test.labels == 0).sum())
+        return (f"{self.dataset} (normal: {self.normal_class}): {len(self.train)} training images, "
+                f"{len(self.test)} test images ({n_norm} normal, {len(self.test) - n_norm} anomalous), "
+                f"{self.input_size}x{self.input_size}")

@@ -1,0 +1,34 @@
+"""The data split: which training normals fit the network and which are held out.
+
+Under the one-class protocol (`data.py`) the training split holds normal images only.  A
+fraction of them (10% by default, seeded) is held out of training: their scores fix the
+decision threshold without looking at any test label (`threshold.py`).  The paper trains on all
+training normals and picks its threshold on the test set; `heldout_fraction=0` restores the former."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import ConfigError
+
+DEFAULT_HELDOUT_FRACTION = 0.1
+
+
+def holdout(n: int, fraction: float = DEFAULT_HELDOUT_FRACTION, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (fit, held_out) of n training images; held_out has round(n * fraction) images,
+    at least one when fraction > 0, and fit keeps at least two (batch norm needs them)."""
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"--heldout-fraction must be in [0, 1), got {fraction}")
+    k = 0 if fraction == 0 else max(1, round(n * fraction))
+    if n - k < 2:
+        raise ConfigError(f"only {n} training images: too few to hold {k} out and still train; "
+                          "lower --heldout-fraction or add images")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[k:].sort().values, perm[:k].sort().values
+
+
+def limit(n: int, max_images: int | None, seed: int = 0) -> torch.Tensor:
+    """A seeded subset of at most `max_images` of n indices (the quick profile trains on fewer)."""
+    if max_images is None or max_images >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))[:max_images].sort().values

@@ -1,0 +1,1 @@
+"""The engine: one run folder, the training loop, evaluation of a run."""

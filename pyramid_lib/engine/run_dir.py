@@ -1,0 +1,188 @@
+"""The run folder: one abstraction (`RunDir`) for its paths, state, lock, checkpoint and outputs.
+
+Training (trainer.py), evaluation (evaluate.py), sweeps (experiments/), the inspector and the
+notebooks all reach a run through a RunDir.  Checkpoints load with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import LEGACY_KEYS, RUN_FIELDS, SHAPE_FIELDS, TrainConfig
+from ..errors import CheckpointError
+from ..files import read_json, safe_torch_load
+from ..model.loss import PyramidLoss
+from ..model.network import PyramidalAutoencoder
+from .build import build, pick_device
+
+CHECKPOINT_FORMAT = "pyramid-ad/1"
+
+
+class RunDir:
+    """One run folder: where its files are, what state it is in, and its trained model.
+
+    Files (each written atomically, see files.py):
+        config.json      the TrainConfig the run was made with (resolved weights included)
+        checkpoint.pt    model (and, while training, optimiser) state after the last complete epoch
+        run.json         status (running / finished / failed), loss history, device, wall time
+        scores.csv       every score of every test image and held-out normal (after evaluation)
+        metrics.csv      one row: AUROC, rates at both thresholds, ... (written last: the run is done)
+        .lock            held by the one process that writes the folder (`lock()`)
+
+    States, by name: `trained` (run.json says finished and the checkpoint is there) and `evaluated`
+    (metrics.csv exists).  `load()` loads the checkpoint once per RunDir and keeps the model.
+    """
+
+    def __init__(self, path, device=None):
+        self.dir = Path(path)
+        self.config = self.dir / "config.json"
+        self.checkpoint = self.dir / "checkpoint.pt"
+        self.state = self.dir / "run.json"
+        self.scores = self.dir / "scores.csv"
+        self.metrics = self.dir / "metrics.csv"
+        self.lock_file = self.dir / ".lock"
+        self.device = device
+        self._loaded: tuple | None = None
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.dir)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    def read_state(self) -> dict:
+        """run.json as a dict ({} before training started)."""
+        return read_json(self.state) if self.state.is_file() else {}
+
+    def read_config(self) -> TrainConfig:
+        """The run's TrainConfig; CheckpointError when config.json is missing."""
+        if not self.config.is_file():
+            raise CheckpointError(f"{self.config}: missing; {self.dir} is not a pyramid-ad run folder")
+        return TrainConfig.from_dict(read_json(self.config))
+
+    @property
+    def trained(self) -> bool:
+        """Training finished: run.json says so and the checkpoint is there."""
+        return self.read_state().get("status") == "finished" and self.checkpoint.is_file()
+
+    @property
+    def evaluated(self) -> bool:
+        """metrics.csv exists: it is written last, atomically, so the run is complete."""
+        return self.metrics.is_file()
+
+    def history(self) -> pd.DataFrame:
+        """Per-epoch loss history (run.json): epoch, loss, mse, perceptual, seconds, images_per_s."""
+        return pd.DataFrame(self.read_state().get("history", []))
+
+    def read_scores(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(test scores, held-out normal scores) from scores.csv."""
+        df = pd.read_csv(self.scores, dtype={"class": str})
+        return df[df.split == "test"].reset_index(drop=True), df[df.split != "test"].reset_index(drop=True)
+
+    def read_metrics(self) -> pd.DataFrame:
+        """metrics.csv: one row."""
+        return pd.read_csv(self.metrics, dtype={"normal_class": str})
+
+    def load(self, device=None) -> tuple[TrainConfig, PyramidalAutoencoder, PyramidLoss]:
+        """(config, trained model in eval mode, loss), loaded safely (weights_only) once per RunDir."""
+        if self._loaded is None:
+            self._loaded = load_run(self.dir, device if device is not None else self.device)
+        return self._loaded
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the folder's exclusive, non-blocking lock; yields False when another process has it."""
+        with run_lock(self.dir) as got:
+            yield got
+
+
+# The name earlier code used.
+Run = RunDir
+
+
+def check_compatible(saved: dict, cfg: TrainConfig, where, names=RUN_FIELDS) -> None:
+    """Refuse a checkpoint/config made with other settings, naming each that differs."""
+    want = asdict(cfg)
+    saved = {LEGACY_KEYS.get(k, k): v for k, v in saved.items()}  # files of earlier versions
+    diff = [f"{k}: {saved.get(k)!r} there, {want[k]!r} here" for k in names if saved.get(k) != want[k]]
+    if diff:
+        raise CheckpointError(f"{where}: made with other settings ({'; '.join(diff)}); "
+                              "use the same settings or another --out folder")
+
+
+def load_checkpoint(path, cfg: TrainConfig | None = None) -> dict:
+    """Load a checkpoint safely; with `cfg`, also check it fits that config's network."""
+    ckpt = safe_torch_load(path)
+    if ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
+        raise CheckpointError(f"{path}: not a pyramid-ad checkpoint (format {ckpt.get('format')!r})")
+    try:
+        saved = json.loads(ckpt["config"])
+        int(ckpt["epoch"]), json.loads(ckpt["history"])
+        if not isinstance(saved, dict) or not isinstance(ckpt["model"], dict):
+            raise TypeError("config or model is not a mapping")
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: a damaged pyramid-ad checkpoint ({type(e).__name__}: {e}); "
+                              "delete it to retrain, or restore it from a backup") from e
+    if cfg is not None:
+        check_compatible(saved, cfg, path, SHAPE_FIELDS)
+    return ckpt
+
+
+def load_state(module, state, path, what: str = "model") -> None:
+    """`module.load_state_dict(state)`, refusing a state that does not fit with CheckpointError."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+        why = " ".join(str(e).split())[:300] or type(e).__name__
+        raise CheckpointError(f"{path}: its {what} state does not fit this network ({why}); "
+                              "it is damaged or from another version") from e
+
+
+def load_run(out_dir, device=None) -> tuple[TrainConfig, PyramidalAutoencoder, PyramidLoss]:
+    """(config, trained model in eval mode, loss) of a run folder, loaded safely."""
+    run = Run(out_dir)
+    cfg = run.read_config()
+    device = pick_device(device)
+    ckpt = load_checkpoint(run.checkpoint, cfg)
+    model, loss_fn = build(cfg, device, pretrained_backbone=False)
+    load_state(model, ckpt["model"], run.checkpoint)
+    return cfg, model.eval(), loss_fn
+
+
+def read_scores(out_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(test scores, held-out normal scores) from a run's scores.csv."""
+    df = pd.read_csv(Run(out_dir).dir / "scores.csv", dtype={"class": str})
+    return df[df.split == "test"].reset_index(drop=True), df[df.split != "test"].reset_index(drop=True)
+
+
+def finished(run_dir) -> bool:
+    """A run is finished when its metrics.csv exists: it is written last, atomically."""
+    return (Path(run_dir) / "metrics.csv").is_file()
+
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold an exclusive, non-blocking lock on run_dir/.lock; yields False when another process has it."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def read_metrics(run_dir) -> pd.DataFrame:
+    return pd.read_csv(Path(run_dir) / "metrics.csv", dtype={"normal_class": str})

@@ -1,0 +1,186 @@
+"""Training: Adam (Table I), seeded, one atomic checkpoint per epoch, resumable.
+
+A run lives in one folder:
+    config.json      the TrainConfig (what was asked) and the weights actually used
+    checkpoint.pt    model + optimiser state after the last complete epoch (loaded weights_only)
+    run.json         status (running / finished / failed), loss history, device, wall time
+Every file is written to a temporary file and renamed, so a kill at any moment leaves the
+previous good file in place; `train(..., resume=True)` continues from the last complete epoch.
+With the same seed on the same CPU an interrupted-and-resumed run ends with the same weights as
+an uninterrupted one: batch order depends only on (seed, epoch), and everything else that
+carries over is in the checkpoint."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import data as data_mod
+from ..config import TrainConfig
+from ..data.splits import holdout, limit
+from ..errors import ConfigError, TrainingError
+from ..files import atomic_torch_save, atomic_write_json, read_json, remove_temp_files
+from ..model import fast
+from ..model.loss import PyramidLoss
+from .build import build, pick_device, versions
+from .run_dir import (
+    CHECKPOINT_FORMAT,
+    Run,
+    check_compatible,
+    load_checkpoint,
+    load_state,
+)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffle of epoch `epoch`: a function of (seed, epoch) only, so resuming replays it."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+def batches(order: torch.Tensor, batch_size: int):
+    """Consecutive slices of `order`; a last batch of one image is dropped (batch norm needs two)."""
+    for i in range(0, len(order), batch_size):
+        b = order[i:i + batch_size]
+        if len(b) >= 2:
+            yield b
+
+
+def fit_and_heldout(data: data_mod.OneClassData, cfg: TrainConfig):
+    """(images the network trains on, held-out training normals for the threshold)."""
+    fit_idx, val_idx = holdout(len(data.train), cfg.heldout_fraction, cfg.seed)
+    fit_idx = fit_idx[limit(len(fit_idx), cfg.train_limit, cfg.seed)]
+    return data.train.subset(fit_idx), data.train.subset(val_idx)
+
+
+def step(model, loss_fn: PyramidLoss, opt, x, target_features=None):
+    """One training step on batch x: (mean loss, per-image total, mse, perceptual), detached.
+
+    The update is skipped when the mean loss is not finite (the caller stops the run)."""
+    total, mse, perc = loss_fn(model(x), x, target_features)
+    loss = total.mean()
+    if torch.isfinite(loss):
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return loss.detach(), total.detach(), mse.detach(), perc.detach()
+
+
+@torch.no_grad()
+def perceptual_targets(loss: PyramidLoss, images: data_mod.ImageSet, device, batch_size: int = 500,
+                       max_bytes: float = 2e9) -> torch.Tensor | None:
+    """F(x) for every training image, computed once (it never changes: F is frozen).
+
+    Returns None when lambda = 0 or the features would take more than `max_bytes`; the loss then
+    computes F(x) each step.  Values are bit-identical to computing them per step.
+    """
+    if loss.lambda_ == 0 or len(images) == 0:
+        return None
+    probe = loss.features(images.batch(torch.arange(1), device))
+    if probe.numel() * 4 * len(images) > max_bytes:
+        return None
+    out = torch.empty((len(images), *probe.shape[1:]), device=device)
+    for i in range(0, len(images), batch_size):
+        idx = torch.arange(i, min(i + batch_size, len(images)))
+        out[idx.to(device)] = loss.features(images.batch(idx, device))
+    return out
+
+
+def non_finite(model, opt=None) -> list[str]:
+    """Names of the model's weights/buffers (and optimiser state) holding NaN or infinity."""
+    named = list(model.state_dict().items())
+    if opt is not None:
+        named += [(f"optimizer[{i}].{k}", v) for i, st in enumerate(opt.state.values()) for k, v in st.items()]
+    return [k for k, v in named if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress: bool = True,
+          data: data_mod.OneClassData | None = None, stop_after_batches: int | None = None) -> Run:
+    """Train one run into `out_dir` and return it.  `data` may be passed in when already loaded.
+
+    `stop_after_batches` ends the call after that many optimiser steps without finishing the
+    epoch (the run then looks as if it had been killed); tests use it.
+    """
+    cfg.validate()
+    run = Run(out_dir)
+    device = pick_device(device)
+    start_epoch, history = 0, []
+    if run.dir.exists() and not run.dir.is_dir():
+        raise ConfigError(f"--out {run.dir}: is a file, not a folder; choose another --out")
+    if run.checkpoint.exists() or run.state.exists():
+        if not resume:
+            raise ConfigError(f"--out {run.dir}: already holds a run; pass --resume to continue it, "
+                              "or choose another folder")
+        run.read_config()  # CheckpointError when config.json is missing
+        check_compatible(read_json(run.config), cfg, run.config)
+        for f in (run.checkpoint, run.state, run.config):
+            remove_temp_files(f)  # left by a kill during a write; the files themselves are whole
+    elif resume and not run.dir.exists():
+        raise ConfigError(f"--resume: {run.dir} does not exist; drop --resume to start a new run")
+    # an unsafe, damaged or foreign checkpoint is refused before any data is read or downloaded
+    ckpt = load_checkpoint(run.checkpoint, cfg) if run.checkpoint.exists() else None
+
+    data = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
+    fit, _ = fit_and_heldout(data, cfg)
+    model, loss_fn = build(cfg, device)
+    opt = fast.adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)  # fused Adam
+
+    if ckpt is not None:
+        load_state(model, ckpt["model"], run.checkpoint)
+        load_state(opt, ckpt.get("optimizer"), run.checkpoint, "optimizer")
+        start_epoch, history = int(ckpt["epoch"]), list(json.loads(ckpt["history"]))
+        del ckpt
+        if start_epoch >= cfg.epochs and run.trained:
+            return run
+    state = {"status": "running", "config": asdict(cfg), "device": str(device), "versions": versions(),
+             "fit_images": len(fit), "history": history,
+             "wall_time_s": run.read_state().get("wall_time_s", 0.0)}
+    atomic_write_json(run.config, asdict(cfg))
+    atomic_write_json(run.state, state)
+
+    targets = perceptual_targets(loss_fn, fit, device)
+    steps = 0
+    bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{cfg.dataset}:{cfg.normal_class}", initial=start_epoch,
+               total=cfg.epochs, disable=not progress, unit="epoch")
+    for epoch in bar:
+        t0 = time.perf_counter()
+        model.train()
+        sums, n_seen = torch.zeros(3, dtype=torch.float64), 0
+        for idx in batches(epoch_order(len(fit), cfg.seed, epoch), cfg.batch_size):
+            x = fit.batch(idx, device)
+            loss, total, mse, perc = step(model, loss_fn, opt, x, None if targets is None else targets[idx.to(device)])
+            if not torch.isfinite(loss):
+                state.update(status="failed", error=f"non-finite loss {loss.item()} in epoch {epoch + 1}")
+                atomic_write_json(run.state, state)
+                kept = f"the last good checkpoint (epoch {epoch}) is kept" if epoch else "no epoch had finished"
+                raise TrainingError(f"{run.dir}: loss became {loss.item()} in epoch {epoch + 1}; stopped, {kept}. "
+                                    "Try a lower --lr")
+            sums += torch.stack([total.sum(), mse.sum(), perc.sum()]).detach().double().cpu()
+            n_seen += len(idx)
+            steps += 1
+            if stop_after_batches is not None and steps >= stop_after_batches:
+                return run
+        mean = (sums / max(n_seen, 1)).tolist()
+        dt = time.perf_counter() - t0
+        broken = non_finite(model, opt)
+        if broken:  # a NaN/inf gradient step: never save it over the last good checkpoint
+            state.update(status="failed", error=f"non-finite weights after epoch {epoch + 1}: {broken[0]}")
+            atomic_write_json(run.state, state)
+            kept = f"the last good checkpoint (epoch {epoch}) is kept" if epoch else "no epoch had finished"
+            raise TrainingError(f"{run.dir}: {len(broken)} weight tensor(s) became NaN or infinite in epoch "
+                                f"{epoch + 1} (first: {broken[0]}); stopped, {kept}. Try a lower --lr")
+        history.append({"epoch": epoch + 1, "loss": mean[0], "mse": mean[1], "perceptual": mean[2],
+                        "seconds": round(dt, 3), "images_per_s": round(n_seen / dt, 1)})
+        atomic_torch_save(run.checkpoint, {
+            "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "config": json.dumps(asdict(cfg)),
+            "history": json.dumps(history), "model": model.state_dict(), "optimizer": opt.state_dict(),
+        })
+        state.update(history=history, wall_time_s=round(state["wall_time_s"] + dt, 2))
+        atomic_write_json(run.state, state)
+        bar.set_postfix(loss=f"{mean[0]:.4f}", img_s=f"{n_seen / dt:.0f}")
+    state["status"] = "finished"
+    atomic_write_json(run.state, state)
+    return run

@@ -1,0 +1,1 @@
+"""Experiments: planning the runs of a paper item, sweeping them (locally, on GPUs, through submitit), the demo."""

@@ -1,0 +1,207 @@
+"""Sweeps that re-run the paper's experiments: independent runs, resumable, in parallel or on SLURM.
+
+Experiments (`EXPERIMENTS`):
+    mnist, fmnist        Table III / Table II: one run per normal class
+    mvtec                Table IV: one run per category (only what is under <data>/mvtec_ad/)
+    ablation-encoders    Fig. 3-4: 1, 2, 4, 6 encoders on two classes (paper: MVTec bottle, carpet;
+                         default here: Fashion-MNIST classes 0 and 4 as a stand-in, `--dataset mvtec`
+                         for the real thing)
+    ablation-lambda      Fig. 5: lambda 0 (MSE only) and 1 (MSE + perceptual) on the same two classes
+    baselines            OC-SVM, KDE, plain AE (L2, SSIM) and our network with lambda = 0, re-run on
+                         the same splits (baselines.py); default datasets MNIST and Fashion-MNIST
+
+Layout: results/<experiment>/<profile>/ (or <profile>-<setting><value>... when options such as
+--epochs 30 or --lambda 0 change the profile's runs: `variant`, so that they never mix with, or
+are silently skipped as, the profile's own finished runs)
+    runs/<name>/        one run folder each (train.py, evaluate.py, baselines.py)
+    results.csv         one row per finished run (the per-run metrics.csv rows, combined)
+    comparison.csv      ours beside the paper's numbers (paper.py), where the paper has a table
+    sweeps.csv          one row per sweep invocation: command, commit, start/end, runs done/skipped/failed
+    *.png, README.md    figures and the results page (report.py)
+
+Idempotent and resumable: a run is finished when its metrics.csv exists (written last); a finished
+run is never redone nor overwritten.  An interrupted network run resumes from its last complete
+epoch; an interrupted baseline is redone (seconds to minutes).  Each run holds an exclusive lock
+(`fcntl.flock` on runs/<name>/.lock) while it works, so two sweeps started at once (or a sweep
+and a SLURM array) never train the same run twice: the second one skips it as busy.
+
+Parallelism: `jobs` runs at once on this machine, a fresh process per run
+(`concurrent.futures.ProcessPoolExecutor`, spawn, one task per child), each with
+cores // jobs torch threads and, on a machine with several GPUs, its own GPU (`gpu_slots`); or
+`executor="slurm"`, which submits the same runs as a job array through `submitit`
+(`executor="submitit-local"` does the same with submitit's local executor, for testing without
+a cluster)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from .. import baselines as bl
+from .. import data as data_mod
+from ..config import RUN_FIELDS, TrainConfig, get_profile
+from ..engine.run_dir import check_compatible, finished
+from ..errors import CheckpointError, ConfigError
+from ..files import atomic_write_csv, read_json
+
+MAIN = {"mnist": ("mnist", data_mod.MNIST_CLASSES),
+        "fmnist": ("fmnist", tuple(str(i) for i in range(10))),
+        "mvtec": ("mvtec", data_mod.MVTEC_CATEGORIES)}
+
+
+ABLATIONS = ("ablation-encoders", "ablation-lambda")
+
+
+EXPERIMENTS = (*MAIN, *ABLATIONS, "baselines")
+
+
+# Fashion-MNIST stand-ins for the paper's bottle and carpet: T-shirt/top and Coat, two classes of
+# middle difficulty (neither at the AUROC ceiling like Trouser nor at the floor like Shirt).
+ABLATION_DEFAULT = {"fmnist": ("0", "4"), "mnist": ("2", "8"), "mvtec": ("bottle", "carpet")}
+
+
+ABLATION_ENCODERS = (1, 2, 4, 6)
+
+
+ABLATION_LAMBDAS = (0.0, 1.0)
+
+
+BASELINE_DATASETS = ("mnist", "fmnist")
+
+
+STAND_IN_NOTE = ("Fashion-MNIST classes stand in for the paper's MVTec bottle and carpet (not here); "
+                 "run with --dataset mvtec for the real thing.")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One independent run of a sweep: a network run (kind "pyramid") or a baseline method."""
+
+    name: str
+    kind: str  # "pyramid" or one of baselines.METHODS other than ours-lambda0
+    cfg: TrainConfig
+    method: str  # how tables name it: "ours", "ours-lambda0", "ocsvm", ...
+
+
+def _classes_of(dataset: str) -> tuple[str, ...]:
+    if dataset == "mvtec":
+        return data_mod.MVTEC_CATEGORIES
+    return tuple(str(i) for i in range(10))
+
+
+def _safe(c) -> str:
+    return str(c).replace("/", "_").replace(" ", "_")
+
+
+def plan(experiment: str, profile: str = "quick", classes=None, weights: str = "random", data_root=None,
+         download: bool = True, datasets=None, methods=None, **overrides) -> list[Job]:
+    """The independent runs of an experiment, each validated (no data is read here)."""
+    if experiment not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
+    prof = get_profile(profile)
+    prof.pop("weights")
+    base = {**prof, **{k: v for k, v in overrides.items() if v is not None}}
+
+    def cfg(dataset, c, **kw):
+        return TrainConfig(dataset=dataset, normal_class=str(c), weights=weights, profile=profile,
+                           data_root=data_root, download=download, **{**base, **kw}).validate()
+
+    if datasets is not None and isinstance(datasets, str):
+        datasets = [datasets]
+    jobs: list[Job] = []
+    if experiment in MAIN:
+        dataset, all_classes = MAIN[experiment]
+        dataset = (datasets or [dataset])[0]
+        for c in classes or all_classes:
+            jobs.append(Job(f"{dataset}-{_safe(c)}", "pyramid", cfg(dataset, c), "ours"))
+    elif experiment in ABLATIONS:
+        for dataset in datasets or ["fmnist"]:
+            for c in classes or ABLATION_DEFAULT.get(dataset, _classes_of(dataset)[:2]):
+                if experiment == "ablation-encoders":
+                    for k in ABLATION_ENCODERS:
+                        jobs.append(Job(f"{dataset}-{_safe(c)}-enc{k}", "pyramid", cfg(dataset, c, encoders=k),
+                                        f"ours, {k} encoder{'s' * (k > 1)}"))
+                else:
+                    for lambda_ in ABLATION_LAMBDAS:
+                        jobs.append(Job(f"{dataset}-{_safe(c)}-lambda{lambda_:g}", "pyramid", cfg(dataset, c, lambda_=lambda_),
+                                        "ours" if lambda_ else "ours-lambda0"))
+    else:  # baselines: the cheap ones first, then the autoencoders, then our network with lambda = 0
+        methods = [bl.check_method(m) for m in (methods or bl.METHODS)]
+        for m in sorted(methods, key=bl.METHODS.index):
+            for dataset in datasets or BASELINE_DATASETS:
+                for c in classes or _classes_of(dataset):
+                    kind = "pyramid" if m == "ours-lambda0" else m
+                    extra = {"lambda_": 0.0} if m == "ours-lambda0" else {}
+                    jobs.append(Job(f"{dataset}-{_safe(c)}-{m}", kind, cfg(dataset, c, **extra), m))
+    return jobs
+
+
+_VARIANT_LABELS = {"lambda_": "lambda", "input_size": "size"}
+
+
+_VARIANT_FIELDS = ("epochs", "encoders", "pyramid", "lambda_", "input_size", "seed", "lr", "batch_size", "train_limit")
+
+
+def variant(profile: str, todo: list[Job], plain: list[Job]) -> str:
+    """The results folder name of a sweep: the profile's name, plus `-<setting><value>` for each
+    setting in which the planned runs differ from the same plan without overrides (e.g.
+    `cpu-epochs30`, `quick-lambda0-seed1`)."""
+    changed = [k for k in _VARIANT_FIELDS
+               if any(getattr(j.cfg, k) != getattr(p.cfg, k) for j, p in zip(todo, plain))]
+
+    def fmt(v):
+        return "none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+
+    return "-".join([profile, *(f"{_VARIANT_LABELS.get(k, k)}{fmt(getattr(todo[0].cfg, k))}" for k in changed)])
+
+
+def plan_and_dir(experiment: str, profile: str = "quick", classes=None, out_root="results", weights: str = "random",
+                 data_root=None, download: bool = True, datasets=None, methods=None,
+                 **overrides) -> tuple[list[Job], Path]:
+    """A sweep's runs and where it writes: out_root/<experiment>/<variant>."""
+    todo = plan(experiment, profile, classes, weights, data_root, download, datasets, methods, **overrides)
+    plain = plan(experiment, profile, classes, weights, data_root, download, datasets, methods)
+    return todo, Path(out_root) / experiment / variant(profile, todo, plain)
+
+
+def check_finished_runs(base: Path, todo: list[Job]) -> None:
+    """Refuse a sweep whose planned runs were finished before with other settings (another
+    --weights, or a profile that changed): skipping them would report those settings as these."""
+
+    for j in todo:
+        run_dir = base / "runs" / j.name
+        if not finished(run_dir) or not (run_dir / "config.json").is_file():
+            continue
+        try:
+            check_compatible(read_json(run_dir / "config.json"), j.cfg, run_dir, names=(*RUN_FIELDS, "epochs"))
+        except (CheckpointError, ValueError, OSError) as e:
+            raise ConfigError(f"{str(e).rstrip('.')}. It is finished, so this sweep would skip it and report its "
+                              "settings as yours (remove the run folder to redo it)") from None
+
+
+def with_overrides(cfg: TrainConfig, **kw) -> TrainConfig:
+    return replace(cfg, **kw).validate()
+
+
+def plan_frame(todo) -> pd.DataFrame:
+    return pd.DataFrame([{"name": j.name, "method": j.method, "dataset": j.cfg.dataset,
+                          "normal_class": j.cfg.normal_class, "encoders": j.cfg.encoders, "lambda": j.cfg.lambda_}
+                         for j in todo])
+
+
+def read_plan(base) -> pd.DataFrame:
+    """The runs recorded in base/plan.csv by sweeps (empty when there is none)."""
+    path = Path(base) / "plan.csv"
+    return pd.read_csv(path, dtype={"normal_class": str}) if path.is_file() else pd.DataFrame()
+
+
+def record_plan(base, todo) -> None:
+    """Add a sweep's runs to base/plan.csv (what the results page counts as planned)."""
+    base = Path(base)
+    old = read_plan(base)
+    new = plan_frame(todo)
+    if len(old):
+        new = pd.concat([old, new], ignore_index=True).drop_duplicates("name", keep="last")
+    atomic_write_csv(base / "plan.csv", new)

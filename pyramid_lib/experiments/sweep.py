@@ -1,0 +1,181 @@
+"""Sweeps that re-run the paper's experiments: independent runs, resumable, in parallel or on SLURM.
+
+Experiments (`EXPERIMENTS`):
+    mnist, fmnist        Table III / Table II: one run per normal class
+    mvtec                Table IV: one run per category (only what is under <data>/mvtec_ad/)
+    ablation-encoders    Fig. 3-4: 1, 2, 4, 6 encoders on two classes (paper: MVTec bottle, carpet;
+                         default here: Fashion-MNIST classes 0 and 4 as a stand-in, `--dataset mvtec`
+                         for the real thing)
+    ablation-lambda      Fig. 5: lambda 0 (MSE only) and 1 (MSE + perceptual) on the same two classes
+    baselines            OC-SVM, KDE, plain AE (L2, SSIM) and our network with lambda = 0, re-run on
+                         the same splits (baselines.py); default datasets MNIST and Fashion-MNIST
+
+Layout: results/<experiment>/<profile>/ (or <profile>-<setting><value>... when options such as
+--epochs 30 or --lambda 0 change the profile's runs: `variant`, so that they never mix with, or
+are silently skipped as, the profile's own finished runs)
+    runs/<name>/        one run folder each (train.py, evaluate.py, baselines.py)
+    results.csv         one row per finished run (the per-run metrics.csv rows, combined)
+    comparison.csv      ours beside the paper's numbers (paper.py), where the paper has a table
+    sweeps.csv          one row per sweep invocation: command, commit, start/end, runs done/skipped/failed
+    *.png, README.md    figures and the results page (report.py)
+
+Idempotent and resumable: a run is finished when its metrics.csv exists (written last); a finished
+run is never redone nor overwritten.  An interrupted network run resumes from its last complete
+epoch; an interrupted baseline is redone (seconds to minutes).  Each run holds an exclusive lock
+(`fcntl.flock` on runs/<name>/.lock) while it works, so two sweeps started at once (or a sweep
+and a SLURM array) never train the same run twice: the second one skips it as busy.
+
+Parallelism: `jobs` runs at once on this machine, a fresh process per run
+(`concurrent.futures.ProcessPoolExecutor`, spawn, one task per child), each with
+cores // jobs torch threads and, on a machine with several GPUs, its own GPU (`gpu_slots`); or
+`executor="slurm"`, which submits the same runs as a job array through `submitit`
+(`executor="submitit-local"` does the same with submitit's local executor, for testing without
+a cluster)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .. import paper
+from ..engine.run_dir import (
+    finished,
+)
+from ..errors import ConfigError
+from ..files import atomic_write_csv
+from .executors import EXECUTORS, _cores, _ensure_importable, _worker, gpu_slots, submit
+from .jobs import run_job
+from .plan import MAIN, check_finished_runs, plan_and_dir, record_plan
+
+
+def git_commit(path=None) -> str:
+    """HEAD's commit of the repository holding `path` (with "+dirty" when tracked files changed)."""
+    cwd = Path(path or Path(__file__).resolve().parent)
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+                               cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
+        return (head or "unknown") + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def sweep(experiment: str, profile: str = "quick", classes=None, out_root="results", weights: str = "random",
+          data_root=None, download: bool = True, device=None, progress: bool = True, jobs: int = 1,
+          executor: str = "local", datasets=None, methods=None, command: str | None = None,
+          slurm: dict | None = None, wait: bool = True, **overrides) -> pd.DataFrame:
+    """Run every unfinished run of an experiment (`jobs` at a time, or on SLURM), then collect the
+    results and write plan.csv, sweeps.csv, results.csv and comparison.csv under
+    out_root/<experiment>/<variant>/ (the profile's name, plus the settings that overrides change:
+    `variant`).  Returns the combined results; `.attrs["base"]` is that folder."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"--jobs must be a positive integer, got {jobs!r}")
+    todo, base = plan_and_dir(experiment, profile, classes, out_root, weights, data_root, download, datasets,
+                              methods, **overrides)
+    check_finished_runs(base, todo)
+    started, commit = dt.datetime.now(dt.timezone.utc), git_commit()  # the code this sweep imported, not HEAD at its end
+    command = command or "python -c 'pyramid_lib.sweep(...)'"
+
+    record_plan(base, todo)  # so that results pages list what is still missing while this sweep runs
+    pending = [j for j in todo if not finished(base / "runs" / j.name)]
+    skipped = len(todo) - len(pending)
+    if progress:
+        print(f"{experiment}/{profile}: {len(todo)} runs, {skipped} finished before, {len(pending)} to run "
+              f"({executor}, jobs={jobs})", flush=True)
+    threads = max(1, _cores() // jobs)
+    statuses: list[tuple[str, str, float]] = []
+    if pending and executor == "local" and jobs == 1:
+        for j in pending:
+            statuses.append(run_job(j, base / "runs" / j.name, device, progress))
+            if progress:
+                print(f"  {statuses[-1][0]}: {statuses[-1][1]} ({statuses[-1][2]:.0f}s)", flush=True)
+    elif pending and executor == "local":
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        _ensure_importable()
+        ctx = mp.get_context("spawn")
+        slots, gpus = gpu_slots(device, jobs), None
+        if slots:  # several GPUs: each run takes one from the queue and gives it back when done
+            gpus = ctx.Manager().Queue()
+            for d in slots:
+                gpus.put(d)
+            if progress:
+                print(f"  {jobs} runs at once on {len(set(slots))} GPUs ({', '.join(sorted(set(slots)))})", flush=True)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, max_tasks_per_child=1) as ex:
+            futs = {ex.submit(_worker, j, str(base / "runs" / j.name), device, threads, gpus): j for j in pending}
+            for f in as_completed(futs):
+                try:
+                    statuses.append(f.result())
+                except Exception as e:  # the worker process died (killed, out of memory)
+                    statuses.append((futs[f].name, f"failed: worker died ({type(e).__name__}: {e})", 0.0))
+                if progress:
+                    print(f"  {statuses[-1][0]}: {statuses[-1][1]} ({statuses[-1][2]:.0f}s)", flush=True)
+    elif pending:
+        statuses = submit(pending, base, executor, jobs, device, slurm or {}, wait, progress)
+    ended = dt.datetime.now(dt.timezone.utc)
+    log_sweep(base, command, started, ended, executor, jobs, len(todo), skipped, statuses, commit)
+    results = collect(experiment, base)
+    failed = [s for s in statuses if s[1].startswith("failed")]
+    if failed and progress:
+        for name, st, _ in failed:
+            print(f"  FAILED {name}: {st} (see {base / 'runs' / name / 'error.log'})", file=sys.stderr)
+    results.attrs["base"] = str(base)  # where the sweep wrote (out_root/<experiment>/<variant>)
+    return results
+
+
+def log_sweep(base: Path, command: str, started, ended, executor: str, jobs: int, n: int, skipped: int,
+              statuses, commit: str) -> None:
+    """Append one row per sweep invocation to sweeps.csv; `commit` is the library's commit when the sweep
+    started (a sweep may last hours, and HEAD may move meanwhile)."""
+    path = Path(base) / "sweeps.csv"
+    row = {"started_utc": started.isoformat(timespec="seconds"), "ended_utc": ended.isoformat(timespec="seconds"),
+           "wall_seconds": round((ended - started).total_seconds(), 1), "command": command,
+           "git_commit": commit, "executor": executor, "jobs": jobs, "runs": n,
+           "finished_before": skipped, "done": sum(s[1] == "done" for s in statuses),
+           "busy": sum(s[1] == "busy" for s in statuses),
+           "failed": sum(s[1].startswith("failed") for s in statuses),
+           "submitted": sum(s[1].startswith("submitted") for s in statuses)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / ".sweeps.lock", "a+") as lock:  # two sweeps may end at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            old = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+            atomic_write_csv(path, pd.concat([old, pd.DataFrame([row])], ignore_index=True))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def collect(experiment: str, base) -> pd.DataFrame:
+    """Gather every finished run's metrics under `base` into results.csv (and comparison.csv where
+    the paper has a table).  Adds a `method` and a `run` column."""
+
+    base = Path(base)
+    frames = []
+    for p in sorted((base / "runs").glob("*/metrics.csv")):
+        f = pd.read_csv(p, dtype={"normal_class": str})
+        f.insert(0, "run", p.parent.name)
+        if "method" not in f:
+            f.insert(1, "method", ["ours" if lambda_ else "ours-lambda0" for lambda_ in f["lambda"]])
+        frames.append(f)
+    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(results):
+        atomic_write_csv(base / "results.csv", results)
+        if experiment in MAIN:
+            table = experiment if results["dataset"].iloc[0] in ("mnist", "fmnist", "mvtec") else None
+            if table:
+                atomic_write_csv(base / "comparison.csv", paper.compare(results, table))
+    return results
+
+
+def shell_command(argv) -> str:
+    return "pyramid-ad " + " ".join(shlex.quote(str(a)) for a in argv)

@@ -1,0 +1,79 @@
+"""Inference: one call, `predict(model, loss, x)`, gives the reconstruction, every per-image anomaly
+score and every per-pixel anomaly map (paper Sec. III-B: the anomaly score is the per-image loss
+of Eq. 1, L = MSE + lambda * perceptual).
+
+Scores (higher = more anomalous), one value per image:
+    loss         MSE + lambda * perceptual (the paper's score, PRIMARY_SCORE)
+    mse          1/(WH) ||X - X^||^2
+    perceptual   1/(WHC) ||F(X) - F(X^)||^2, F = VGG11 features[:4]
+    ssim         1 - SSIM(X, X^) (torchmetrics, Gaussian window 11); 0 = identical
+Maps, one S x S map per image, whose pixel means follow the scores above: the squared error
+summed over channels, the feature error averaged over channels and bilinearly resized to the
+image, their lambda-sum, and 1 - the SSIM map averaged over channels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from .loss import PyramidLoss, mse_per_image, perceptual_per_image, ssim_per_image
+
+from dataclasses import dataclass
+
+PRIMARY_SCORE = "loss"  # the paper's: the per-image training loss, MSE + lambda * perceptual
+SCORE_NAMES = ("loss", "mse", "perceptual", "ssim")  # "loss" = mse + lambda * perceptual
+
+
+@torch.no_grad()
+def scores(loss: PyramidLoss, x_hat, x) -> dict[str, torch.Tensor]:
+    """Per-image anomaly scores, higher = more anomalous, one tensor of size B for each name."""
+    f_x, f_hat = loss.features(x), loss.features(x_hat)
+    mse = mse_per_image(x_hat, x)
+    perc = perceptual_per_image(f_hat, f_x)
+    return {
+        "loss": mse + loss.lambda_ * perc,
+        "mse": mse,
+        "perceptual": perc,
+        "ssim": 1.0 - ssim_per_image(x_hat, x),
+    }
+
+
+@torch.no_grad()
+def error_maps(loss: PyramidLoss, x_hat, x) -> dict[str, torch.Tensor]:
+    """Per-pixel error maps, B x S x S each: squared error (summed over channels), perceptual
+    error (feature error averaged over channels, bilinearly resized to the image), their
+    lambda-sum, and 1 - SSIM."""
+    size = x.shape[-2:]
+    mse_map = (x_hat - x).pow(2).sum(1)  # per pixel, the terms of mse_per_image
+    f_err = (loss.features(x_hat) - loss.features(x)).pow(2).mean(1, keepdim=True)
+    perc_map = F.interpolate(f_err, size=size, mode="bilinear", align_corners=False)[:, 0]
+    _, ssim_map = structural_similarity_index_measure(x_hat.float(), x.float(), data_range=1.0,
+                                                      reduction="none", return_full_image=True)
+    return {
+        "loss": mse_map + loss.lambda_ * perc_map,
+        "mse": mse_map,
+        "perceptual": perc_map,
+        "ssim": 1.0 - ssim_map.mean(1),
+    }
+
+
+@dataclass
+class Prediction:
+    """What `predict` returns for a batch of B images of side S."""
+
+    reconstruction: torch.Tensor  # B x 3 x S x S in [0, 1]
+    scores: dict[str, torch.Tensor]  # name -> B, for each of SCORE_NAMES
+    maps: dict[str, torch.Tensor] | None  # name -> B x S x S, for each of SCORE_NAMES (None if not asked)
+
+
+@torch.no_grad()
+def predict(model, loss: PyramidLoss, x: torch.Tensor, maps: bool = True) -> Prediction:
+    """Reconstruct a batch and score it: x is B x 3 x S x S in [0, 1] on the model's device.
+
+    The scores are exactly those of `scores(loss, model(x), x)`; `maps=False` skips the per-pixel
+    maps (evaluation of a whole test split needs only the scores).
+    """
+    x_hat = model(x)
+    return Prediction(x_hat, scores(loss, x_hat, x), error_maps(loss, x_hat, x) if maps else None)

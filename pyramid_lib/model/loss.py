@@ -1,0 +1,74 @@
+"""Losses, per-image anomaly scores and per-pixel error maps (paper Sec. III-B, Eq. 1).
+
+    L = 1/(WH) ||X - X^||^2  +  lambda * 1/(WHC) ||F(X) - F(X^)||^2
+
+F is the first four layers of an ImageNet VGG11, `vgg11().features[:4]` (conv, ReLU, max-pool,
+conv), frozen and in eval mode.  Images are in [0, 1]; F receives them ImageNet-normalised, the
+input its weights were trained on (the paper does not say; see the README's deviations).
+The per-image anomaly score is the per-image training loss.  SSIM comes from torchmetrics."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchmetrics.functional.image import structural_similarity_index_measure
+from torchvision.models import vgg11
+
+from .network import IMAGENET_MEAN, IMAGENET_STD
+
+
+class PerceptualFeatures(nn.Module):
+    """F: VGG11 features[:4], frozen.  B x 3 x S x S in [0, 1] -> B x 128 x S/2 x S/2."""
+
+    def __init__(self, weights=None):
+        super().__init__()
+        self.features = vgg11(weights=weights).features[:4]
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True):  # stays in eval mode whatever the owner does
+        return super().train(False)
+
+    def forward(self, x):
+        return self.features((x - self.mean) / self.std)
+
+
+def mse_per_image(x_hat, x):
+    """1/(WH) ||X - X^||^2 for each image, as Eq. 1 writes it (summed over the 3 channels,
+    averaged over the W x H pixels): B."""
+    return (x_hat - x).pow(2).sum(1).flatten(1).mean(1)
+
+
+def perceptual_per_image(f_hat, f):
+    """1/(WHC) ||F(X) - F(X^)||^2 for each image, given the two feature maps: B."""
+    return (f_hat - f).pow(2).flatten(1).mean(1)
+
+
+def ssim_per_image(x_hat, x):
+    """Mean SSIM of each image (1 = identical): B.  Gaussian window 11, data range 1."""
+    return structural_similarity_index_measure(x_hat.float(), x.float(), data_range=1.0, reduction="none")
+
+
+class PyramidLoss(nn.Module):
+    """Eq. 1: MSE + lambda * perceptual.  `forward` returns per-image terms; average for a step."""
+
+    def __init__(self, lambda_: float = 1.0, weights=None):
+        super().__init__()
+        self.lambda_ = float(lambda_)
+        self.features = PerceptualFeatures(weights)
+
+    def forward(self, x_hat, x, target_features=None):
+        """Per-image (loss, mse, perceptual), each of size B.
+
+        `target_features` = F(x) may be passed in when it was computed before (it is constant per
+        image, see `PerceptualFeatures`); it is computed here otherwise.
+        """
+        mse = mse_per_image(x_hat, x)
+        if self.lambda_ == 0 and target_features is None:
+            perc = torch.zeros_like(mse)
+        else:
+            f = target_features if target_features is not None else self.features(x)
+            perc = perceptual_per_image(self.features(x_hat), f)
+        return mse + self.lambda_ * perc, mse, perc

@@ -1,0 +1,59 @@
+"""Helpers shared by several test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from pyramid_lib.config import TrainConfig
+from pyramid_lib.engine.run_dir import Run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_cfg(**kw) -> TrainConfig:
+    base = dict(dataset="mnist-sample", normal_class="1", epochs=2, batch_size=4, lr=1e-3, train_limit=None,
+                weights="random")
+    return TrainConfig(**{**base, **kw})
+
+
+
+def copy_run(run: Run, dest: Path) -> Run:
+    dest.mkdir(parents=True)
+    for f in (run.config, run.state, run.checkpoint):
+        (dest / f.name).write_bytes(f.read_bytes())
+    return Run(dest)
+
+
+def temp_leftovers(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*") if p.name.endswith(".tmp"))
+
+
+def same_state(a: dict, b: dict) -> list[str]:
+    """Keys whose tensors differ (torch.equal) between two state dicts (nested, as saved)."""
+    diff = []
+    assert a.keys() == b.keys()
+    for k in a:
+        va, vb = a[k], b[k]
+        if isinstance(va, dict):
+            diff += [f"{k}.{d}" for d in same_state(va, vb)]
+        elif torch.is_tensor(va):
+            if not torch.equal(va, vb):
+                diff.append(str(k))
+        elif va != vb:
+            diff.append(str(k))
+    return diff
+
+
+def assert_identical_checkpoints(a: dict, b: dict):
+    """Model weights and buffers (BN running stats, num_batches_tracked) and the Adam state."""
+    assert a["epoch"] == b["epoch"]
+    assert not same_state(a["model"], b["model"]), same_state(a["model"], b["model"])[:5]
+    assert not same_state(a["optimizer"]["state"], b["optimizer"]["state"])
+    assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    hist_a, hist_b = json.loads(a["history"]), json.loads(b["history"])
+    strip = lambda h: [{k: v for k, v in e.items() if k not in ("seconds", "images_per_s")} for e in h]  # noqa: E731
+    assert strip(hist_a) == strip(hist_b)
+
