@@ -4,10 +4,10 @@
     python benchmarks/ablation.py --rounds 5
 
 Training, cumulative (each row adds one change to the row above; the last row is the library's
-default step, `train.train`'s inner loop):
+default step, `engine.trainer.train`'s inner loop):
 
   plain               PyramidalAutoencoder as built (NCHW), F(x) recomputed every step, foreach Adam
-  + cached F(x)       perceptual targets computed once per dataset (`train.perceptual_targets`)
+  + cached F(x)       perceptual targets computed once per dataset (`engine.trainer.perceptual_targets`)
   + tap convs         `fast.TapConv2d`: convs on 1x1 / 2x2 maps computed with the taps that meet input
   + matrix convs      `fast.MatrixConv2d`: 3x3 convs on 2x2 maps as one matrix product
   + channels-last     network, VGG11 layers and input batches stored NHWC
@@ -31,13 +31,8 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-import torch  # noqa: E402
+import torch
 
 from pyramid_lib.engine.evaluate import SCORE_BATCH
 from pyramid_lib.engine.trainer import step
@@ -129,7 +124,7 @@ def main(argv=None):
     for r in range(opts.rounds):
         for k in rotate(names, r):
             v, f = variants[k], feats[k]
-            spent[k].append(timed(lambda: [train_step(v, X[i:i + BATCH], f[i:i + BATCH])
+            spent[k].append(timed(lambda v=v, f=f: [train_step(v, X[i:i + BATCH], f[i:i + BATCH])
                                            for i in range(0, len(X), BATCH)]) / len(X))
         print(f"  train round {r + 1}/{opts.rounds}", file=sys.stderr)
     base = statistics.median(spent[names[0]])
@@ -144,7 +139,7 @@ def main(argv=None):
     spent = {k: [] for k in names}
     for r in range(opts.rounds):
         for k in rotate(names, r):
-            spent[k].append(timed(lambda: score_all(variants[k], Xs, SCORE[k][1])) / len(Xs))
+            spent[k].append(timed(lambda k=k: score_all(variants[k], Xs, SCORE[k][1])) / len(Xs))
         print(f"  score round {r + 1}/{opts.rounds}", file=sys.stderr)
     base = statistics.median(spent[names[0]])
     for k in names:

@@ -5,12 +5,12 @@
 
 For each seed, trains mnist-sample (the embedded MNIST subset; 360 fit images of the normal
 digit, 1,000 test images) twice from the same seeded weights, on the same fit images in the
-same batch order (train.epoch_order), with the quick profile's batch 32 and lr 1e-3 and random
+same batch order (engine.trainer.epoch_order), with the quick profile's batch 32 and lr 1e-3 and random
 weights:
 
   reference  benchmarks/reference.py (plain convs, F(x) recomputed, foreach Adam, DataLoader
              over PIL images), scored with reference.score;
-  library    pyramid_lib.train.train + evaluate_run (the default path: fast.optimize,
+  library    pyramid_lib.engine.trainer.train + evaluate_run (the default path: fast.optimize,
              fused Adam, cached targets, uint8 batches).
 
 Prints the AUROC of every score for both, their difference, the final training losses and the
@@ -28,16 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
-
-from benchmarks import reference  # noqa: E402
-from pyramid_lib import data as data_mod  # noqa: E402
+import reference  # benchmarks/reference.py, beside this script
+from pyramid_lib import data as data_mod
 from pyramid_lib.config import TrainConfig, get_profile
 from pyramid_lib.engine.evaluate import evaluate_run
 from pyramid_lib.engine.trainer import batches, epoch_order, fit_and_heldout, train

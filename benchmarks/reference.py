@@ -7,7 +7,7 @@ VGG11 features[:4] MSE), F(x) of the *input* recomputed every step, torch.optim.
 default (foreach) kernel, and a torch DataLoader whose Dataset turns each stored uint8 image
 into a PIL image and back through ToTensor (and repeats grey to 3 channels) every time an item
 is drawn, as torchvision's MNIST/ImageFolder pipelines do.  Scoring uses torch.no_grad(),
-batches of 120 and the same four scores as `pyramid_lib.losses.scores`.
+batches of 120 and the same four scores as `pyramid_lib.model.anomaly_map.scores`.
 
 Nothing in pyramid_lib imports this module.
 """
@@ -77,7 +77,7 @@ class ReferenceLoss(torch.nn.Module):
 
 
 def build(input_size: int, seed: int = 0, lambda_: float = 1.0, lr: float = 1e-4, weight_decay: float = 1e-4):
-    """(model, loss, optimiser) seeded as `pyramid_lib.train.build` seeds them (same weights)."""
+    """(model, loss, optimiser) seeded as `pyramid_lib.engine.build.build` seeds them (same weights)."""
     torch.manual_seed(seed)
     model = PyramidalAutoencoder(input_size)
     loss = ReferenceLoss(lambda_)

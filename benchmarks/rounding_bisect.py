@@ -4,7 +4,7 @@
 
 Trains mnist-sample digit 0 (quick profile: 10 epochs, batch 32, lr 1e-3, random weights) with
 the library's own training loop and data order, once per variant, where a variant switches
-pieces of pyramid_lib.fast off (monkeypatched for this process only):
+pieces of pyramid_lib.model.fast off (monkeypatched for this process only):
 
   default    everything (the library)
   none       no rewrites, no channels-last weights, plain Adam (inputs stay channels-last)
@@ -13,7 +13,7 @@ pieces of pyramid_lib.fast off (monkeypatched for this process only):
   notaps     channels-last only, plain convs
   plainadam  everything but fused Adam
 
-Every variant computes the same function (tests/test_fast.py, float64); they differ only in the
+Every variant computes the same function (tests/model/test_fast.py, float64); they differ only in the
 order of float sums.  Prints the AUROC of the loss score and the final training loss of each.
 """
 
@@ -24,13 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import torch
 
-import torch  # noqa: E402
-
-from pyramid_lib import data as data_mod  # noqa: E402
+from pyramid_lib import data as data_mod
 from pyramid_lib.config import TrainConfig, get_profile
 from pyramid_lib.engine.evaluate import evaluate_run
 from pyramid_lib.engine.trainer import train

@@ -9,9 +9,9 @@ In one process and one run, for each input size:
 (a) reference  benchmarks/reference.py: plain eager fp32 network (NCHW), F(x) recomputed every
                step, foreach Adam, DataLoader over PIL images -> ToTensor -> 3 channels;
                scoring under no_grad in batches of 120.
-(b) library    pyramid_lib's default path: `train.build` (which applies `fast.optimize`),
+(b) library    pyramid_lib's default path: `engine.build.build` (applies `fast.optimize`),
                `fast.adam`, in-memory uint8 batches, perceptual targets cached once
-               (`train.perceptual_targets`), the step of `train.train`'s inner loop;
+               (`trainer.perceptual_targets`), the step of `trainer.train`'s inner loop;
                scoring with `score_images` (inference_mode, batches of SCORE_BATCH).
 
 Both start from the same seeded weights.  Timed rounds alternate (a) and (b) (and which goes
@@ -38,15 +38,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from benchmarks import reference  # noqa: E402
-from pyramid_lib import data as data_mod  # noqa: E402
+import reference  # benchmarks/reference.py, beside this script
+from pyramid_lib import data as data_mod
 from pyramid_lib.config import TrainConfig
 from pyramid_lib.engine.build import build, pick_device
 from pyramid_lib.engine.evaluate import SCORE_BATCH, score_images
@@ -212,7 +208,7 @@ class Library:
         return tensor_bytes(self.model, self.loss, self.opt, self.targets, self.fit.images)
 
     def step(self):
-        """One step of train.train's inner loop (same calls, same order)."""
+        """One step of engine.trainer.train's inner loop (same calls, same order)."""
         if not self.queue:
             self.queue = list(batches(epoch_order(len(self.fit), self.cfg.seed, self.epoch), self.batch))
             self.epoch += 1
@@ -232,7 +228,7 @@ class Library:
 
 
 def library_epoch_rate(size, fit_u8, test_u8, device, batch) -> float:
-    """images/s that train.train itself records for one epoch (run.json history)."""
+    """images/s that engine.trainer.train itself records for one epoch (run.json history)."""
     n = len(fit_u8)
     one = data_mod.ImageSet(fit_u8, torch.zeros(n, dtype=torch.long), ["good"] * n, [str(i) for i in range(n)])
     m = len(test_u8)
@@ -263,7 +259,7 @@ def bench_size(size, device, opts, log) -> list[dict]:
     times = {p.name: [] for p in paths}
     for r in range(s["rounds"]):
         for p in (paths if r % 2 == 0 else paths[::-1]):
-            times[p.name].append(timed(lambda: [p.step() for _ in range(s["steps"])], device) / s["steps"])
+            times[p.name].append(timed(lambda p=p: [p.step() for _ in range(s["steps"])], device) / s["steps"])
         log(f"  train round {r + 1}/{s['rounds']}: " + ", ".join(f"{k} {s['batch'] / v[-1]:.1f} img/s"
                                                                for k, v in times.items()))
     for p in paths:
@@ -273,13 +269,13 @@ def bench_size(size, device, opts, log) -> list[dict]:
     first = {"reference": test_u8[:reference.BATCH], "library": test_u8[:SCORE_BATCH]}
     for p in paths:
         imgs = first[p.name]
-        flops, peak = measured(lambda: p.score(imgs), device, p.resident())
+        flops, peak = measured(lambda p=p, imgs=imgs: p.score(imgs), device, p.resident())
         rows[p.name].update({"score GFLOP/img": flops / len(imgs) / 1e9, "score peak MB": peak / 2**20})
     chunks = torch.tensor_split(test_u8, s["chunks"])
     spent = {p.name: [] for p in paths}
     for r, chunk in enumerate(chunks):
         for p in (paths if r % 2 == 0 else paths[::-1]):
-            spent[p.name].append(timed(lambda: p.score(chunk), device) / len(chunk))
+            spent[p.name].append(timed(lambda p=p, chunk=chunk: p.score(chunk), device) / len(chunk))
         log(f"  score chunk {r + 1}/{len(chunks)}: " + ", ".join(f"{k} {1 / v[-1]:.1f} img/s"
                                                                  for k, v in spent.items()))
     for p in paths:
@@ -296,7 +292,7 @@ def bench_size(size, device, opts, log) -> list[dict]:
     if size <= 32 and not opts.quick and not opts.no_epoch:
         rate = library_epoch_rate(size, fit_u8[:10 * s["batch"]], test_u8[:4], device, s["batch"])
         lib["train.train epoch img/s"] = rate
-        log(f"  train.train, one epoch of {10 * s['batch']} images (run.json): {rate:.1f} img/s")
+        log(f"  engine.trainer.train, one epoch of {10 * s['batch']} images (run.json): {rate:.1f} img/s")
     return out
 
 
@@ -323,7 +319,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads (default: torch's, one per core; --quick: 1)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--no-epoch", action="store_true", help="skip the train.train one-epoch cross-check")
+    ap.add_argument("--no-epoch", action="store_true", help="skip the engine.trainer.train one-epoch cross-check")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
     opts = ap.parse_args(argv)
     opts.sizes = opts.sizes or ([28] if opts.quick else [28, 120])

@@ -6,44 +6,53 @@ Methods (`METHODS`):
               5-fold cross-validated log-likelihood on the training normals
     ae-l2     a plain convolutional autoencoder trained with the L2 (MSE) loss; score = MSE
     ae-ssim   the same autoencoder trained with 1 - SSIM (torchmetrics); score = 1 - SSIM
-    ours-lambda0   our network with lambda = 0 (MSE only): a normal `train.py` run, handled by
-              `reproduce.py`, listed here so that tables know its name
+    ours-lambda0   our network with lambda = 0 (MSE only): a normal network run (engine/trainer.py),
+              planned by experiments/plan.py, listed here so that tables know its name
 
 Features: the OC-SVM and KDE columns of the paper's Table III were copied from LSA, which
 reports them on PCA-reduced pixels; their exact settings are not reproduced here.  Ours: the KDE
 runs on PCA-reduced pixels (in [0, 1]; `PCA_COMPONENTS` components fitted on the training
 normals, whitened so that one bandwidth fits all axes).  The OC-SVM runs on the raw pixels: on
 PCA features it ignores everything outside the normals' subspace, which is where most anomalies
-differ (measured on MNIST digits 0, 1, 8 with 2,000 training normals: AUROC 0.70, 0.96, 0.65 on
-32 PCA components against 0.988, 0.997, 0.883 on raw pixels; the paper's copied OC-SVM column
-says 0.988, 0.999, 0.853).  To keep them cheap, OC-SVM and KDE fit on at most `SKLEARN_TRAIN_LIMIT` training
-normals (a seeded subsample of the same images our network trains on); results say so
-(`fit_images`).  The held-out training normals and the test split are exactly those of our
-network's runs (`train.fit_and_heldout`), so the thresholds and AUROCs are comparable.
+differ (the comparison is in benchmarks/README.md).  To keep them cheap, OC-SVM and KDE fit on at
+most `SKLEARN_TRAIN_LIMIT` training normals (a seeded subsample of the same images our network
+trains on); results say so (`fit_images`).  The held-out training normals and the test split are
+exactly those of our network's runs (`engine.trainer.fit_and_heldout`), and the metrics are
+computed by the same `metrics.summarize`, so the thresholds and AUROCs are comparable.
 
 The autoencoders train with the same profile as our network (epochs, batch size, learning rate,
-weight decay, training images) and are small (about 0.29 M parameters).  A run folder holds
-config.json, run.json, scores.csv and metrics.csv like our network's; an interrupted baseline
-run is simply redone (they take seconds to minutes), a finished one is never redone."""
+weight decay, training images) and the same training loop (`engine.trainer.epoch_steps`), with
+plain Adam; they are small (about 0.29 M parameters).  A run folder (a RunDir) holds config.json,
+run.json, scores.csv and metrics.csv like our network's, but no checkpoint: it becomes
+`evaluated` without being `trained`.  An interrupted baseline run is simply redone (they take
+seconds to minutes), a finished one is never redone."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
-from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from sklearn.decomposition import PCA
+from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import KernelDensity
+from sklearn.svm import OneClassSVM
 from torch import nn
 
 from . import data as data_mod
 from .engine.build import pick_device, versions
-from .engine.trainer import batches, epoch_order, fit_and_heldout
+from .engine.run_dir import RunDir
+from .engine.trainer import NonFiniteLoss, epoch_steps, fit_and_heldout
 from .errors import ConfigError, PyramidError
 from .files import atomic_write_csv, atomic_write_json
-from .metrics import metrics_from_scores
+from .metrics import summarize
 from .model.loss import ssim_per_image
+
+log = logging.getLogger(__name__)
 
 METHODS = ("ocsvm", "kde", "ae-l2", "ae-ssim", "ours-lambda0")
 
@@ -84,12 +93,10 @@ def _flat(images: data_mod.ImageSet) -> np.ndarray:
 def sklearn_scores(method: str, fit: data_mod.ImageSet, others: list[data_mod.ImageSet], seed: int = 0,
                    limit: int | None = SKLEARN_TRAIN_LIMIT) -> tuple[list[np.ndarray], dict]:
     """Fit OC-SVM or KDE on (a subsample of) `fit`; anomaly scores (higher = more anomalous) of each
-    image set in `others`, and the settings used."""
-    from sklearn.decomposition import PCA
-    from sklearn.model_selection import GridSearchCV
-    from sklearn.neighbors import KernelDensity
-    from sklearn.svm import OneClassSVM
+    image set in `others`, and the settings used.
 
+    Returns ([one float array of N_i scores per set in `others`], {setting: value}).  Raises
+    ConfigError for another method and PyramidError when too few images remain for PCA."""
     x = _flat(fit)
     if limit is not None and len(x) > limit:
         pick = np.random.default_rng(seed).choice(len(x), limit, replace=False)
@@ -146,36 +153,34 @@ class PlainAE(nn.Module):
 
 
 def ae_loss(method: str, x_hat, x):
-    """Per-image loss = anomaly score: MSE (ae-l2) or 1 - SSIM (ae-ssim)."""
+    """Per-image loss = anomaly score, B: MSE averaged over channels and pixels (ae-l2) or
+    1 - SSIM (ae-ssim)."""
     if method == "ae-l2":
         return (x_hat - x).pow(2).flatten(1).mean(1)
-
     return 1.0 - ssim_per_image(x_hat, x)
 
 
 def train_ae(method: str, cfg, fit: data_mod.ImageSet, device="cpu", progress: bool = False):
-    """Train the plain AE with the profile's settings; returns (model, loss history)."""
-
+    """Train the plain AE with the profile's settings and the shared loop (`epoch_steps`, plain
+    Adam); returns (model in eval mode, history: one {epoch, loss, seconds} per epoch, loss = mean
+    per-image `ae_loss`).  Raises PyramidError when a loss becomes NaN or infinite."""
     torch.manual_seed(cfg.seed)
     model = PlainAE(cfg.input_size).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = functools.partial(ae_loss, method)
     history = []
     for epoch in range(cfg.epochs):
         t0, total, n = time.perf_counter(), 0.0, 0
-        model.train()
-        for idx in batches(epoch_order(len(fit), cfg.seed, epoch), cfg.batch_size):
-            x = fit.batch(idx, device)
-            loss = ae_loss(method, model(x), x).mean()
-            if not torch.isfinite(loss):
-                raise PyramidError(f"{method}: loss became {loss.item()} in epoch {epoch + 1}; try a lower --lr")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-            n += len(idx)
+        try:
+            for idx, (loss, _) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size, device):
+                total += loss.item() * len(idx)
+                n += len(idx)
+        except NonFiniteLoss as e:
+            raise PyramidError(f"{method}: loss became {e.loss} in epoch {epoch + 1}; try a lower --lr") from None
         history.append({"epoch": epoch + 1, "loss": total / max(n, 1), "seconds": round(time.perf_counter() - t0, 3)})
         if progress:
-            print(f"{method} {cfg.dataset}:{cfg.normal_class} epoch {epoch + 1}/{cfg.epochs} loss {history[-1]['loss']:.4f}")
+            log.info("%s %s:%s epoch %d/%d loss %.4f", method, cfg.dataset, cfg.normal_class, epoch + 1, cfg.epochs,
+                     history[-1]["loss"])
     return model.eval(), history
 
 
@@ -191,22 +196,23 @@ def ae_scores(method: str, model, images: data_mod.ImageSet, device="cpu", batch
 def run_baseline(method: str, cfg, run_dir, device="cpu", data: data_mod.OneClassData | None = None,
                  progress: bool = False) -> pd.DataFrame:
     """Fit one baseline on cfg's split, score the test split and held-out normals, write the run folder
-    (config.json, run.json, scores.csv, metrics.csv: metrics.csv last, so it marks a finished run)."""
-    from pathlib import Path
+    (config.json, run.json, scores.csv, metrics.csv: metrics.csv last, so it marks an evaluated run).
 
-
+    `run_dir`: a RunDir or a folder.  Returns the metrics row (a 1-row frame): the run's settings,
+    `metrics.summarize`'s columns for the one `score`, score_seconds and `settings`.  Raises
+    ConfigError for an unknown method or ours-lambda0 (a network run)."""
     check_method(method)
     if method == "ours-lambda0":
-        raise ConfigError("ours-lambda0 is a train.py run; reproduce.py runs it")
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+        raise ConfigError("ours-lambda0 is a network run (engine/trainer.py); experiments/jobs.py runs it")
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    run.dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
     t0 = time.perf_counter()
     data = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
     fit, held = fit_and_heldout(data, cfg)
-    atomic_write_json(run_dir / "config.json", {**asdict(cfg), "method": method})
+    atomic_write_json(run.config, {**cfg.to_dict(), "method": method})
     state = {"status": "running", "method": method, "device": str(device), "versions": versions()}
-    atomic_write_json(run_dir / "run.json", state)
+    atomic_write_json(run.state, state)
     extra: dict = {}
     if method in SKLEARN_METHODS:
         (s_test, s_held), info = sklearn_scores(method, fit, [data.test, held], cfg.seed)
@@ -221,21 +227,23 @@ def run_baseline(method: str, cfg, run_dir, device="cpu", data: data_mod.OneClas
         epochs, final_loss = len(hist), hist[-1]["loss"]
         state["history"] = hist
     y = data.test.labels.numpy()
-    m = metrics_from_scores(y, s_test, s_held)
-    row = {"dataset": cfg.dataset, "normal_class": cfg.normal_class, "method": method, "weights": "none (no pretrained part)",
-           "profile": cfg.profile, "epochs": epochs, "seed": cfg.seed, "train_limit": cfg.train_limit,
+    m = summarize(pd.DataFrame({"label": y, "score": np.asarray(s_test, dtype=float)}),
+                  pd.DataFrame({"score": np.asarray(s_held, dtype=float)}), score="score", scores=("score",))
+    row = {"dataset": cfg.dataset, "normal_class": cfg.normal_class, "method": method,
+           "weights": "none (no pretrained part)", "profile": cfg.profile, "epochs": epochs, "seed": cfg.seed,
+           "train_limit": cfg.train_limit,
            "fit_images": extra.pop("fit_images"), "final_loss": final_loss, "train_seconds": round(train_s, 2),
            "device": str(device), **m, "score_seconds": round(time.perf_counter() - t0 - train_s, 2),
            "settings": ";".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in extra.items())}
     scores = pd.concat([
-        pd.DataFrame({"name": data.test.names, "class": data.test.classes, "label": y, "score": np.asarray(s_test, np.float32),
-                      "split": "test"}),
+        pd.DataFrame({"name": data.test.names, "class": data.test.classes, "label": y,
+                      "score": np.asarray(s_test, np.float32), "split": "test"}),
         pd.DataFrame({"name": held.names, "class": held.classes, "label": held.labels.numpy(),
                       "score": np.asarray(s_held, np.float32),
                       "split": "held-out normal"})], ignore_index=True)
-    atomic_write_csv(run_dir / "scores.csv", scores)
+    atomic_write_csv(run.scores, scores)
     state.update(status="finished", wall_time_s=round(time.perf_counter() - t0, 2), **extra)
-    atomic_write_json(run_dir / "run.json", state)
+    atomic_write_json(run.state, state)
     frame = pd.DataFrame([row])
-    atomic_write_csv(run_dir / "metrics.csv", frame)
+    atomic_write_csv(run.metrics, frame)
     return frame

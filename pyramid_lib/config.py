@@ -1,24 +1,40 @@
-"""Training profiles: how long and on how much data a run trains.
+"""One configuration source: `TrainConfig`, every setting of a run in one flat dataclass.
 
+Each field carries its type (a `Literal` for every choice), its default and its help text; the
+command line (`cli.py`) is generated from these fields (`lambda_` -> `--lambda`, `train_limit`
+-> `--train-limit`, `fast` -> `--no-fast`), and `TrainConfig.validate()` is the one place that
+checks them, raising ConfigError that names the flag.  config.json holds `to_dict()` (flat, the
+key "lambda" for `lambda_`); `from_dict()` reads it back, old key names included.
+
+Profiles (`TrainConfig.from_profile(name, **overrides)`) are presets: how long and on how much
+data a run trains.
 - `quick`: for laptops and CI: 10 epochs on at most 1,000 training normals, batch 32 and
   learning rate 1e-3 (ten times Table I's, so that the few steps a CPU can afford make
-  progress); one MNIST class trains in about two minutes on 2 CPU cores.
-- `cpu`: for the committed reproduction on 2 CPU cores: 10 epochs on all training normals,
-  batch 32, learning rate 1e-3 (same reason).
+  progress).
+- `cpu`: for the committed reproduction on CPUs: 10 epochs on all training normals, batch 32,
+  learning rate 1e-3 (same reason).
 - `paper`: Table I: Adam lr 1e-4, weight decay 1e-4, batch 120, 600 epochs, ImageNet weights
   required.
-Each profile only changes the fields listed here; the rest (Table I's optimiser, batch size,
-lambda = 1, four encoders) is the same for all."""
+Each profile only changes the fields listed in PROFILES; the rest (Table I's optimiser, lambda = 1,
+four encoders) is the same for all.  A config built in code without a profile says `custom`."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Literal, get_args, get_origin, get_type_hints
 
 from . import data as data_mod
 from .data.splits import DEFAULT_HELDOUT_FRACTION
 from .errors import ConfigError
-from .model.network import MIN_INPUT_SIZE, PYRAMID_DIVISORS, PYRAMID_MODES
+from .model.network import Encoders, ModelConfig, Pyramid, shape_error
+from .model.weights import Request, Used
+
+Dataset = Literal["mnist-sample", "mnist", "fmnist", "mvtec", "folder"]  # data.DATASETS, in this order
+
+
+Profile = Literal["quick", "cpu", "paper"]
+
 
 PROFILES: dict[str, dict] = {
     "quick": {"epochs": 10, "train_limit": 1000, "batch_size": 32, "lr": 1e-3, "weights": "auto"},
@@ -38,9 +54,155 @@ BATCH_SIZE = 120
 
 
 def get_profile(name: str) -> dict:
+    """The settings profile `name` changes (a copy of PROFILES[name]); ConfigError naming --profile."""
     if name not in PROFILES:
         raise ConfigError(f"--profile must be one of {', '.join(PROFILES)}, got {name!r}")
     return dict(PROFILES[name])
+
+
+def setting(default, help: str, *, flag: str | None = None, choices: tuple | None = None):
+    """A TrainConfig field: its default, the help text of its command-line option, and optionally
+    the flag (default: `--` + the name with dashes; `--no-<name>` for a bool that defaults to
+    True) and the choices the command line offers (default: the Literal's)."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of one run (the dataset, the class, the network, the optimiser, the data
+    split, the weights and where data lives).  Flat, so that config.json is one flat mapping."""
+
+    dataset: Dataset = setting("mnist-sample", "the dataset (mnist-sample ships with the kit: no download)")
+    normal_class: str = setting("0", "the normal class: digit/class index or name; MVTec category; unused for "
+                                     "folder")
+    epochs: int = setting(8, "training epochs")
+    input_size: int | None = setting(None, "image side in pixels (default: 28 for MNIST-like, 120 for MVTec)")
+    encoders: Encoders = setting(4, "number of pyramid encoders (paper: 4)")
+    pyramid: Pyramid = setting("paper", "paper: 1x1 pooling + channel divisors; spatial: PSPNet bins 1/2/3/6")
+    lambda_: float = setting(1.0, "weight of the perceptual loss (paper: 1; 0: MSE only)", flag="--lambda")
+    lr: float = setting(LR, "Adam learning rate (Table I: 1e-4)")
+    weight_decay: float = setting(WEIGHT_DECAY, "Adam weight decay (Table I: 1e-4)")
+    batch_size: int = setting(BATCH_SIZE, "images per training step (Table I: 120)")
+    seed: int = setting(0, "seed of the weights, the data split and the batch order")
+    heldout_fraction: float = setting(DEFAULT_HELDOUT_FRACTION, "share of training normals held out of training "
+                                      "to set the threshold without test labels (0: train on all)")
+    train_limit: int | None = setting(None, "train on at most this many normals (a seeded subset)")
+    test_limit: int | None = setting(None, "score at most this many test images (a seeded subset that keeps both "
+                                           "labels; default: all)")
+    weights: Literal[Request, Used] = setting(
+        "random", "backbone/VGG weights: imagenet (insist), auto (ImageNet if available, else random with a "
+        "warning), none or random (random); --profile paper needs imagenet; config.json records imagenet or random")
+    fast: bool = setting(True, "turn off the exact speed-ups of model/fast.py (same method, other float "
+                               "rounding): the plain network")
+    profile: Literal[Profile, "custom"] = setting(
+        "custom", "quick (CPU minutes), cpu (committed reproduction), paper (Table I: 600 epochs, ImageNet)",
+        choices=get_args(Profile))
+    data_root: str | None = setting(None, "where datasets live (default: $PYRAMID_DATA or ./data)")
+    download: bool = setting(True, "never download; fail clearly if data is missing")
+
+    def __post_init__(self):
+        self.normal_class = str(self.normal_class)
+        if self.input_size is None and self.dataset in data_mod.DEFAULT_INPUT_SIZE:
+            self.input_size = data_mod.DEFAULT_INPUT_SIZE[self.dataset]
+
+    @property
+    def model(self) -> ModelConfig:
+        """The network's shape settings (input_size, encoders, pyramid); ValueError when invalid."""
+        return ModelConfig(self.input_size, self.encoders, self.pyramid)
+
+    @classmethod
+    def from_profile(cls, name: str = "quick", **overrides) -> TrainConfig:
+        """The config of profile `name` (PROFILES) with `overrides` (field names) on top; not
+        validated.  ConfigError naming --profile for an unknown profile."""
+        return cls(**{**get_profile(name), "profile": name, **overrides})
+
+    def validate(self) -> TrainConfig:
+        """Check every setting before anything is downloaded or trained, and return self.
+
+        Raises ConfigError "<flag>: <what is wrong>" for the first bad setting (the flag as the
+        command line spells it, e.g. `--lambda`), DataError naming --normal-class for a class
+        the dataset does not have.  `weights` may still be a request (auto, none): resolve it
+        with `engine.build.resolve_weights` before training."""
+        def bad(name, msg):
+            raise ConfigError(f"{FLAGS[name]}: {msg}")
+
+        for name in _CHOICE_FIELDS:  # encoders and pyramid: shape_error below
+            value, allowed = getattr(self, name), get_args(_HINTS[name])
+            if value not in allowed:
+                bad(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+        if self.dataset in ("mnist-sample", "mnist", "fmnist"):
+            names = data_mod.FMNIST_CLASSES if self.dataset == "fmnist" else data_mod.MNIST_CLASSES
+            data_mod.class_index(self.normal_class, names)  # raises DataError naming --normal-class
+        if not _is_int(self.epochs) or self.epochs < 1:
+            bad("epochs", f"must be a positive integer, got {self.epochs!r}")
+        problem = shape_error(self.input_size, self.encoders, self.pyramid)
+        if problem:
+            bad(*problem)
+        if self.dataset in ("mnist-sample", "mnist", "fmnist") and self.input_size != 28:
+            bad("input_size", f"{self.dataset} images are 28x28, got {self.input_size!r}; leave --input-size unset")
+        if not _is_int(self.seed) or not 0 <= self.seed < 2**32:
+            bad("seed", f"must be an integer in 0..{2**32 - 1}, got {self.seed!r}")
+        for name in ("lambda_", "lr", "weight_decay"):
+            v = getattr(self, name)
+            if not _is_number(v) or not math.isfinite(v) or v < 0:
+                bad(name, f"must be a finite number >= 0, got {v!r}")
+        if self.lr == 0:
+            bad("lr", "must be > 0")
+        if not _is_int(self.batch_size) or self.batch_size < 2:
+            bad("batch_size", f"must be an integer of at least 2 (batch norm), got {self.batch_size!r}")
+        if not _is_number(self.heldout_fraction) or not 0 <= self.heldout_fraction < 1:
+            bad("heldout_fraction", f"must be in [0, 1), got {self.heldout_fraction!r}")
+        for name in ("train_limit", "test_limit"):
+            v = getattr(self, name)
+            if v is not None and (not _is_int(v) or v < 2):
+                bad(name, f"must be an integer of at least 2, got {v!r}")
+        if not isinstance(self.fast, bool) or not isinstance(self.download, bool):
+            bad("fast" if not isinstance(self.fast, bool) else "download", "must be True or False")
+        if self.profile == "paper" and self.weights in ("none", "random"):
+            raise ConfigError("--profile paper: reproduces the paper and needs ImageNet weights (--weights imagenet "
+                              "or auto); use --profile cpu or quick for random weights")
+        return self
+
+    def to_dict(self) -> dict:
+        """The flat mapping config.json (and a checkpoint's saved config) holds: field names,
+        except `lambda` for `lambda_`."""
+        return {FIELD_KEYS.get(k, k): v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """A TrainConfig from a config.json mapping: file keys ("lambda") and the names earlier
+        versions wrote (LEGACY_KEYS) are read; unknown keys are ignored and missing ones take
+        their defaults (files from before `fast` existed were made with it: fast=True).  Not
+        validated."""
+        d = {LEGACY_KEYS.get(k, k): v for k, v in d.items()}
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def option_flag(f) -> str:
+    """The command-line flag of a TrainConfig field: its metadata's, else `--` + the name with
+    dashes, `--no-<name>` for a bool that defaults to True."""
+    if f.metadata.get("flag"):
+        return f.metadata["flag"]
+    dashed = f.name.replace("_", "-")
+    return f"--no-{dashed}" if f.default is True else f"--{dashed}"
+
+
+FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
+FLAGS = {name: option_flag(f) for name, f in FIELDS.items()}
+
+
+_HINTS = get_type_hints(TrainConfig)  # the annotations, evaluated
 
 
 # Settings that change the network's shape: a checkpoint must agree on all of them.
@@ -49,78 +211,41 @@ SHAPE_FIELDS = ("input_size", "encoders", "pyramid")
 
 # Settings that change what a run computes: --resume refuses a run that differs in any.
 RUN_FIELDS = SHAPE_FIELDS + ("dataset", "normal_class", "lambda_", "lr", "weight_decay", "batch_size", "seed",
-                             "heldout_fraction", "train_limit", "weights")
-
-# Names that config.json files of earlier versions used.
-LEGACY_KEYS = {"lam": "lambda_", "val_fraction": "heldout_fraction"}
+                             "heldout_fraction", "train_limit", "weights", "fast")
 
 
-@dataclass
-class TrainConfig:
-    dataset: str = "mnist-sample"
-    normal_class: str = "0"
-    epochs: int = 8
-    input_size: int | None = None  # None: the dataset's (28 for MNIST-like, 120 for MVTec)
-    encoders: int = 4
-    pyramid: str = "paper"
-    lambda_: float = 1.0
-    lr: float = LR
-    weight_decay: float = WEIGHT_DECAY
-    batch_size: int = BATCH_SIZE
-    seed: int = 0
-    heldout_fraction: float = DEFAULT_HELDOUT_FRACTION
-    train_limit: int | None = None
-    weights: str = "random"  # what the run uses: "imagenet" or "random" (resolve "auto" before)
-    profile: str = "custom"
-    data_root: str | None = None
-    download: bool = True
+# Field -> key in config.json, where they differ (`lambda` is a Python keyword).
+FIELD_KEYS = {"lambda_": "lambda"}
 
-    def __post_init__(self):
-        self.normal_class = str(self.normal_class)
-        if self.input_size is None and self.dataset in data_mod.DEFAULT_INPUT_SIZE:
-            self.input_size = data_mod.DEFAULT_INPUT_SIZE[self.dataset]
 
-    def validate(self) -> TrainConfig:
-        """Check every setting before anything is downloaded or trained; raise ConfigError naming it."""
-        def bad(arg, msg):
-            raise ConfigError(f"{arg}: {msg}")
-        if self.dataset not in data_mod.DATASETS:
-            bad("--dataset", f"unknown dataset {self.dataset!r}; choose one of {', '.join(data_mod.DATASETS)}")
-        if self.dataset in ("mnist-sample", "mnist", "fmnist"):
-            names = data_mod.FMNIST_CLASSES if self.dataset == "fmnist" else data_mod.MNIST_CLASSES
-            data_mod.class_index(self.normal_class, names)  # raises DataError naming --normal-class
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            bad("--epochs", f"must be a positive integer, got {self.epochs!r}")
-        if not isinstance(self.input_size, int) or self.input_size < MIN_INPUT_SIZE:
-            bad("--input-size", f"must be an integer of at least {MIN_INPUT_SIZE}, got {self.input_size!r}")
-        if self.dataset in ("mnist-sample", "mnist", "fmnist") and self.input_size != 28:
-            bad("--input-size", f"{self.dataset} images are 28x28, got {self.input_size!r}; leave --input-size unset")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            bad("--seed", f"must be an integer in 0..{2**32 - 1}, got {self.seed!r}")
-        if self.encoders not in PYRAMID_DIVISORS:
-            bad("--encoders", f"must be one of {sorted(PYRAMID_DIVISORS)}, got {self.encoders!r}")
-        if self.pyramid not in PYRAMID_MODES:
-            bad("--pyramid", f"must be one of {', '.join(PYRAMID_MODES)}, got {self.pyramid!r}")
-        for arg, v in (("--lambda", self.lambda_), ("--lr", self.lr), ("--weight-decay", self.weight_decay)):
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                bad(arg, f"must be a finite number >= 0, got {v!r}")
-        if self.lr == 0:
-            bad("--lr", "must be > 0")
-        if not isinstance(self.batch_size, int) or self.batch_size < 2:
-            bad("--batch-size", f"must be an integer of at least 2 (batch norm), got {self.batch_size!r}")
-        if not 0 <= self.heldout_fraction < 1:
-            bad("--heldout-fraction", f"must be in [0, 1), got {self.heldout_fraction!r}")
-        if self.train_limit is not None and (not isinstance(self.train_limit, int) or self.train_limit < 2):
-            bad("--train-limit", f"must be an integer of at least 2, got {self.train_limit!r}")
-        if self.weights not in ("imagenet", "random"):
-            bad("--weights", f"resolved weights must be 'imagenet' or 'random', got {self.weights!r}")
-        if self.profile == "paper" and self.weights != "imagenet":
-            bad("--profile paper", "reproduces the paper and needs ImageNet weights; use --profile cpu/quick "
-                                   "for random weights")
-        return self
+# Key in config.json -> field: "lambda", and the names that files of earlier versions used.
+LEGACY_KEYS = {"lambda": "lambda_", "lam": "lambda_", "val_fraction": "heldout_fraction"}
 
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        d = {LEGACY_KEYS.get(k, k): v for k, v in d.items()}
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+
+_CHOICE_FIELDS = tuple(n for n, t in _HINTS.items() if get_origin(t) is Literal and n not in SHAPE_FIELDS)
+
+
+def choices(name: str) -> tuple | None:
+    """The values field `name` may take on the command line: its metadata's, else its Literal's;
+    None for a field that is not a choice."""
+    if FIELDS[name].metadata.get("choices"):
+        return tuple(FIELDS[name].metadata["choices"])
+    hint = _HINTS[name]
+    return get_args(hint) if get_origin(hint) is Literal else None
+
+
+def value_type(name: str) -> type:
+    """The plain type a command-line value of field `name` is parsed as (int, float, str or bool).
+    Raises TypeError for an annotation without one."""
+    hint = _HINTS[name]
+    if get_origin(hint) is Literal:
+        return type(get_args(hint)[0])
+    for t in (bool, int, float, str):
+        if hint is t or t in get_args(hint):
+            return t
+    raise TypeError(f"TrainConfig.{name}: no command-line type for {hint!r}")
+
+
+def default(name: str):
+    """The default of field `name`."""
+    return None if FIELDS[name].default is MISSING else FIELDS[name].default

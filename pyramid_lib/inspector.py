@@ -12,9 +12,10 @@ exposes its parts (`threshold`, `run`, `klass`, `image`, `errors`, ...), the cur
 (`rates`, `false_positives`, `false_negatives`) and the matplotlib figures it draws
 (`hist_fig`, `image_fig`, `gallery_fig`), so that it can be driven and checked from code.
 
-A run needs its config.json and either scores.csv (written by `evaluate_run`) or a checkpoint
-to score with.  Images, reconstructions and error maps need the checkpoint and the dataset; a
-run without them still shows its scores, histogram and rates."""
+A run (a `RunView` over its `engine.run_dir.RunDir`) needs its config.json and either scores.csv
+(written by `evaluate_run`) or a checkpoint to score with.  Images, reconstructions and error
+maps need the checkpoint (loaded once, `RunDir.load`) and the dataset, and come from one
+`model.anomaly_map.predict` call; a run without them still shows its scores, histogram and rates."""
 
 from __future__ import annotations
 
@@ -24,59 +25,56 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from . import data as data_mod
 from . import threshold as thr
-from .engine.evaluate import reconstruct, score_images
-from .engine.run_dir import Run, load_run, read_scores
+from .engine.evaluate import score_images
+from .engine.run_dir import RunDir
 from .engine.trainer import fit_and_heldout
-from .files import read_json
-from .model.anomaly_map import SCORE_NAMES, error_maps
-from .plots import score_histogram, weights_note
+from .model.anomaly_map import SCORE_NAMES, predict
+from .plots import image_array, score_histogram, weights_note
 
 try:
     import ipywidgets as W
+    from IPython.display import Image, display
 except ImportError as e:  # pragma: no cover - ipywidgets is in the "notebooks" extra
     raise ImportError("the inspector needs ipywidgets: pip install -e '.[notebooks]'") from e
-from matplotlib.figure import Figure
 
 __all__ = ["inspector", "Inspector", "RunView", "find_runs"]
 
 
 def find_runs(runs) -> list[Path]:
-    """Run folders (holding config.json, and scores.csv or checkpoint.pt) in a run folder, a
-    folder searched recursively, or a list of either; sorted, without duplicates."""
-    if isinstance(runs, (str, Path)):
+    """Run folders (holding config.json, and scores.csv or checkpoint.pt) in a run folder (or a
+    RunDir), a folder searched recursively, or a list of either; resolved, sorted, no duplicates."""
+    if isinstance(runs, (str, Path, RunDir)):
         runs = [runs]
     found = []
     for r in runs:
-        r = Path(r)
+        r = r.dir if isinstance(r, RunDir) else Path(r)
         cands = [r] if (r / "config.json").is_file() else sorted(p.parent for p in r.rglob("config.json"))
-        for c in cands:
-            if (c / "scores.csv").is_file() or (c / "checkpoint.pt").is_file():
-                found.append(c.resolve())
+        for c in map(RunDir, cands):
+            if c.scores.is_file() or c.checkpoint.is_file():
+                found.append(c.dir.resolve())
     return sorted(dict.fromkeys(found))
 
 
 class RunView:
-    """One run as the inspector sees it: its scores, and (lazily) its model and dataset."""
+    """One run as the inspector sees it: its RunDir, its scores, and (lazily) its model and dataset.
+
+    `test` / `held_out`: scores.csv's rows (name, class, label, every score), or, for a run that
+    was never evaluated, the scores computed here from its checkpoint (FileNotFoundError when it
+    has neither)."""
 
     def __init__(self, run_dir, data: data_mod.OneClassData | None = None, device=None):
-
-        self.dir = Path(run_dir)
-        run = Run(self.dir)
-        self.cfg = run.read_config()
-        self.state = run.read_state()
-        self.device = device
-        self._data, self._model, self._problem = data, None, None
-        if (self.dir / "scores.csv").is_file():
-            self.test, self.held_out = read_scores(self.dir)
-        else:
-            self.test, self.held_out = self._score()
+        self.run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir, device)
+        self.dir = self.run.dir
+        self.cfg = self.run.read_config()
+        self._data, self._problem, self._index = data, None, None
+        self.test, self.held_out = self.run.read_scores() if self.run.scores.is_file() else self._score()
         self.test["class"] = self.test["class"].astype(str)
 
     def _score(self):
-
         model, loss, data = self.model_and_data()
         if model is None:
             raise FileNotFoundError(f"{self.dir}: neither scores.csv nor a usable checkpoint ({self._problem})")
@@ -85,30 +83,31 @@ class RunView:
                 score_images(model, loss, held, progress=False))
 
     def model_and_data(self):
-        """(model, loss, data) or (None, None, None) with `problem` saying why."""
-        if self._model is None and self._problem is None:
-
+        """(model, loss, data), the model loaded once (`RunDir.load`), or (None, None, None) with
+        `problem` saying why (no checkpoint, no dataset here)."""
+        if self._index is None and self._problem is None:
             try:
-                _, model, loss = load_run(self.dir, self.device)
-                data = self._data if self._data is not None else data_mod.load(self.cfg.dataset, self.cfg.normal_class, self.cfg.data_root,
-                                                   download=False, input_size=self.cfg.input_size)
-                self._model, self._data = (model, loss), data
-                self._index = {n: i for i, n in enumerate(data.test.names)}
+                _, model, _ = self.run.load()
+                if self._data is None:
+                    self._data = data_mod.load(self.cfg.dataset, self.cfg.normal_class, self.cfg.data_root,
+                                               download=False, input_size=self.cfg.input_size)
+                self._index = {n: i for i, n in enumerate(self._data.test.names)}
             except Exception as e:  # no checkpoint, no dataset here: scores only
                 self._problem = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
-        if self._model is None:
+        if self._index is None:
             return None, None, None
-        return (*self._model, self._data)
+        _, model, loss = self.run.load()
+        return model, loss, self._data
 
     @property
     def problem(self) -> str | None:
         self.model_and_data()
         return self._problem
 
-    @torch.inference_mode()
     def views(self, rows, score: str):
-        """Inputs, reconstructions, error maps (for `score`) and masks of test rows `rows`, or None."""
-
+        """(inputs, reconstructions, error maps of `score`, masks or None) of test rows `rows`, on
+        the CPU (B x 3 x S x S, B x 3 x S x S, B x S x S, B x S x S), from one `predict` call; None
+        when the run has no image view."""
         model, loss, data = self.model_and_data()
         if model is None:
             return None
@@ -116,12 +115,11 @@ class RunView:
         if any(n not in self._index for n in names):
             self._problem = "the scored images are not in the dataset loaded here"
             return None
-        idx = [self._index[n] for n in names]
-        x, x_hat = reconstruct(model, data.test, idx)
-        device = next(model.parameters()).device
-        maps = error_maps(loss, x_hat.to(device), x.to(device))[score].cpu()
-        masks = None if data.test.masks is None else data.test.masks[torch.tensor(idx)]
-        return x, x_hat, maps, masks
+        idx = torch.tensor([self._index[n] for n in names])
+        x = data.test.batch(idx, next(model.parameters()).device)
+        p = predict(model, loss, x)
+        masks = None if data.test.masks is None else data.test.masks[idx]
+        return x.cpu(), p.reconstruction.cpu(), p.maps[score].cpu(), masks
 
 
 def _png(fig) -> bytes:
@@ -130,18 +128,12 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _show(t: torch.Tensor):
-    a = t.detach().cpu().float().clamp(0, 1).numpy()
-    return a[0] if np.allclose(a[0], a[1]) and np.allclose(a[0], a[2]) else a.transpose(1, 2, 0)
-
-
 def run_label(run_dir) -> str:
-    """A run's name in the run menu, from its config.json and run.json (nothing is loaded)."""
-    d = Path(run_dir)
-    cfg = read_json(d / "config.json")
-    state = read_json(d / "run.json") if (d / "run.json").is_file() else {}
-    w = "ImageNet weights" if cfg.get("weights") == "imagenet" else "random weights"
-    return f"{cfg.get('dataset')}:{cfg.get('normal_class')} - {d.name} ({w}, {len(state.get('history', []))} epochs)"
+    """A run's name in the run menu, from its config.json and run.json (no checkpoint is loaded)."""
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    cfg = run.read_config()
+    w = "ImageNet weights" if cfg.weights == "imagenet" else "random weights"
+    return f"{cfg.dataset}:{cfg.normal_class} - {run.name} ({w}, {len(run.history())} epochs)"
 
 
 class Inspector(W.VBox):
@@ -347,7 +339,7 @@ class Inspector(W.VBox):
         else:
             self.message.value = ""
             x, x_hat, maps, masks = got
-            panels = [("input", _show(x[0]), "gray"), ("reconstruction", _show(x_hat[0]), "gray"),
+            panels = [("input", image_array(x[0]), "gray"), ("reconstruction", image_array(x_hat[0]), "gray"),
                       (f"error map ({self.score.value})", maps[0].numpy(), "inferno")]
             if masks is not None:
                 panels.append(("ground truth", masks[0].numpy(), "gray"))
@@ -381,7 +373,7 @@ class Inspector(W.VBox):
             x, s, cls = got[0], self.scores, self.view.test["class"]
             for j, (kind, i) in enumerate(rows):
                 ax = fig.add_subplot(1, len(rows), j + 1)
-                ax.imshow(_show(x[j]), cmap="gray", vmin=0, vmax=1)
+                ax.imshow(image_array(x[j]), cmap="gray", vmin=0, vmax=1)
                 ax.set_title(f"{kind} {cls.iloc[i]}\n{s[i]:.3g}", fontsize="x-small",
                              color="tab:red" if kind == "FP" else "tab:blue")
                 ax.set_axis_off()
@@ -393,7 +385,6 @@ class Inspector(W.VBox):
     # ---------------------------------------------------------------- static copy
     def snapshot(self):
         """Display the current three figures as plain images: widgets do not survive nbconvert."""
-        from IPython.display import Image, display
 
         for view in (self.image_view, self.hist_view, self.gallery_view):
             display(Image(view.value))

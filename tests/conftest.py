@@ -6,7 +6,7 @@ import torch
 from helpers import tiny_cfg
 
 from pyramid_lib import data
-from pyramid_lib.engine.run_dir import Run
+from pyramid_lib.engine.run_dir import RunDir
 from pyramid_lib.engine.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def tiny():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny) -> Run:
+def tiny_run(tmp_path_factory, tiny) -> RunDir:
     """A finished one-epoch run whose checkpoint the checkpoint tests copy and tamper with."""
     return train(tiny_cfg(epochs=1), tmp_path_factory.mktemp("tiny") / "run", data=tiny, progress=False)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from pyramid_lib.config import TrainConfig
-from pyramid_lib.engine.run_dir import Run
+from pyramid_lib.engine.run_dir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,11 +20,11 @@ def tiny_cfg(**kw) -> TrainConfig:
 
 
 
-def copy_run(run: Run, dest: Path) -> Run:
+def copy_run(run: RunDir, dest: Path) -> RunDir:
     dest.mkdir(parents=True)
     for f in (run.config, run.state, run.checkpoint):
         (dest / f.name).write_bytes(f.read_bytes())
-    return Run(dest)
+    return RunDir(dest)
 
 
 def temp_leftovers(folder: Path) -> list[Path]:

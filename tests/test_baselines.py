@@ -7,9 +7,18 @@ import torch
 
 from pyramid_lib import baselines as bl
 from pyramid_lib import data as dm
+from pyramid_lib import metrics
 from pyramid_lib.config import TrainConfig
+from pyramid_lib.engine import trainer
 from pyramid_lib.engine.trainer import fit_and_heldout
-from pyramid_lib.errors import ConfigError
+from pyramid_lib.errors import ConfigError, PyramidError
+
+
+def baseline_summary(y, s, held_out=None):
+    """metrics.summarize as run_baseline calls it: one `score` column."""
+    held = None if held_out is None else pd.DataFrame({"score": np.asarray(held_out, dtype=float)})
+    return metrics.summarize(pd.DataFrame({"label": np.asarray(y), "score": np.asarray(s, dtype=float)}), held,
+                             score="score", scores=("score",))
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +36,7 @@ def test_sklearn_baselines_separate_digit_one(method, tiny):
     (s_test, s_held), info = bl.sklearn_scores(method, fit, [d.test, held], limit=50)
     assert s_test.shape == (len(d.test),) and s_held.shape == (len(held),)
     assert info["fit_images"] == 50
-    m = bl.metrics_from_scores(d.test.labels.numpy(), s_test, s_held)
+    m = baseline_summary(d.test.labels.numpy(), s_test, s_held)
     assert m["auroc"] > 0.8  # digit 1 against the rest is easy for both
 
 
@@ -61,9 +70,57 @@ def test_bad_method_and_lambda0_is_not_a_baseline_run(tiny, tmp_path):
 
 
 def test_metrics_need_both_labels():
-    from pyramid_lib.errors import PyramidError
-
     with pytest.raises(PyramidError):
-        bl.metrics_from_scores([0, 0], [0.1, 0.2])
-    m = bl.metrics_from_scores([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], held_out=[0.1, 0.15])
+        baseline_summary([0, 0], [0.1, 0.2])
+    m = baseline_summary([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], held_out=[0.1, 0.15])
     assert m["auroc"] == 1.0 and m["youden_tpr"] == 1.0 and m["heldout_tnr"] == 0.5  # 0.2 >= q95(0.1, 0.15)
+    with pytest.raises(PyramidError, match="NaN or infinite"):
+        baseline_summary([0, 0, 1, 1], [0.1, np.nan, 0.8, 0.9])
+
+
+BASELINE_COLUMNS = ["auroc", "youden_threshold", "youden_tpr", "youden_tnr", "youden_accuracy", "heldout_threshold",
+                    "heldout_tpr", "heldout_tnr", "heldout_accuracy", "n_test", "n_normal", "n_anomalous"]
+
+
+def test_baselines_and_our_network_share_one_summary(tiny, tmp_path, monkeypatch):
+    """run_baseline and evaluate_run both call metrics.summarize; the columns are those of before."""
+    cfg, d = tiny
+    calls = []
+    real = metrics.summarize
+
+    def spy(test, *a, **k):
+        calls.append(k.get("scores", metrics.SCORE_NAMES))
+        return real(test, *a, **k)
+
+    monkeypatch.setattr(bl, "summarize", spy)
+    row = bl.run_baseline("kde", cfg, tmp_path / "kde", data=d).iloc[0]
+    assert calls == [("score",)]
+    i = list(row.index).index("auroc")
+    assert list(row.index)[i:i + len(BASELINE_COLUMNS)] == BASELINE_COLUMNS
+    ours = real(pd.DataFrame({"label": [0, 0, 1, 1], **{k: [0.1, 0.2, 0.8, 0.9] for k in metrics.SCORE_NAMES}}))
+    assert list(ours) == [f"auroc_{k}" for k in metrics.SCORE_NAMES] + BASELINE_COLUMNS[:-3] + ["ssim_normal"] \
+        + BASELINE_COLUMNS[-3:]
+
+
+def test_plain_ae_trains_with_the_shared_step(tiny, monkeypatch):
+    """train_ae goes through engine.trainer's loop: one trainer.step per batch."""
+    cfg, d = tiny
+    fit, _ = fit_and_heldout(d, cfg)
+    real, n = trainer.step, {"steps": 0}
+
+    def counting(*a, **k):
+        n["steps"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(trainer, "step", counting)
+    model, hist = bl.train_ae("ae-l2", cfg, fit)
+    per_epoch = sum(1 for _ in trainer.batches(torch.arange(len(fit)), cfg.batch_size))
+    assert n["steps"] == cfg.epochs * per_epoch and [h["epoch"] for h in hist] == [1, 2]
+
+
+def test_plain_ae_stops_on_a_nonfinite_loss(tiny, monkeypatch):
+    cfg, d = tiny
+    fit, _ = fit_and_heldout(d, cfg)
+    monkeypatch.setattr(bl, "ae_loss", lambda method, x_hat, x: (x_hat - x).flatten(1).mean(1) * float("nan"))
+    with pytest.raises(PyramidError, match=r"ae-l2: loss became nan in epoch 1"):
+        bl.train_ae("ae-l2", cfg, fit)

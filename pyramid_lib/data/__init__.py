@@ -1,29 +1,48 @@
 """The data layer: image sets, MNIST-like datasets, image folders in MVTec AD's layout, the split.
 
+    images.py     ImageSet, OneClassData (uint8 tensors in memory), data_root, to_input
+    images_io.py  decoding one image or mask file (Pillow) into uint8 tensors
+    mnist.py      MNIST, Fashion-MNIST, the embedded mnist-sample
+    folder.py     image folders in MVTec AD's layout, MVTec AD itself
+    datasets.py   load(dataset, normal_class): the one entry point
+    splits.py     held-out training normals, seeded subsets
+
 Under the one-class protocol the training split holds normal images only; the test split holds
 both, label 0 = normal, 1 = anomalous.
 """
 
 from .datasets import DATASETS, DEFAULT_INPUT_SIZE, load
-from .folder import (
-           IMAGE_SUFFIXES,
-           MVTEC_CATEGORIES,
-           MVTEC_URL,
-           load_folder,
-           load_mvtec,
-           read_image,
-           read_mask,
-)
+from .folder import MVTEC_CATEGORIES, MVTEC_URL, load_folder, load_mvtec
 from .images import ImageSet, OneClassData, data_root, to_input
+from .images_io import IMAGE_SUFFIXES, read_image, read_mask
 from .mnist import (
-           FMNIST_CLASSES,
-           MNIST_CLASSES,
-           MNIST_SAMPLE_TRAIN,
-           class_index,
-           load_mnist_like,
-           load_mnist_sample,
+    FMNIST_CLASSES,
+    MNIST_CLASSES,
+    MNIST_SAMPLE_TRAIN,
+    class_index,
+    load_mnist_like,
+    load_mnist_sample,
 )
 
-__all__ = ["DATASETS", "DEFAULT_INPUT_SIZE", "FMNIST_CLASSES", "IMAGE_SUFFIXES", "MNIST_CLASSES", "MNIST_SAMPLE_TRAIN",
-           "MVTEC_CATEGORIES", "MVTEC_URL", "ImageSet", "OneClassData", "class_index", "data_root", "load",
-           "load_folder", "load_mnist_like", "load_mnist_sample", "load_mvtec", "read_image", "read_mask", "to_input"]
+__all__ = [
+    "DATASETS",
+    "DEFAULT_INPUT_SIZE",
+    "FMNIST_CLASSES",
+    "IMAGE_SUFFIXES",
+    "MNIST_CLASSES",
+    "MNIST_SAMPLE_TRAIN",
+    "MVTEC_CATEGORIES",
+    "MVTEC_URL",
+    "ImageSet",
+    "OneClassData",
+    "class_index",
+    "data_root",
+    "load",
+    "load_folder",
+    "load_mnist_like",
+    "load_mnist_sample",
+    "load_mvtec",
+    "read_image",
+    "read_mask",
+    "to_input",
+]

@@ -7,8 +7,9 @@ variable PYRAMID_DATA, else ./data.
 
 Layouts:
   <root>/MNIST/raw/*-ubyte, <root>/FashionMNIST/raw/*-ubyte      (torchvision's; downloaded)
-  <root>/mvtec_ad/<category>/{train/good, test/<defect>, ground_truth/<defect>/<name>_mask.png}
-  a folder of your own with the same layout: {train/good, test/good, test/<defect>, [ground_truth]}"""
+  <root>/mvtec_ad/<category>/{train/good, test/<defect>, ground_truth/<defect>/<name>[_mask].<any image format>}
+  a folder of your own with the same layout: {train/good, test/good, test/<defect>, [ground_truth]};
+  sub-folders are searched (see data/folder.py)"""
 
 from __future__ import annotations
 
@@ -19,12 +20,11 @@ from .images import OneClassData, data_root
 from .mnist import load_mnist_like, load_mnist_sample
 
 DATASETS = ("mnist-sample", "mnist", "fmnist", "mvtec", "folder")
-
-
 DEFAULT_INPUT_SIZE = {"mnist-sample": 28, "mnist": 28, "fmnist": 28, "mvtec": 120, "folder": 120}
 
 
-def load(dataset: str, normal_class=None, root=None, download: bool = True, input_size: int | None = None) -> OneClassData:
+def load(dataset: str, normal_class=None, root=None, download: bool = True,
+         input_size: int | None = None) -> OneClassData:
     """Load any dataset by name under the one-class protocol."""
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")

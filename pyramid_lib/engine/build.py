@@ -1,20 +1,16 @@
-"""Training: Adam (Table I), seeded, one atomic checkpoint per epoch, resumable.
+"""From a config to a network: the device (`pick_device`), the weights a run uses
+(`resolve_weights`), the network and loss (`build`), and the versions run.json records.
 
-A run lives in one folder:
-    config.json      the TrainConfig (what was asked) and the weights actually used
-    checkpoint.pt    model + optimiser state after the last complete epoch (loaded weights_only)
-    run.json         status (running / finished / failed), loss history, device, wall time
-Every file is written to a temporary file and renamed, so a kill at any moment leaves the
-previous good file in place; `train(..., resume=True)` continues from the last complete epoch.
-With the same seed on the same CPU an interrupted-and-resumed run ends with the same weights as
-an uninterrupted one: batch order depends only on (seed, epoch), and everything else that
-carries over is in the checkpoint."""
+`build` is what training, scoring and every notebook call; it applies the exact speed-ups of
+model/fast.py unless the config says `fast=False` (`--no-fast`)."""
 
 from __future__ import annotations
 
 import platform
+from dataclasses import replace
 
 import torch
+import torchvision
 
 from ..config import TrainConfig
 from ..errors import ConfigError
@@ -24,7 +20,9 @@ from ..model.network import PyramidalAutoencoder
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """CUDA when available, else CPU (or what was asked)."""
+    """CUDA when available, else CPU (or what was asked: cpu, cuda, cuda:N).
+
+    Raises ConfigError naming --device for a name torch does not know or a device not usable here."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -40,16 +38,30 @@ def pick_device(device: str | None = None) -> torch.device:
 
 
 def versions() -> dict:
-    import torchvision
-
+    """Versions of Python, torch and torchvision (recorded in run.json)."""
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
 
+
+def resolve_weights(cfg: TrainConfig) -> TrainConfig:
+    """The config with its weights request (auto, imagenet, none) replaced by what the run uses
+    ("imagenet" or "random"; model/weights.py).  Call it after `cfg.validate()` and before
+    training: it may download the ImageNet weights.  Raises WeightsUnavailable when `imagenet`
+    cannot be had; `auto` then falls back to "random" with a UserWarning."""
+    return replace(cfg, weights=weights.resolve(cfg.weights))
+
+
 def build(cfg: TrainConfig, device="cpu", pretrained_backbone: bool = True) -> tuple[PyramidalAutoencoder, PyramidLoss]:
-    """The network and loss of a config, seeded, on `device`.  With pretrained_backbone=False the
-    backbone starts random even for ImageNet runs (a checkpoint is about to overwrite it)."""
+    """The network and loss of a config (Sec. III, Fig. 2), seeded, on `device`.
+
+    With `cfg.fast` (the default) both get the exact speed-ups of model/fast.py (same method,
+    other float rounding); `fast=False` gives the plain modules.  With pretrained_backbone=False
+    the backbone starts random even for ImageNet runs (a checkpoint is about to overwrite it).
+    Raises ConfigError when `cfg.weights` is still a request (see `resolve_weights`)."""
     resnet_w, vgg_w = weights.enums(cfg.weights)
     resnet_w = resnet_w if pretrained_backbone else None
     torch.manual_seed(cfg.seed)
     model = PyramidalAutoencoder(cfg.input_size, cfg.encoders, cfg.pyramid, backbone_weights=resnet_w)
     loss = PyramidLoss(cfg.lambda_, weights=vgg_w)
+    if not cfg.fast:
+        return model.to(device), loss.to(device)
     return fast.optimize(model.to(device)), fast.optimize_loss(loss.to(device))  # exact speed-ups, see fast.py

@@ -1,15 +1,18 @@
-"""Scoring and metrics: per-image scores, ROC/AUROC, TPR/TNR at two thresholds, CSV output.
+"""Evaluation of a trained run: per-image scores of the test split and the held-out normals, the
+metrics (AUROC; TPR/TNR at two thresholds; metrics.py) and, on request, its figures.
 
 Run folder outputs (next to the training files, each written atomically):
     scores.csv    one row per test image and held-out training normal: split, name, class,
-                  label (1 = anomalous) and every score in `losses.SCORE_NAMES`
-    metrics.csv   one row: AUROC of each score; TPR/TNR at the paper-style Youden threshold
-                  (chosen on test labels) and at the held-out-normals threshold (no test labels)"""
+                  label (1 = anomalous) and every score in `model.anomaly_map.SCORE_NAMES`
+    metrics.csv   one row: the run's settings (`run_columns`), then `metrics.summarize`'s columns
+    roc.png, reconstructions.png    with `evaluate_run(..., figures=True)`"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
-from dataclasses import asdict
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,15 +22,17 @@ from tqdm.auto import tqdm
 
 from .. import data as data_mod
 from ..config import TrainConfig
+from ..data import splits
 from ..errors import PyramidError
 from ..files import atomic_save_figure, atomic_write_csv
 from ..metrics import summarize
-from ..model.anomaly_map import SCORE_NAMES, error_maps, scores
+from ..model.anomaly_map import PRIMARY_SCORE, SCORE_NAMES, predict
 from ..model.loss import PyramidLoss
 from ..plots import pick_examples, reconstructions_figure, roc_figure, weights_note
-from .build import pick_device
-from .run_dir import Run, load_run
+from .run_dir import RunDir
 from .trainer import fit_and_heldout
+
+log = logging.getLogger(__name__)
 
 SCORE_BATCH = 250  # fastest of 120/250/500 when scoring 28x28 on 2 CPU cores (benchmarks/README.md)
 
@@ -35,7 +40,11 @@ SCORE_BATCH = 250  # fastest of 120/250/500 when scoring 28x28 on 2 CPU cores (b
 @torch.inference_mode()
 def score_images(model, loss: PyramidLoss, images: data_mod.ImageSet, device=None, batch_size: int = SCORE_BATCH,
                  progress: bool = True, desc: str = "scoring") -> pd.DataFrame:
-    """Every score of every image, with its label, class and name, as a DataFrame."""
+    """Every score of every image (`predict`, paper Sec. III-B), with its label, class and name.
+
+    Returns one row per image: name, class, label (1 = anomalous), then one float32 column per
+    name in SCORE_NAMES.  Raises PyramidError when any score is NaN or infinite (a diverged model).
+    """
     device = next(model.parameters()).device if device is None else torch.device(device)
     model.eval()
     cols: dict[str, list] = {k: [] for k in SCORE_NAMES}
@@ -43,7 +52,7 @@ def score_images(model, loss: PyramidLoss, images: data_mod.ImageSet, device=Non
     for i in tqdm(starts, desc=desc, disable=not progress or len(images) <= batch_size, leave=False):
         idx = torch.arange(i, min(i + batch_size, len(images)))
         x = images.batch(idx, device)
-        s = scores(loss, model(x), x)
+        s = predict(model, loss, x, maps=False).scores
         for k in SCORE_NAMES:
             cols[k].append(s[k].float().cpu())
     out = pd.DataFrame({k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in cols.items()})
@@ -57,53 +66,62 @@ def score_images(model, loss: PyramidLoss, images: data_mod.ImageSet, device=Non
     return out
 
 
-@torch.inference_mode()
-def reconstruct(model, images: data_mod.ImageSet, idx, device=None):
-    """(inputs, reconstructions) of images `idx`, float B x 3 x S x S on the CPU."""
-    device = next(model.parameters()).device if device is None else torch.device(device)
-    model.eval()
-    x = images.batch(torch.as_tensor(idx), device)
-    return x.cpu(), model(x).cpu()
+def evaluate_run(run_dir, device=None, data: data_mod.OneClassData | None = None, progress: bool = True,
+                 write: bool = True, figures: bool = False) -> pd.DataFrame:
+    """Score a trained run's test split and held-out normals; return its metrics row (a 1-row frame).
 
-
-def evaluate_run(out_dir, device=None, data: data_mod.OneClassData | None = None, progress: bool = True,
-                 write: bool = True) -> pd.DataFrame:
-    """Score a finished run's test split and held-out normals; write scores.csv and metrics.csv."""
-    run = Run(out_dir)
+    `run_dir`: a RunDir or a folder.  The checkpoint is loaded once (`RunDir.load`); `data` may be
+    passed in when already loaded.  With `write`, writes scores.csv then metrics.csv (last: the run
+    is then `evaluated`); with `figures`, also roc.png and reconstructions.png, from the same loaded
+    model.  A config with `test_limit` scores only that seeded subset of the test split
+    (`data.splits.stratified_subset`).  Raises CheckpointError (no usable checkpoint) and PyramidError
+    (NaN/infinite scores, a test split without both labels).
+    """
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     t0 = time.perf_counter()
-    cfg, model, loss = load_run(run.dir, pick_device(device))
+    cfg, model, loss = run.load(device)
     data = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
+    test_limit = getattr(cfg, "test_limit", None)
+    if test_limit is not None:
+        data = dataclasses.replace(data, test=data.test.subset(splits.stratified_subset(data.test.labels, test_limit,
+                                                                                  cfg.seed)))
     _, held_out = fit_and_heldout(data, cfg)
     test = score_images(model, loss, data.test, progress=progress, desc="scoring test split")
     val = score_images(model, loss, held_out, progress=progress, desc="scoring held-out normals")
     metrics = summarize(test, val)
-    state = run.read_state()
-    row = {**run_columns(cfg, state), **metrics, "score_seconds": round(time.perf_counter() - t0, 2)}
+    row = {**run_columns(cfg, run.read_state()), **metrics, "score_seconds": round(time.perf_counter() - t0, 2)}
     frame = pd.DataFrame([row])
     if write:
         both = pd.concat([test.assign(split="test"), val.assign(split="held-out normal")], ignore_index=True)
-        atomic_write_csv(run.dir / "scores.csv", both)
-        atomic_write_csv(run.dir / "metrics.csv", frame)
+        atomic_write_csv(run.scores, both)
+        if figures:
+            try:
+                run_figures(run.dir, model, loss, data, test, cfg.weights)
+            except Exception as e:  # a figure is never worth losing a run for
+                log.warning("%s: figures failed (%s: %s)", run.dir, type(e).__name__, e)
+        atomic_write_csv(run.metrics, frame)
     return frame
 
 
 def run_columns(cfg: TrainConfig, state: dict) -> dict:
     """The settings that identify a result row (and say whether ImageNet weights were used)."""
-    c = asdict(cfg)
     hist = state.get("history", [])
     return {"dataset": cfg.dataset, "normal_class": cfg.normal_class, "weights": cfg.weights,
             "profile": cfg.profile, "epochs": len(hist), "encoders": cfg.encoders, "lambda": cfg.lambda_,
-            "pyramid": cfg.pyramid, "input_size": cfg.input_size, "seed": cfg.seed,
-            "train_limit": c["train_limit"], "fit_images": state.get("fit_images"),
+            "pyramid": cfg.pyramid, "fast": getattr(cfg, "fast", True), "input_size": cfg.input_size,
+            "seed": cfg.seed, "train_limit": cfg.train_limit, "fit_images": state.get("fit_images"),
             "final_loss": hist[-1]["loss"] if hist else np.nan, "train_seconds": state.get("wall_time_s"),
             "device": state.get("device")}
 
 
-def run_figures(out_dir, model, loss, data, test_scores, weights: str, score: str = "loss") -> dict:
-    """Write roc.png and reconstructions.png for a scored run; return their paths."""
-    from pathlib import Path
+def run_figures(out_dir, model, loss: PyramidLoss, data: data_mod.OneClassData, test_scores: pd.DataFrame,
+                weights: str, score: str = PRIMARY_SCORE) -> dict:
+    """Write roc.png and reconstructions.png into `out_dir` for a scored run; return their paths.
 
-
+    `test_scores`: score_images' frame of `data.test` (same order).  The reconstructions figure
+    shows 8 test images (best and worst scored normals and anomalies): input, reconstruction, the
+    `score` error map (`predict`) and the ground-truth mask when the dataset has masks.
+    """
     out_dir = Path(out_dir)
     note = weights_note(weights)
     fig = roc_figure({f"{data.dataset} normal={data.normal_class}": (test_scores.label, test_scores[score])},
@@ -115,12 +133,12 @@ def run_figures(out_dir, model, loss, data, test_scores, weights: str, score: st
     with torch.inference_mode():
         model.eval()
         x = data.test.batch(torch.tensor(idx), device)
-        x_hat = model(x)
-        maps = error_maps(loss, x_hat, x)[score].cpu()
+        pred = predict(model, loss, x, maps=True)
     masks = None if data.test.masks is None else data.test.masks[torch.tensor(idx)]
-    titles = [f"{'anomaly' if test_scores.label[i] else 'normal'} {test_scores['class'][i]}\n{test_scores[score][i]:.3g}"
-              for i in idx]
-    fig = reconstructions_figure(x.cpu(), x_hat.cpu(), maps, titles, masks, title=f"reconstructions{note}")
+    titles = [f"{'anomaly' if test_scores.label[i] else 'normal'} {test_scores['class'][i]}\n"
+              f"{test_scores[score][i]:.3g}" for i in idx]
+    fig = reconstructions_figure(x.cpu(), pred.reconstruction.cpu(), pred.maps[score].cpu(), titles, masks,
+                                 title=f"reconstructions{note}")
     atomic_save_figure(out_dir / "reconstructions.png", fig, dpi=110)
     plt.close(fig)
     return {"roc": out_dir / "roc.png", "reconstructions": out_dir / "reconstructions.png"}

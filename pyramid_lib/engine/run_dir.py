@@ -7,14 +7,14 @@ notebooks all reach a run through a RunDir.  Checkpoints load with `torch.load(w
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
-from ..config import LEGACY_KEYS, RUN_FIELDS, SHAPE_FIELDS, TrainConfig
+from ..config import RUN_FIELDS, SHAPE_FIELDS, TrainConfig
 from ..errors import CheckpointError
 from ..files import read_json, safe_torch_load
 from ..model.loss import PyramidLoss
@@ -33,10 +33,12 @@ class RunDir:
         run.json         status (running / finished / failed), loss history, device, wall time
         scores.csv       every score of every test image and held-out normal (after evaluation)
         metrics.csv      one row: AUROC, rates at both thresholds, ... (written last: the run is done)
-        .lock            held by the one process that writes the folder (`lock()`)
+        .lock            held by the one process that writes the folder (`lock()`, filelock)
 
     States, by name: `trained` (run.json says finished and the checkpoint is there) and `evaluated`
-    (metrics.csv exists).  `load()` loads the checkpoint once per RunDir and keeps the model.
+    (metrics.csv exists; a sweep counts such a run as done and never redoes it).  A baseline run
+    (baselines.py) has no checkpoint: it is evaluated without ever being `trained`.
+    `load()` loads the checkpoint once per RunDir and keeps the model.
     """
 
     def __init__(self, path, device=None):
@@ -91,26 +93,42 @@ class RunDir:
         return pd.read_csv(self.metrics, dtype={"normal_class": str})
 
     def load(self, device=None) -> tuple[TrainConfig, PyramidalAutoencoder, PyramidLoss]:
-        """(config, trained model in eval mode, loss), loaded safely (weights_only) once per RunDir."""
+        """(config, trained model in eval mode, loss), loaded once per RunDir and kept.
+
+        The checkpoint is read with `torch.load(weights_only=True)` and checked against config.json;
+        CheckpointError when either is missing, unsafe, damaged or does not fit.  `device` (else the
+        RunDir's, else `pick_device`'s choice) applies to the first call only.
+        """
         if self._loaded is None:
-            self._loaded = load_run(self.dir, device if device is not None else self.device)
+            cfg = self.read_config()
+            dev = pick_device(device if device is not None else self.device)
+            ckpt = load_checkpoint(self.checkpoint, cfg)
+            model, loss_fn = build(cfg, dev, pretrained_backbone=False)
+            load_state(model, ckpt["model"], self.checkpoint)
+            self._loaded = (cfg, model.eval(), loss_fn)
         return self._loaded
 
     @contextlib.contextmanager
     def lock(self):
-        """Hold the folder's exclusive, non-blocking lock; yields False when another process has it."""
-        with run_lock(self.dir) as got:
-            yield got
-
-
-# The name earlier code used.
-Run = RunDir
+        """Hold the folder's exclusive lock without waiting: yields True when this process got it,
+        False when another holder has it (the caller then skips the run as busy).  `filelock` on
+        `.lock`; released on exit."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.lock_file)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
 
 
 def check_compatible(saved: dict, cfg: TrainConfig, where, names=RUN_FIELDS) -> None:
     """Refuse a checkpoint/config made with other settings, naming each that differs."""
-    want = asdict(cfg)
-    saved = {LEGACY_KEYS.get(k, k): v for k, v in saved.items()}  # files of earlier versions
+    want, saved = asdict(cfg), asdict(TrainConfig.from_dict(saved))  # file keys, old names, defaults
     diff = [f"{k}: {saved.get(k)!r} there, {want[k]!r} here" for k in names if saved.get(k) != want[k]]
     if diff:
         raise CheckpointError(f"{where}: made with other settings ({'; '.join(diff)}); "
@@ -143,46 +161,3 @@ def load_state(module, state, path, what: str = "model") -> None:
         why = " ".join(str(e).split())[:300] or type(e).__name__
         raise CheckpointError(f"{path}: its {what} state does not fit this network ({why}); "
                               "it is damaged or from another version") from e
-
-
-def load_run(out_dir, device=None) -> tuple[TrainConfig, PyramidalAutoencoder, PyramidLoss]:
-    """(config, trained model in eval mode, loss) of a run folder, loaded safely."""
-    run = Run(out_dir)
-    cfg = run.read_config()
-    device = pick_device(device)
-    ckpt = load_checkpoint(run.checkpoint, cfg)
-    model, loss_fn = build(cfg, device, pretrained_backbone=False)
-    load_state(model, ckpt["model"], run.checkpoint)
-    return cfg, model.eval(), loss_fn
-
-
-def read_scores(out_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(test scores, held-out normal scores) from a run's scores.csv."""
-    df = pd.read_csv(Run(out_dir).dir / "scores.csv", dtype={"class": str})
-    return df[df.split == "test"].reset_index(drop=True), df[df.split != "test"].reset_index(drop=True)
-
-
-def finished(run_dir) -> bool:
-    """A run is finished when its metrics.csv exists: it is written last, atomically."""
-    return (Path(run_dir) / "metrics.csv").is_file()
-
-
-@contextlib.contextmanager
-def run_lock(run_dir):
-    """Hold an exclusive, non-blocking lock on run_dir/.lock; yields False when another process has it."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def read_metrics(run_dir) -> pd.DataFrame:
-    return pd.read_csv(Path(run_dir) / "metrics.csv", dtype={"normal_class": str})

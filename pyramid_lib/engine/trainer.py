@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 
 import torch
 from tqdm.auto import tqdm
@@ -24,16 +23,10 @@ from ..config import TrainConfig
 from ..data.splits import holdout, limit
 from ..errors import ConfigError, TrainingError
 from ..files import atomic_torch_save, atomic_write_json, read_json, remove_temp_files
-from ..model import fast
+from ..model import fast, weights
 from ..model.loss import PyramidLoss
 from .build import build, pick_device, versions
-from .run_dir import (
-    CHECKPOINT_FORMAT,
-    Run,
-    check_compatible,
-    load_checkpoint,
-    load_state,
-)
+from .run_dir import CHECKPOINT_FORMAT, RunDir, check_compatible, load_checkpoint, load_state
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -56,17 +49,45 @@ def fit_and_heldout(data: data_mod.OneClassData, cfg: TrainConfig):
     return data.train.subset(fit_idx), data.train.subset(val_idx)
 
 
-def step(model, loss_fn: PyramidLoss, opt, x, target_features=None):
-    """One training step on batch x: (mean loss, per-image total, mse, perceptual), detached.
+class NonFiniteLoss(TrainingError):
+    """The mean loss of a batch was NaN or infinite (`epoch` counts from 0); no update was made."""
 
-    The update is skipped when the mean loss is not finite (the caller stops the run)."""
-    total, mse, perc = loss_fn(model(x), x, target_features)
-    loss = total.mean()
+    def __init__(self, loss: float, epoch: int):
+        super().__init__(f"loss became {loss} in epoch {epoch + 1}")
+        self.loss, self.epoch = loss, epoch
+
+
+def step(model, loss_fn, opt, x, target_features=None) -> tuple[torch.Tensor, ...]:
+    """One optimiser step on batch x (B x 3 x S x S): (mean loss, *per-image terms), all detached.
+
+    `loss_fn(x_hat, x[, target_features])` returns per-image losses (B), or a tuple of per-image
+    terms whose first is the loss (PyramidLoss: loss, mse, perceptual; Eq. 1).  The step minimises
+    their mean; it is skipped when that mean is not finite (`epoch_steps` then raises)."""
+    x_hat = model(x)
+    terms = loss_fn(x_hat, x) if target_features is None else loss_fn(x_hat, x, target_features)
+    terms = terms if isinstance(terms, tuple) else (terms,)
+    loss = terms[0].mean()
     if torch.isfinite(loss):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return loss.detach(), total.detach(), mse.detach(), perc.detach()
+    return (loss.detach(), *(t.detach() for t in terms))
+
+
+def epoch_steps(model, loss_fn, opt, images: data_mod.ImageSet, seed: int, epoch: int, batch_size: int, device,
+                targets: torch.Tensor | None = None):
+    """The training loop of one epoch, shared by our network (`train`) and the plain autoencoders
+    (baselines.py): the model in train mode, the batches of `epoch_order(len(images), seed, epoch)`,
+    one `step` each.  Yields (batch indices, `step`'s result) after every step; raises NonFiniteLoss
+    (no update made) when a batch's mean loss is NaN or infinite.  `targets`: F(x) of every image
+    (`perceptual_targets`), or None."""
+    model.train()
+    for idx in batches(epoch_order(len(images), seed, epoch), batch_size):
+        x = images.batch(idx, device)
+        out = step(model, loss_fn, opt, x, None if targets is None else targets[idx.to(device)])
+        if not torch.isfinite(out[0]):
+            raise NonFiniteLoss(out[0].item(), epoch)
+        yield idx, out
 
 
 @torch.no_grad()
@@ -98,14 +119,18 @@ def non_finite(model, opt=None) -> list[str]:
 
 
 def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress: bool = True,
-          data: data_mod.OneClassData | None = None, stop_after_batches: int | None = None) -> Run:
-    """Train one run into `out_dir` and return it.  `data` may be passed in when already loaded.
+          data: data_mod.OneClassData | None = None, stop_after_batches: int | None = None) -> RunDir:
+    """Train one run into `out_dir` (paper Sec. IV, Table I) and return its RunDir, `trained`.
 
-    `stop_after_batches` ends the call after that many optimiser steps without finishing the
-    epoch (the run then looks as if it had been killed); tests use it.
+    `data` may be passed in when already loaded.  `stop_after_batches` ends the call after that
+    many optimiser steps without finishing the epoch (the run then looks as if it had been
+    killed); tests use it.  Raises ConfigError (a folder that holds another run, or --resume of
+    nothing), CheckpointError (a damaged, unsafe or foreign checkpoint) and TrainingError (a NaN
+    or infinite loss or weight; the last good checkpoint is kept).
     """
     cfg.validate()
-    run = Run(out_dir)
+    weights.enums(cfg.weights)  # ConfigError for a request ("auto") not resolved yet, before any data is read
+    run = RunDir(out_dir)
     device = pick_device(device)
     start_epoch, history = 0, []
     if run.dir.exists() and not run.dir.is_dir():
@@ -126,7 +151,10 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
     data = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
     fit, _ = fit_and_heldout(data, cfg)
     model, loss_fn = build(cfg, device)
-    opt = fast.adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)  # fused Adam
+    if cfg.fast:  # fused Adam, one of the exact speed-ups (model/fast.py)
+        opt = fast.adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     if ckpt is not None:
         load_state(model, ckpt["model"], run.checkpoint)
@@ -135,10 +163,10 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
         del ckpt
         if start_epoch >= cfg.epochs and run.trained:
             return run
-    state = {"status": "running", "config": asdict(cfg), "device": str(device), "versions": versions(),
+    state = {"status": "running", "config": cfg.to_dict(), "device": str(device), "versions": versions(),
              "fit_images": len(fit), "history": history,
              "wall_time_s": run.read_state().get("wall_time_s", 0.0)}
-    atomic_write_json(run.config, asdict(cfg))
+    atomic_write_json(run.config, cfg.to_dict())
     atomic_write_json(run.state, state)
 
     targets = perceptual_targets(loss_fn, fit, device)
@@ -147,22 +175,21 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
                total=cfg.epochs, disable=not progress, unit="epoch")
     for epoch in bar:
         t0 = time.perf_counter()
-        model.train()
         sums, n_seen = torch.zeros(3, dtype=torch.float64), 0
-        for idx in batches(epoch_order(len(fit), cfg.seed, epoch), cfg.batch_size):
-            x = fit.batch(idx, device)
-            loss, total, mse, perc = step(model, loss_fn, opt, x, None if targets is None else targets[idx.to(device)])
-            if not torch.isfinite(loss):
-                state.update(status="failed", error=f"non-finite loss {loss.item()} in epoch {epoch + 1}")
-                atomic_write_json(run.state, state)
-                kept = f"the last good checkpoint (epoch {epoch}) is kept" if epoch else "no epoch had finished"
-                raise TrainingError(f"{run.dir}: loss became {loss.item()} in epoch {epoch + 1}; stopped, {kept}. "
-                                    "Try a lower --lr")
-            sums += torch.stack([total.sum(), mse.sum(), perc.sum()]).detach().double().cpu()
-            n_seen += len(idx)
-            steps += 1
-            if stop_after_batches is not None and steps >= stop_after_batches:
-                return run
+        try:
+            for idx, (_, total, mse, perc) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size,
+                                                          device, targets):
+                sums += torch.stack([total.sum(), mse.sum(), perc.sum()]).detach().double().cpu()
+                n_seen += len(idx)
+                steps += 1
+                if stop_after_batches is not None and steps >= stop_after_batches:
+                    return run
+        except NonFiniteLoss as e:
+            state.update(status="failed", error=f"non-finite loss {e.loss} in epoch {epoch + 1}")
+            atomic_write_json(run.state, state)
+            kept = f"the last good checkpoint (epoch {epoch}) is kept" if epoch else "no epoch had finished"
+            raise TrainingError(f"{run.dir}: loss became {e.loss} in epoch {epoch + 1}; stopped, {kept}. "
+                                "Try a lower --lr") from None
         mean = (sums / max(n_seen, 1)).tolist()
         dt = time.perf_counter() - t0
         broken = non_finite(model, opt)
@@ -175,7 +202,7 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
         history.append({"epoch": epoch + 1, "loss": mean[0], "mse": mean[1], "perceptual": mean[2],
                         "seconds": round(dt, 3), "images_per_s": round(n_seen / dt, 1)})
         atomic_torch_save(run.checkpoint, {
-            "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "config": json.dumps(asdict(cfg)),
+            "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "config": json.dumps(cfg.to_dict()),
             "history": json.dumps(history), "model": model.state_dict(), "optimizer": opt.state_dict(),
         })
         state.update(history=history, wall_time_s=round(state["wall_time_s"] + dt, 2))

@@ -2,31 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 from .. import data as data_mod
 from ..config import TrainConfig
 from ..engine.evaluate import run_figures
-from ..engine.run_dir import load_run, read_scores
-from ..files import atomic_write_csv, atomic_write_text
+from ..engine.run_dir import RunDir
+from ..files import atomic_write_bytes, atomic_write_csv, atomic_write_text
 from ..plots import weights_note
 from ..threshold import HELD_OUT_LABEL, PAPER_STYLE_LABEL
 from .jobs import run_one
 
+log = logging.getLogger(__name__)
 
-def run_demo(cfg: TrainConfig, out: Path, device=None, progress: bool = True):
-    """Train (or reuse a finished run), evaluate, and write metrics.csv, roc.png,
-    reconstructions.png and summary.md into `out`; print and return the metrics row."""
+
+def run_demo(cfg: TrainConfig, out: Path, device=None, progress: bool = True, echo=log.info):
+    """Train into out/run (or reuse it when trained and evaluated), evaluate, and write metrics.csv,
+    roc.png, reconstructions.png and summary.md into `out`; pass the lines the README shows to
+    `echo` (the CLI passes print) and return the metrics row (a 1-row frame).  The checkpoint is loaded at most
+    once (by the evaluation, which draws the figures)."""
     t0 = time.perf_counter()
     out = Path(out)
     data = data_mod.load(cfg.dataset, cfg.normal_class)
-    print(data.describe())
-    run_dir = out / "run"
-    metrics = run_one("demo", cfg, run_dir, device, progress)
-    _, model, loss = load_run(run_dir, device)
-    test, _ = read_scores(run_dir)
-    run_figures(out, model, loss, data, test, cfg.weights)
+    echo(data.describe())
+    run = RunDir(out / "run", device)
+    metrics = run_one("demo", cfg, run, device, progress, data=data)
+    figures = ("roc.png", "reconstructions.png")
+    if not all((run.dir / f).is_file() for f in figures):  # a run evaluated without its figures
+        _, model, loss = run.load(device)
+        run_figures(run.dir, model, loss, data, run.read_scores()[0], cfg.weights)
+    for f in figures:
+        atomic_write_bytes(out / f, (run.dir / f).read_bytes())
     atomic_write_csv(out / "metrics.csv", metrics)
     r = metrics.iloc[0]
     note = weights_note(cfg.weights)
@@ -49,7 +57,7 @@ This is a quick CPU demonstration on 400 training images, not the paper's protoc
 `pyramid-ad reproduce mnist` for that.
 """
     atomic_write_text(out / "summary.md", summary)
-    print(f"AUROC {r.auroc:.4f} (normal digit {cfg.normal_class}, {cfg.weights} weights, {int(r.epochs)} epochs, "
+    echo(f"AUROC {r.auroc:.4f} (normal digit {cfg.normal_class}, {cfg.weights} weights, {int(r.epochs)} epochs, "
           f"{time.perf_counter() - t0:.0f}s)")
-    print(f"wrote {out}/metrics.csv, roc.png, reconstructions.png, summary.md")
+    echo(f"wrote {out}/metrics.csv, roc.png, reconstructions.png, summary.md")
     return metrics

@@ -1,4 +1,4 @@
-"""Sweeps that re-run the paper's experiments: independent runs, resumable, in parallel or on SLURM.
+"""The plan of an experiment: which independent runs (Job: name, kind, TrainConfig) re-run a paper item.
 
 Experiments (`EXPERIMENTS`):
     mnist, fmnist        Table III / Table II: one run per normal class
@@ -34,7 +34,7 @@ a cluster)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -42,7 +42,7 @@ import pandas as pd
 from .. import baselines as bl
 from .. import data as data_mod
 from ..config import RUN_FIELDS, TrainConfig, get_profile
-from ..engine.run_dir import check_compatible, finished
+from ..engine.run_dir import RunDir, check_compatible
 from ..errors import CheckpointError, ConfigError
 from ..files import atomic_write_csv, read_json
 
@@ -97,16 +97,18 @@ def _safe(c) -> str:
 
 def plan(experiment: str, profile: str = "quick", classes=None, weights: str = "random", data_root=None,
          download: bool = True, datasets=None, methods=None, **overrides) -> list[Job]:
-    """The independent runs of an experiment, each validated (no data is read here)."""
+    """The independent runs of an experiment (EXPERIMENTS), each config validated (no data is read
+    here).  `weights` may be a request (auto, none) or resolved; `overrides` are TrainConfig fields
+    set on top of the profile (None: the profile's).  Raises ConfigError for an unknown
+    experiment, profile, baseline method or a bad setting, DataError for an unknown class."""
     if experiment not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
-    prof = get_profile(profile)
-    prof.pop("weights")
-    base = {**prof, **{k: v for k, v in overrides.items() if v is not None}}
+    base = {k: v for k, v in overrides.items() if v is not None}
+    get_profile(profile)  # an unknown profile fails here, before any class is planned
 
     def cfg(dataset, c, **kw):
-        return TrainConfig(dataset=dataset, normal_class=str(c), weights=weights, profile=profile,
-                           data_root=data_root, download=download, **{**base, **kw}).validate()
+        return TrainConfig.from_profile(profile, dataset=dataset, normal_class=str(c), weights=weights,
+                                        data_root=data_root, download=download, **{**base, **kw}).validate()
 
     if datasets is not None and isinstance(datasets, str):
         datasets = [datasets]
@@ -125,8 +127,8 @@ def plan(experiment: str, profile: str = "quick", classes=None, weights: str = "
                                         f"ours, {k} encoder{'s' * (k > 1)}"))
                 else:
                     for lambda_ in ABLATION_LAMBDAS:
-                        jobs.append(Job(f"{dataset}-{_safe(c)}-lambda{lambda_:g}", "pyramid", cfg(dataset, c, lambda_=lambda_),
-                                        "ours" if lambda_ else "ours-lambda0"))
+                        jobs.append(Job(f"{dataset}-{_safe(c)}-lambda{lambda_:g}", "pyramid",
+                                        cfg(dataset, c, lambda_=lambda_), "ours" if lambda_ else "ours-lambda0"))
     else:  # baselines: the cheap ones first, then the autoencoders, then our network with lambda = 0
         methods = [bl.check_method(m) for m in (methods or bl.METHODS)]
         for m in sorted(methods, key=bl.METHODS.index):
@@ -138,23 +140,26 @@ def plan(experiment: str, profile: str = "quick", classes=None, weights: str = "
     return jobs
 
 
-_VARIANT_LABELS = {"lambda_": "lambda", "input_size": "size"}
+_VARIANT_LABELS = {"lambda_": "lambda", "input_size": "size", "heldout_fraction": "heldout"}
 
 
-_VARIANT_FIELDS = ("epochs", "encoders", "pyramid", "lambda_", "input_size", "seed", "lr", "batch_size", "train_limit")
+_VARIANT_FIELDS = ("epochs", "encoders", "pyramid", "lambda_", "input_size", "seed", "lr", "batch_size", "train_limit",
+                   "weight_decay", "heldout_fraction", "test_limit", "fast")
 
 
 def variant(profile: str, todo: list[Job], plain: list[Job]) -> str:
     """The results folder name of a sweep: the profile's name, plus `-<setting><value>` for each
     setting in which the planned runs differ from the same plan without overrides (e.g.
-    `cpu-epochs30`, `quick-lambda0-seed1`)."""
+    `cpu-epochs30`, `quick-lambda0-seed1`, `quick-nofast`)."""
     changed = [k for k in _VARIANT_FIELDS
                if any(getattr(j.cfg, k) != getattr(p.cfg, k) for j, p in zip(todo, plain))]
 
-    def fmt(v):
-        return "none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+    def part(k, v):
+        if isinstance(v, bool):
+            return k if v else f"no{k}"
+        return _VARIANT_LABELS.get(k, k) + ("none" if v is None else f"{v:g}" if isinstance(v, float) else str(v))
 
-    return "-".join([profile, *(f"{_VARIANT_LABELS.get(k, k)}{fmt(getattr(todo[0].cfg, k))}" for k in changed)])
+    return "-".join([profile, *(part(k, getattr(todo[0].cfg, k)) for k in changed)])
 
 
 def plan_and_dir(experiment: str, profile: str = "quick", classes=None, out_root="results", weights: str = "random",
@@ -168,24 +173,28 @@ def plan_and_dir(experiment: str, profile: str = "quick", classes=None, out_root
 
 def check_finished_runs(base: Path, todo: list[Job]) -> None:
     """Refuse a sweep whose planned runs were finished before with other settings (another
-    --weights, or a profile that changed): skipping them would report those settings as these."""
+    --weights, or a profile that changed): skipping them would report those settings as these.
+    Raises ConfigError naming the run and the settings that differ."""
 
     for j in todo:
         run_dir = base / "runs" / j.name
-        if not finished(run_dir) or not (run_dir / "config.json").is_file():
+        if not RunDir(run_dir).evaluated or not (run_dir / "config.json").is_file():
             continue
         try:
-            check_compatible(read_json(run_dir / "config.json"), j.cfg, run_dir, names=(*RUN_FIELDS, "epochs"))
+            saved = asdict(TrainConfig.from_dict(read_json(run_dir / "config.json")))  # file keys, defaults
+            check_compatible(saved, j.cfg, run_dir, names=(*RUN_FIELDS, "epochs", "test_limit", "fast"))
         except (CheckpointError, ValueError, OSError) as e:
             raise ConfigError(f"{str(e).rstrip('.')}. It is finished, so this sweep would skip it and report its "
                               "settings as yours (remove the run folder to redo it)") from None
 
 
 def with_overrides(cfg: TrainConfig, **kw) -> TrainConfig:
+    """`cfg` with the fields in `kw` changed, validated (ConfigError naming the flag)."""
     return replace(cfg, **kw).validate()
 
 
 def plan_frame(todo) -> pd.DataFrame:
+    """One row per planned run: name, method, dataset, normal_class, encoders, lambda."""
     return pd.DataFrame([{"name": j.name, "method": j.method, "dataset": j.cfg.dataset,
                           "normal_class": j.cfg.normal_class, "encoders": j.cfg.encoders, "lambda": j.cfg.lambda_}
                          for j in todo])

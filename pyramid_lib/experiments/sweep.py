@@ -1,57 +1,51 @@
-"""Sweeps that re-run the paper's experiments: independent runs, resumable, in parallel or on SLURM.
-
-Experiments (`EXPERIMENTS`):
-    mnist, fmnist        Table III / Table II: one run per normal class
-    mvtec                Table IV: one run per category (only what is under <data>/mvtec_ad/)
-    ablation-encoders    Fig. 3-4: 1, 2, 4, 6 encoders on two classes (paper: MVTec bottle, carpet;
-                         default here: Fashion-MNIST classes 0 and 4 as a stand-in, `--dataset mvtec`
-                         for the real thing)
-    ablation-lambda      Fig. 5: lambda 0 (MSE only) and 1 (MSE + perceptual) on the same two classes
-    baselines            OC-SVM, KDE, plain AE (L2, SSIM) and our network with lambda = 0, re-run on
-                         the same splits (baselines.py); default datasets MNIST and Fashion-MNIST
+"""Sweeps: run every run of a plan (plan.py), resumable, in parallel or on SLURM, then collect them.
 
 Layout: results/<experiment>/<profile>/ (or <profile>-<setting><value>... when options such as
 --epochs 30 or --lambda 0 change the profile's runs: `variant`, so that they never mix with, or
 are silently skipped as, the profile's own finished runs)
-    runs/<name>/        one run folder each (train.py, evaluate.py, baselines.py)
+    runs/<name>/        one run folder each, a RunDir (engine/trainer.py, engine/evaluate.py, baselines.py)
     results.csv         one row per finished run (the per-run metrics.csv rows, combined)
     comparison.csv      ours beside the paper's numbers (paper.py), where the paper has a table
     sweeps.csv          one row per sweep invocation: command, commit, start/end, runs done/skipped/failed
-    *.png, README.md    figures and the results page (report.py)
+    plan.csv            the planned runs (experiments/plan.py)
+    *.png, README.md    figures and the results page (reporting/pages.py, written by the CLI)
 
-Idempotent and resumable: a run is finished when its metrics.csv exists (written last); a finished
-run is never redone nor overwritten.  An interrupted network run resumes from its last complete
-epoch; an interrupted baseline is redone (seconds to minutes).  Each run holds an exclusive lock
-(`fcntl.flock` on runs/<name>/.lock) while it works, so two sweeps started at once (or a sweep
-and a SLURM array) never train the same run twice: the second one skips it as busy.
+Idempotent and resumable: a run is done when it is `evaluated` (RunDir: its metrics.csv, written
+last, exists); such a run is never redone nor overwritten.  An interrupted network run resumes
+from its last complete epoch; an interrupted baseline is redone (seconds to minutes).  Each run
+holds an exclusive lock (`RunDir.lock`, filelock on runs/<name>/.lock) while it works, so two
+sweeps started at once (or a sweep and a SLURM array) never train the same run twice: the second
+one skips it as busy.
 
 Parallelism: `jobs` runs at once on this machine, a fresh process per run
 (`concurrent.futures.ProcessPoolExecutor`, spawn, one task per child), each with
 cores // jobs torch threads and, on a machine with several GPUs, its own GPU (`gpu_slots`); or
 `executor="slurm"`, which submits the same runs as a job array through `submitit`
 (`executor="submitit-local"` does the same with submitit's local executor, for testing without
-a cluster)."""
+a cluster); see executors.py.  Progress goes to this package's loggers (logging, INFO)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
+import logging
+import multiprocessing as mp
 import shlex
 import subprocess
-import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock
 
 from .. import paper
-from ..engine.run_dir import (
-    finished,
-)
+from ..engine.run_dir import RunDir
 from ..errors import ConfigError
 from ..files import atomic_write_csv
-from .executors import EXECUTORS, _cores, _ensure_importable, _worker, gpu_slots, submit
+from .executors import EXECUTORS, _cores, _worker, gpu_slots, log_status, submit
 from .jobs import run_job
 from .plan import MAIN, check_finished_runs, plan_and_dir, record_plan
+
+log = logging.getLogger(__name__)
 
 
 def git_commit(path=None) -> str:
@@ -82,27 +76,24 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
     todo, base = plan_and_dir(experiment, profile, classes, out_root, weights, data_root, download, datasets,
                               methods, **overrides)
     check_finished_runs(base, todo)
-    started, commit = dt.datetime.now(dt.timezone.utc), git_commit()  # the code this sweep imported, not HEAD at its end
+    # the commit of the code this sweep imported, not HEAD at its end
+    started, commit = dt.datetime.now(dt.timezone.utc), git_commit()
     command = command or "python -c 'pyramid_lib.sweep(...)'"
 
     record_plan(base, todo)  # so that results pages list what is still missing while this sweep runs
-    pending = [j for j in todo if not finished(base / "runs" / j.name)]
+    pending = [j for j in todo if not RunDir(base / "runs" / j.name).evaluated]
     skipped = len(todo) - len(pending)
     if progress:
-        print(f"{experiment}/{profile}: {len(todo)} runs, {skipped} finished before, {len(pending)} to run "
-              f"({executor}, jobs={jobs})", flush=True)
+        log.info("%s/%s: %d runs, %d finished before, %d to run (%s, jobs=%d)", experiment, profile, len(todo),
+                 skipped, len(pending), executor, jobs)
     threads = max(1, _cores() // jobs)
     statuses: list[tuple[str, str, float]] = []
     if pending and executor == "local" and jobs == 1:
         for j in pending:
             statuses.append(run_job(j, base / "runs" / j.name, device, progress))
             if progress:
-                print(f"  {statuses[-1][0]}: {statuses[-1][1]} ({statuses[-1][2]:.0f}s)", flush=True)
+                log_status(statuses[-1])
     elif pending and executor == "local":
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        _ensure_importable()
         ctx = mp.get_context("spawn")
         slots, gpus = gpu_slots(device, jobs), None
         if slots:  # several GPUs: each run takes one from the queue and gives it back when done
@@ -110,7 +101,7 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
             for d in slots:
                 gpus.put(d)
             if progress:
-                print(f"  {jobs} runs at once on {len(set(slots))} GPUs ({', '.join(sorted(set(slots)))})", flush=True)
+                log.info("  %d runs at once on %d GPUs (%s)", jobs, len(set(slots)), ", ".join(sorted(set(slots))))
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, max_tasks_per_child=1) as ex:
             futs = {ex.submit(_worker, j, str(base / "runs" / j.name), device, threads, gpus): j for j in pending}
             for f in as_completed(futs):
@@ -119,7 +110,7 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
                 except Exception as e:  # the worker process died (killed, out of memory)
                     statuses.append((futs[f].name, f"failed: worker died ({type(e).__name__}: {e})", 0.0))
                 if progress:
-                    print(f"  {statuses[-1][0]}: {statuses[-1][1]} ({statuses[-1][2]:.0f}s)", flush=True)
+                    log_status(statuses[-1])
     elif pending:
         statuses = submit(pending, base, executor, jobs, device, slurm or {}, wait, progress)
     ended = dt.datetime.now(dt.timezone.utc)
@@ -128,7 +119,7 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
     failed = [s for s in statuses if s[1].startswith("failed")]
     if failed and progress:
         for name, st, _ in failed:
-            print(f"  FAILED {name}: {st} (see {base / 'runs' / name / 'error.log'})", file=sys.stderr)
+            log.error("  FAILED %s: %s (see %s)", name, st, base / "runs" / name / "error.log")
     results.attrs["base"] = str(base)  # where the sweep wrote (out_root/<experiment>/<variant>)
     return results
 
@@ -146,13 +137,9 @@ def log_sweep(base: Path, command: str, started, ended, executor: str, jobs: int
            "failed": sum(s[1].startswith("failed") for s in statuses),
            "submitted": sum(s[1].startswith("submitted") for s in statuses)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / ".sweeps.lock", "a+") as lock:  # two sweeps may end at once
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            old = pd.read_csv(path) if path.is_file() else pd.DataFrame()
-            atomic_write_csv(path, pd.concat([old, pd.DataFrame([row])], ignore_index=True))
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with FileLock(path.parent / ".sweeps.lock"):  # two sweeps may end at once: wait for the other
+        old = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+        atomic_write_csv(path, pd.concat([old, pd.DataFrame([row])], ignore_index=True))
 
 
 def collect(experiment: str, base) -> pd.DataFrame:
@@ -178,4 +165,5 @@ def collect(experiment: str, base) -> pd.DataFrame:
 
 
 def shell_command(argv) -> str:
+    """The command line `argv` as one shell-quoted `pyramid-ad ...` string (recorded in sweeps.csv)."""
     return "pyramid-ad " + " ".join(shlex.quote(str(a)) for a in argv)

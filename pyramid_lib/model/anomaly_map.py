@@ -14,21 +14,22 @@ image, their lambda-sum, and 1 - the SSIM map averaged over channels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torchmetrics.functional.image import structural_similarity_index_measure
 
+from ..metrics import PRIMARY_SCORE, SCORE_NAMES  # ("loss", "mse", "perceptual", "ssim"); "loss" first
 from .loss import PyramidLoss, mse_per_image, perceptual_per_image, ssim_per_image
 
-from dataclasses import dataclass
-
-PRIMARY_SCORE = "loss"  # the paper's: the per-image training loss, MSE + lambda * perceptual
-SCORE_NAMES = ("loss", "mse", "perceptual", "ssim")  # "loss" = mse + lambda * perceptual
+__all__ = ["PRIMARY_SCORE", "SCORE_NAMES", "Prediction", "error_maps", "predict", "scores"]
 
 
 @torch.no_grad()
 def scores(loss: PyramidLoss, x_hat, x) -> dict[str, torch.Tensor]:
-    """Per-image anomaly scores, higher = more anomalous, one tensor of size B for each name."""
+    """Per-image anomaly scores of images x and their reconstructions x_hat (B x 3 x S x S in
+    [0, 1]), higher = more anomalous: one tensor of size B for each of SCORE_NAMES (Sec. III-B)."""
     f_x, f_hat = loss.features(x), loss.features(x_hat)
     mse = mse_per_image(x_hat, x)
     perc = perceptual_per_image(f_hat, f_x)
@@ -42,7 +43,8 @@ def scores(loss: PyramidLoss, x_hat, x) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def error_maps(loss: PyramidLoss, x_hat, x) -> dict[str, torch.Tensor]:
-    """Per-pixel error maps, B x S x S each: squared error (summed over channels), perceptual
+    """Per-pixel error maps of x and x_hat (B x 3 x S x S in [0, 1]), one B x S x S tensor for each
+    of SCORE_NAMES: squared error (summed over channels), perceptual
     error (feature error averaged over channels, bilinearly resized to the image), their
     lambda-sum, and 1 - SSIM."""
     size = x.shape[-2:]
@@ -72,8 +74,11 @@ class Prediction:
 def predict(model, loss: PyramidLoss, x: torch.Tensor, maps: bool = True) -> Prediction:
     """Reconstruct a batch and score it: x is B x 3 x S x S in [0, 1] on the model's device.
 
-    The scores are exactly those of `scores(loss, model(x), x)`; `maps=False` skips the per-pixel
-    maps (evaluation of a whole test split needs only the scores).
+    Returns a Prediction: the reconstruction (B x 3 x S x S), the per-image scores (B each, the
+    paper's anomaly score is "loss", Sec. III-B) and, unless `maps=False`, the per-pixel maps
+    (B x S x S each).  The scores are exactly those of `scores(loss, model(x), x)`; `maps=False`
+    skips the maps (evaluating a whole test split needs only the scores).  The model is not put in
+    eval mode here: callers do that (a model in train mode would update its batch-norm statistics).
     """
     x_hat = model(x)
     return Prediction(x_hat, scores(loss, x_hat, x), error_maps(loss, x_hat, x) if maps else None)

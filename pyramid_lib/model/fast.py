@@ -154,12 +154,12 @@ class MatrixConv2d(_KnownSizeConv):
         n, m = self.input_size, self.out_size
         if x.shape[-1] != n or x.shape[-2] != n:
             return self.plain_conv(x)
-        O, C = self.out_channels, self.in_channels
+        out_c, in_c = self.out_channels, self.in_channels
         k2 = self.kernel_size[0] * self.kernel_size[1]
-        M = (self.weight.reshape(O * C, k2) @ self.taps).view(O, C, m * m, n * n)
-        M = M.transpose(1, 2).reshape(O * m * m, C * n * n)
+        M = (self.weight.reshape(out_c * in_c, k2) @ self.taps).view(out_c, in_c, m * m, n * n)
+        M = M.transpose(1, 2).reshape(out_c * m * m, in_c * n * n)
         b = None if self.bias is None else self.bias.repeat_interleave(m * m)
-        return F.linear(x.reshape(x.shape[0], -1), M, b).view(x.shape[0], O, m, m)
+        return F.linear(x.reshape(x.shape[0], -1), M, b).view(x.shape[0], out_c, m, m)
 
 
 def matrix_rewritable(conv: nn.Module, input_size: int) -> bool:

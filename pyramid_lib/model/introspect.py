@@ -1,12 +1,9 @@
-"""The paper's network: ResNet18 front, pyramid pooling, N encoders to R^8, one shared
-up-sampler, concatenation with the ResNet map, transposed-conv decoder.
+"""Looking inside the network: its named blocks in data-flow order (`stages`), a shape trace of one
+batch through them (`shape_trace`: stage, output shape C x H x W, parameters), and parameter counts.
 
-Mishra, Piciarelli, Foresti, "Image Anomaly Detection by aggregating deep pyramidal
-representations", ICPR 2020 (Fig. 2, Tables V and VI).  Where the paper's text does not add up,
-the choices made here are listed in the README's "Deviations" section.
-
-Shapes below use S for the input size and h = ceil(S / 32) for the ResNet18 map size
-(h = 1 for 28x28 inputs, h = 4 for 120x120 inputs)."""
+Shapes use S for the input side and h = ceil(S / 32) for the ResNet18 map side (h = 1 at 28x28,
+h = 4 at 120x120); the blocks are those of network.py (paper Fig. 2, Tables V and VI).
+"""
 
 from __future__ import annotations
 

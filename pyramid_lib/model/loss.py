@@ -1,11 +1,12 @@
-"""Losses, per-image anomaly scores and per-pixel error maps (paper Sec. III-B, Eq. 1).
+"""The training loss (paper Sec. III-B, Eq. 1) and its per-image terms.
 
     L = 1/(WH) ||X - X^||^2  +  lambda * 1/(WHC) ||F(X) - F(X^)||^2
 
 F is the first four layers of an ImageNet VGG11, `vgg11().features[:4]` (conv, ReLU, max-pool,
 conv), frozen and in eval mode.  Images are in [0, 1]; F receives them ImageNet-normalised, the
 input its weights were trained on (the paper does not say; see the README's deviations).
-The per-image anomaly score is the per-image training loss.  SSIM comes from torchmetrics."""
+The per-image anomaly score is the per-image training loss (scores and per-pixel maps:
+anomaly_map.py).  SSIM comes from torchmetrics."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -163,21 +164,44 @@ class Decoder(nn.Module):
         return self.net(y)
 
 
+# The choices of the two shape settings, as types (TrainConfig's fields use them, the command
+# line lists them): the keys of PYRAMID_DIVISORS and PYRAMID_MODES.
+Encoders = Literal[1, 2, 4, 6]
+
+
+Pyramid = Literal["paper", "spatial"]
+
+
+def shape_error(input_size, encoders, pyramid) -> tuple[str, str] | None:
+    """The first of the three shape settings that cannot make a network, as (field name, what is
+    wrong), or None when all three can.  The one check behind both ModelConfig (ValueError) and
+    TrainConfig.validate (ConfigError naming the command-line flag)."""
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < MIN_INPUT_SIZE:
+        return "input_size", f"must be an integer of at least {MIN_INPUT_SIZE}, got {input_size!r}"
+    if encoders not in get_args(Encoders):
+        return "encoders", f"must be one of {', '.join(map(str, get_args(Encoders)))}, got {encoders!r}"
+    if pyramid not in get_args(Pyramid):
+        return "pyramid", f"must be one of {', '.join(get_args(Pyramid))}, got {pyramid!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything that fixes the network's shape (and so which checkpoints fit it)."""
+    """Everything that fixes the network's shape (and so which checkpoints fit it).
+
+    input_size: image side S in pixels (at least 28); encoders: number of pyramid encoders N;
+    pyramid: "paper" (1x1 pooling, channel divisors) or "spatial" (PSPNet bins).  A run's
+    ModelConfig is `TrainConfig.model`.  Raises ValueError naming the field that cannot make a
+    network (`shape_error`)."""
 
     input_size: int = 28
-    encoders: int = 4
-    pyramid: str = "paper"
+    encoders: Encoders = 4
+    pyramid: Pyramid = "paper"
 
     def __post_init__(self):
-        if not isinstance(self.input_size, int) or self.input_size < MIN_INPUT_SIZE:
-            raise ValueError(f"input_size must be an integer of at least {MIN_INPUT_SIZE}, got {self.input_size!r}")
-        if self.encoders not in PYRAMID_DIVISORS:
-            raise ValueError(f"encoders must be one of {sorted(PYRAMID_DIVISORS)}, got {self.encoders!r}")
-        if self.pyramid not in PYRAMID_MODES:
-            raise ValueError(f"pyramid must be one of {PYRAMID_MODES}, got {self.pyramid!r}")
+        problem = shape_error(self.input_size, self.encoders, self.pyramid)
+        if problem:
+            raise ValueError(f"{problem[0]} {problem[1]}")
 
 
 class PyramidalAutoencoder(nn.Module):

@@ -1,19 +1,31 @@
 """Which backbone and perceptual weights a run uses: ImageNet (torchvision's weights API) or random.
 
-`imagenet` insists on the real weights and fails clearly when they cannot be had; `none` uses
-random (orthogonal) weights; `auto` uses ImageNet weights when cached or downloadable and
-otherwise random ones with a printed warning.  The result ("imagenet" or "random") is recorded
-in every run's config and every results table."""
+A run's `weights` setting is first a request (`Request`): `imagenet` insists on the real weights
+and fails clearly when they cannot be had; `none` uses random (orthogonal) weights; `auto` uses
+ImageNet weights when cached or downloadable and otherwise random ones, with a warning.
+`resolve` turns it into what the run uses (`Used`: "imagenet" or "random"), which is recorded in
+every run's config and every results table."""
 
 from __future__ import annotations
 
+import logging
 import warnings
+from typing import Literal, get_args
 
 from torchvision.models import ResNet18_Weights, VGG11_Weights
 
 from ..errors import ConfigError, WeightsUnavailable
 
-CHOICES = ("auto", "imagenet", "none")
+log = logging.getLogger(__name__)
+
+
+Request = Literal["auto", "imagenet", "none"]  # what one asks for
+
+
+Used = Literal["imagenet", "random"]  # what a run used
+
+
+CHOICES = get_args(Request)
 
 
 RESNET18 = ResNet18_Weights.IMAGENET1K_V1
@@ -29,10 +41,14 @@ def _fetch() -> None:
 
 
 def resolve(choice: str) -> str:
-    """Turn a CLI choice into what the run will use: "imagenet" or "random"."""
-    if choice not in CHOICES:
+    """What a run asking for `choice` (auto, imagenet, none; or an already resolved random) uses:
+    "imagenet" or "random".  May download the ImageNet weights (about 560 MB, once).
+
+    Raises ConfigError for an unknown choice, WeightsUnavailable when `imagenet` cannot be had.
+    `auto` without the weights gives "random" and a UserWarning."""
+    if choice not in (*CHOICES, *get_args(Used)):
         raise ConfigError(f"--weights must be one of {', '.join(CHOICES)}, got {choice!r}")
-    if choice == "none":
+    if choice in ("none", "random"):
         return "random"
     try:
         _fetch()
@@ -43,16 +59,19 @@ def resolve(choice: str) -> str:
                 f"ImageNet weights for ResNet18/VGG11 could not be loaded ({type(e).__name__}: {e}). "
                 "Connect to the internet once so torchvision can cache them, or use --weights none "
                 "(results are then labelled 'random')") from e
+        log.debug("ImageNet weights unavailable: %s: %s", type(e).__name__, e)
         warnings.warn("ImageNet weights unavailable (offline?): using RANDOM backbone and perceptual "
                       "weights; every result of this run is labelled 'random'.", stacklevel=2)
-        print("WARNING: ImageNet weights unavailable; training with random weights (labelled 'random').")
         return "random"
 
 
 def enums(label: str):
-    """(ResNet18 weights, VGG11 weights) for torchvision constructors, from "imagenet"/"random"."""
+    """(ResNet18 weights, VGG11 weights) for torchvision constructors, from "imagenet"/"random".
+
+    Raises ConfigError for anything else (a request such as auto must be resolved first)."""
     if label == "imagenet":
         return RESNET18, VGG11
     if label == "random":
         return None, None
-    raise ConfigError(f"weights label must be 'imagenet' or 'random', got {label!r}")
+    raise ConfigError(f"weights label must be 'imagenet' or 'random', got {label!r}; resolve a request first "
+                      "(engine.build.resolve_weights)")

@@ -1,13 +1,11 @@
-"""Results pages: each experiment's README.md and figures, and results/README.md, from whatever exists.
-
-`experiment_outputs(...)` is called by every sweep; `build_report(out_root)` (`pyramid-ad report`)
-rebuilds every experiment's page and figures and the one-page results/README.md from the run
-folders on disk, so it can run at any time, also while sweeps are still going.
-Nothing here trains or scores: it only reads metrics.csv / scores.csv / run.json / sweeps.csv."""
+"""The sentences of the results pages that compare numbers: targets met or missed, gaps to the
+paper and what was measured about them (training histories, longer runs), trends across classes.
+Reads results.csv / run.json only; trains and scores nothing."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +60,7 @@ def gap_measurements(experiment: str, profile: str, res: pd.DataFrame, base: Pat
                        f"{drop.min():.1f} to {drop.max():.1f}%): training had not converged; the paper trains 600 "
                        "epochs.")
     if out_root is not None:
-        import re  # only folders that change nothing but the epochs: cpu-epochs20, not cpu-epochs20-lambda0
-
+        # only folders that change nothing but the epochs: cpu-epochs20, not cpu-epochs20-lambda0
         longer = sorted(p for p in (Path(out_root) / experiment).glob(f"{profile}-epochs*")
                         if p.is_dir() and re.fullmatch(rf"{re.escape(profile)}-epochs\d+", p.name))
         for p in longer:

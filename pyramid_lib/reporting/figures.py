@@ -1,14 +1,13 @@
-"""Results pages: each experiment's README.md and figures, and results/README.md, from whatever exists.
-
-`experiment_outputs(...)` is called by every sweep; `build_report(out_root)` (`pyramid-ad report`)
-rebuilds every experiment's page and figures and the one-page results/README.md from the run
-folders on disk, so it can run at any time, also while sweeps are still going.
-Nothing here trains or scores: it only reads metrics.csv / scores.csv / run.json / sweeps.csv."""
+"""The figures of the results pages (PNG, matplotlib): AUROC per class, ROC overlays (from the
+runs' scores.csv), MVTec TPR/TNR, the encoder and lambda ablations, baselines.
+Reads only; trains and scores nothing."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -25,11 +24,8 @@ from .tables import (
 
 
 def _plt():
-    import matplotlib
-
+    """pyplot, on the non-interactive Agg backend when it can still be chosen (pages are files)."""
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     return plt
 
 
@@ -117,7 +113,8 @@ def figures(experiment: str, base: Path, res: pd.DataFrame, out_root, profile: s
         fig, ax = plt.subplots(figsize=(6, 4))
         x = np.arange(len(g))
         for i, lambda_ in enumerate(g.columns):
-            ax.bar(x + i * 0.35 - 0.175, g[lambda_], 0.35, label=f"lambda = {lambda_:g}" + (" (MSE only)" if lambda_ == 0 else ""))
+            label = f"lambda = {lambda_:g}" + (" (MSE only)" if lambda_ == 0 else "")
+            ax.bar(x + i * 0.35 - 0.175, g[lambda_], 0.35, label=label)
         ax.set_xticks(x, [f"{d} {c}" for d, c in g.index])
         ax.set(ylim=(0.3, 1.0), ylabel="AUROC", title=f"Perceptual loss ablation (Fig. 5){note}")
         ax.legend(fontsize="small")

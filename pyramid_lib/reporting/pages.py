@@ -1,19 +1,25 @@
 """Results pages: each experiment's README.md and figures, and results/README.md, from whatever exists.
 
-`experiment_outputs(...)` is called by every sweep; `build_report(out_root)` (`pyramid-ad report`)
-rebuilds every experiment's page and figures and the one-page results/README.md from the run
-folders on disk, so it can run at any time, also while sweeps are still going.
-Nothing here trains or scores: it only reads metrics.csv / scores.csv / run.json / sweeps.csv."""
+`experiment_outputs(...)` is called by the CLI after every sweep; `build_report(out_root)`
+(`pyramid-ad report`) rebuilds every experiment's page and figures and the one-page
+results/README.md from the run folders on disk, so it can run at any time, also while sweeps are
+still going.  Nothing here trains or scores: it only reads metrics.csv / scores.csv / run.json /
+sweeps.csv / plan.csv.  Nothing outside the CLI imports reporting."""
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import json
+import logging
 import platform
+import shlex
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sklearn
+import torchmetrics
 
 from .. import paper
 from ..config import PROFILES
@@ -40,6 +46,8 @@ from .tables import (
     read_results,
 )
 
+log = logging.getLogger(__name__)
+
 RANDOM_NOTE = ("**All results here use random (orthogonally initialised) weights for the ResNet18 backbone and "
                "the VGG11 perceptual network: no ImageNet weights were available where they were made.** "
                "The paper fine-tunes an ImageNet-pretrained ResNet18 and uses an ImageNet VGG11 for its loss.")
@@ -52,12 +60,8 @@ def _versions(base) -> dict:
             v.update(json.loads(p.read_text()).get("versions", {}))
         except (OSError, json.JSONDecodeError):
             pass
-    import sklearn
-    import submitit
-    import torchmetrics
-
     v.update({"numpy": np.__version__, "pandas": pd.__version__, "scikit-learn": sklearn.__version__,
-              "torchmetrics": torchmetrics.__version__, "submitit": submitit.__version__,
+              "torchmetrics": torchmetrics.__version__, "submitit": importlib.metadata.version("submitit"),
               "platform": platform.platform()})
     return v
 
@@ -69,8 +73,6 @@ def resume_command(experiment: str, profile: str, base: Path) -> str:
     sweeps = _read(Path(base) / "sweeps.csv")
     if not len(sweeps):
         return f"pyramid-ad reproduce {experiment} --profile {profile} --data-root <data> --jobs <N>"
-    import shlex
-
     last = str(sweeps["command"].iloc[-1])
     if experiment == "mvtec":
         return last
@@ -129,7 +131,8 @@ def _stand_in(plan: pd.DataFrame) -> str:
         names = [f"{c} ({FMNIST_CLASSES[int(c)]})" if ds == "fmnist" and c.isdigit() else c for c in cls]
         parts.append(f"{ds} classes {', '.join(names)}")
     return ("; ".join(parts) + " stand in for the paper's MVTec bottle and carpet, which are not available here. "
-            "Run `pyramid-ad reproduce <ablation> --dataset mvtec` (default categories bottle, carpet) for the real thing.")
+            "Run `pyramid-ad reproduce <ablation> --dataset mvtec` (default categories bottle, carpet) for the "
+            "real thing.")
 
 
 def setup_lines(experiment: str, profile: str, base: Path) -> list[str]:
@@ -245,13 +248,13 @@ def experiment_section(experiment: str, profile: str, base: Path, out_root, pref
     elif experiment in ABLATION_LIKE:
         t = ablation_table(experiment, res)
         if experiment == "ablation-encoders":
-            q = paper.ABLATION
+            ssim, acc = paper.ABLATION["ssim"], paper.ABLATION["accuracy"]
             L.append("The paper (bottle, carpet): mean SSIM of normal reconstructions below "
-                     f"{q['ssim']['bottle']['one_or_two_encoders_below']} / {q['ssim']['carpet']['one_or_two_encoders_below']} "
-                     f"with 1-2 encoders, above {q['ssim']['bottle']['four_encoders_above']} / "
-                     f"{q['ssim']['carpet']['four_encoders_above']} with 4; accuracy below "
-                     f"{q['accuracy']['bottle']['one_or_two_encoders_below']} / {q['accuracy']['carpet']['one_or_two_encoders_below']} "
-                     f"with 1-2 encoders, {q['accuracy']['bottle']['four_encoders']} / {q['accuracy']['carpet']['four_encoders']} "
+                     f"{ssim['bottle']['one_or_two_encoders_below']} / {ssim['carpet']['one_or_two_encoders_below']} "
+                     f"with 1-2 encoders, above {ssim['bottle']['four_encoders_above']} / "
+                     f"{ssim['carpet']['four_encoders_above']} with 4; accuracy below "
+                     f"{acc['bottle']['one_or_two_encoders_below']} / {acc['carpet']['one_or_two_encoders_below']} "
+                     f"with 1-2 encoders, {acc['bottle']['four_encoders']} / {acc['carpet']['four_encoders']} "
                      "with 4; 6 encoders 'pretty much same' as 4. Those numbers are for MVTec, not comparable with "
                      "the stand-in classes; compare the trend.")
         else:
@@ -303,7 +306,7 @@ def experiment_outputs(experiment: str, profile: str, base: Path, todo=None, out
     try:
         figures(experiment, base, res, out_root, profile)
     except Exception as e:  # a figure never costs a results page
-        print(f"warning: figures of {base} failed: {type(e).__name__}: {e}")
+        log.warning("figures of %s failed: %s: %s", base, type(e).__name__, e)
     return write_experiment_readme(experiment, profile, base, out_root)
 
 

@@ -1,9 +1,6 @@
-"""Results pages: each experiment's README.md and figures, and results/README.md, from whatever exists.
-
-`experiment_outputs(...)` is called by every sweep; `build_report(out_root)` (`pyramid-ad report`)
-rebuilds every experiment's page and figures and the one-page results/README.md from the run
-folders on disk, so it can run at any time, also while sweeps are still going.
-Nothing here trains or scores: it only reads metrics.csv / scores.csv / run.json / sweeps.csv."""
+"""The tables of the results pages, read back from results.csv files: ours beside the paper's
+numbers (paper.py), the MVTec TPR/TNR table, ablations and baselines, as frames and markdown.
+Reads only; trains and scores nothing.  Used by pages.py (nothing outside the CLI imports reporting)."""
 
 from __future__ import annotations
 

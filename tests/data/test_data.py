@@ -6,12 +6,13 @@ import torch
 from PIL import Image
 
 from pyramid_lib import data
-from pyramid_lib.data.splits import holdout, limit
+from pyramid_lib.data.splits import holdout, limit, stratified_subset
 from pyramid_lib.errors import DataError
 
 
 @pytest.mark.parametrize("dataset,normal,n_train,n_normal", [("mnist", 0, 5923, 980), ("fmnist", 0, 6000, 1000),
-                                                              ("mnist", "7", 6265, 1028), ("fmnist", "Trouser", 6000, 1000)])
+                                                              ("mnist", "7", 6265, 1028),
+                                                              ("fmnist", "Trouser", 6000, 1000)])
 def test_official_split_counts(data_root, dataset, normal, n_train, n_normal):
     d = data.load(dataset, normal, data_root, download=False)
     assert len(d.train) == n_train
@@ -127,3 +128,18 @@ def test_holdout_split_is_seeded_disjoint_and_complete():
     assert torch.equal(holdout(100, 0.1, seed=3)[1], val) and not torch.equal(holdout(100, 0.1, seed=4)[1], val)
     assert len(holdout(25, 0.1)[1]) == 2 and len(holdout(5, 0.0)[1]) == 0
     assert len(limit(90, 20)) == 20 and len(limit(10, 20)) == 10
+
+
+def test_stratified_subset_of_test_images_is_seeded_and_keeps_both_labels():
+    labels = torch.zeros(100, dtype=torch.long)
+    labels[torch.randperm(100, generator=torch.Generator().manual_seed(0))[:10]] = 1  # 90 normal, 10 anomalous
+    pick = stratified_subset(labels, 20, seed=3)
+    assert len(pick) == 20 and int(labels[pick].sum()) == 2  # each label keeps its share: 18 + 2
+    assert torch.equal(pick, pick.sort().values) and len(set(pick.tolist())) == 20
+    assert torch.equal(stratified_subset(labels, 20, seed=3), pick)
+    assert not torch.equal(stratified_subset(labels, 20, seed=4), pick)
+    assert set(labels[stratified_subset(labels, 3)].tolist()) == {0, 1}  # both labels, at least two each
+    assert int((labels[stratified_subset(labels, 3)] == 1).sum()) == 2
+    assert torch.equal(stratified_subset(labels, None), torch.arange(100))
+    assert torch.equal(stratified_subset(labels, 100), torch.arange(100))
+    assert len(stratified_subset(torch.zeros(10, dtype=torch.long), 4)) == 4  # only normals (a folder without defects)

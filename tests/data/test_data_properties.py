@@ -42,10 +42,10 @@ def image_bytes(draw) -> bytes:
         im = Image.fromarray(rng.integers(0, 70000, (h, w)).astype(np.int32 if mode == "I" else np.float32))
     else:
         im = Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "RGBA").convert(mode)
-    for fmt, im in ((fmt, im), ("TIFF", im), ("PNG", im.convert("RGB"))):  # when a format cannot hold a mode
+    for save_fmt, save_im in ((fmt, im), ("TIFF", im), ("PNG", im.convert("RGB"))):  # a format may not hold a mode
         buf = io.BytesIO()
         try:
-            im.save(buf, fmt)
+            save_im.save(buf, save_fmt)
             return buf.getvalue()
         except (OSError, ValueError, KeyError, TypeError):
             continue

@@ -19,7 +19,7 @@ from helpers import copy_run, tiny_cfg
 
 from pyramid_lib import files
 from pyramid_lib.cli import main
-from pyramid_lib.engine.run_dir import CHECKPOINT_FORMAT, load_checkpoint, load_run
+from pyramid_lib.engine.run_dir import CHECKPOINT_FORMAT, RunDir, load_checkpoint
 from pyramid_lib.engine.trainer import train
 from pyramid_lib.errors import (
     CheckpointError,
@@ -70,7 +70,7 @@ def test_crafted_pickle_payload_is_refused_and_never_runs(tmp_path, tiny_run, ti
     with pytest.raises(CheckpointError, match="unsafe"):
         load_checkpoint(run.checkpoint)
     with pytest.raises(CheckpointError, match="unsafe"):
-        load_run(run.dir)
+        RunDir(run.dir).load()
     with pytest.raises(CheckpointError, match="unsafe"):  # --resume with a swapped checkpoint
         train(tiny_cfg(epochs=2), run.dir, resume=True, data=tiny, progress=False)
     assert main(["evaluate", str(run.dir), "--device", "cpu"]) == 1
@@ -131,6 +131,6 @@ def test_damaged_or_foreign_checkpoint_is_refused_clearly(tmp_path, tiny_run, ti
         if damage == "no optimizer":
             train(tiny_cfg(epochs=2), run.dir, resume=True, data=tiny, progress=False)
         else:
-            load_run(run.dir)
+            RunDir(run.dir).load()
     msg = str(e.value)
     assert str(run.dir) in msg and len(msg.splitlines()) == 1

@@ -16,7 +16,7 @@ import pytest
 import torch
 from helpers import REPO, assert_identical_checkpoints, temp_leftovers, tiny_cfg
 
-from pyramid_lib.engine.run_dir import Run, load_checkpoint
+from pyramid_lib.engine.run_dir import RunDir, load_checkpoint
 from pyramid_lib.engine.trainer import train
 from pyramid_lib.errors import (
     ConfigError,
@@ -69,7 +69,7 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path):
     ref = start("ref")  # the uninterrupted run, alongside
     victim = start("victim")
     logs = [ref.stdout, victim.stdout]
-    run = Run(tmp_path / "victim")
+    run = RunDir(tmp_path / "victim")
     deadline = time.monotonic() + 600
     try:
         while True:  # wait for epoch 1's checkpoint: run.json is written right after it, atomically

@@ -16,7 +16,7 @@ from helpers import tiny_cfg
 
 from pyramid_lib.engine import trainer as trainer_mod
 from pyramid_lib.engine.evaluate import score_images
-from pyramid_lib.engine.run_dir import Run, load_checkpoint, load_run
+from pyramid_lib.engine.run_dir import RunDir, load_checkpoint
 from pyramid_lib.engine.trainer import train
 from pyramid_lib.errors import (
     PyramidError,
@@ -51,12 +51,12 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny, mon
     with pytest.raises(TrainingError, match=r"loss became (nan|inf) in epoch 2.*checkpoint \(epoch 1\) is kept"):
         train(cfg, out, data=tiny, progress=False)
     monkeypatch.undo()
-    run = Run(out)
+    run = RunDir(out)
     assert n["saves"] == 1
     assert load_checkpoint(run.checkpoint, cfg)["epoch"] == 1
     state = run.read_state()
     assert state["status"] == "failed" and "epoch 2" in state["error"] and len(state["history"]) == 1
-    _, model, _ = load_run(out)
+    _, model, _ = RunDir(out).load()
     assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
     if math.isnan(bad):  # the fault gone (e.g. a lower lr), --resume continues from epoch 1, nothing lost
         train(cfg, out, resume=True, data=tiny, progress=False)
@@ -82,7 +82,7 @@ def test_nonfinite_weights_are_never_checkpointed(tmp_path, tiny, monkeypatch):
         train(tiny_cfg(epochs=3), tmp_path / "run", data=tiny, progress=False)
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1
-    assert Run(tmp_path / "run").read_state()["status"] == "failed"
+    assert RunDir(tmp_path / "run").read_state()["status"] == "failed"
 
 
 class BrokenModel(torch.nn.Module):

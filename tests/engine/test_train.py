@@ -8,7 +8,7 @@ import torch
 from pyramid_lib import data, threshold
 from pyramid_lib.config import TrainConfig
 from pyramid_lib.engine.evaluate import evaluate_run
-from pyramid_lib.engine.run_dir import load_run
+from pyramid_lib.engine.run_dir import RunDir
 from pyramid_lib.engine.trainer import train
 from pyramid_lib.errors import CheckpointError, ConfigError
 from pyramid_lib.metrics import summarize
@@ -29,7 +29,7 @@ def test_checkpoint_round_trip_and_resume(tmp_path, sample):
     state = run.read_state()
     assert state["status"] == "finished" and len(state["history"]) == 1
     assert json.loads((tmp_path / "r" / "config.json").read_text())["weights"] == "random"
-    cfg, model, _ = load_run(run.dir)
+    cfg, model, _ = RunDir(run.dir).load()
     ckpt = torch.load(run.checkpoint, weights_only=True)
     for k, v in model.state_dict().items():
         assert torch.equal(v, ckpt["model"][k]), k
@@ -48,10 +48,10 @@ def test_checkpoint_round_trip_and_resume(tmp_path, sample):
 def test_same_seed_same_weights(tmp_path, sample):
     a = train(tiny(), tmp_path / "a", data=sample, progress=False)
     b = train(tiny(), tmp_path / "b", data=sample, progress=False)
-    sa, sb = load_run(a.dir)[1].state_dict(), load_run(b.dir)[1].state_dict()
+    sa, sb = a.load()[1].state_dict(), b.load()[1].state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     c = train(tiny(seed=1), tmp_path / "c", data=sample, progress=False)
-    sc = load_run(c.dir)[1].state_dict()
+    sc = c.load()[1].state_dict()
     assert not torch.equal(sa["decoder.net.0.0.weight"], sc["decoder.net.0.0.weight"])
 
 

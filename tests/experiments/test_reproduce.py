@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from pyramid_lib import cli
-from pyramid_lib.engine.run_dir import run_lock
+from pyramid_lib.engine.run_dir import RunDir
 from pyramid_lib.errors import ConfigError
+from pyramid_lib.experiments import executors
 from pyramid_lib.experiments import sweep as sweep_mod
 from pyramid_lib.experiments.executors import _worker, gpu_slots, make_executor
 from pyramid_lib.experiments.jobs import run_job
@@ -85,7 +86,7 @@ def test_sweep_parallel_skip_and_report(tmp_path, monkeypatch):
 def test_busy_run_is_skipped_and_partial_never_overwrites(tmp_path):
     job = plan("mnist", "quick", ["3"], datasets=["mnist-sample"], **TINY)[0]
     run_dir = tmp_path / "r"
-    with run_lock(run_dir) as got:
+    with RunDir(run_dir).lock() as got:
         assert got
         assert run_job(job, run_dir)[1] == "busy"  # another holder: skipped, nothing written
     assert not (run_dir / "metrics.csv").exists()
@@ -259,7 +260,7 @@ def test_baselines_table_adds_the_comparable_mean_when_columns_lack_classes(tmp_
     assert means.loc["mean (1 classes every column has)", "ours-lambda0"] == pytest.approx(0.95)
 
 
-def test_parallel_runs_spread_over_gpus():
+def test_parallel_runs_spread_over_gpus(monkeypatch):
     """`--jobs N` on a machine with several GPUs: a process per GPU, each taking a free one."""
     assert gpu_slots("auto", 4, n_gpus=4) == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
     assert gpu_slots("cuda", 3, n_gpus=2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
@@ -271,13 +272,14 @@ def test_parallel_runs_spread_over_gpus():
     q, seen = queue.Queue(), []
     for d in ("cuda:0", "cuda:1"):
         q.put(d)
-    real = run_job
-    try:
-        run_job = lambda job, run_dir, dev, progress=False: (seen.append((dev, q.qsize())), (job, "done", 0))[1]
-        _worker("a", "r", "auto", 0, q)
-        _worker("b", "r", "auto", 0, q)
-    finally:
-        run_job = real
+
+    def fake_run_job(job, run_dir, dev, progress=False):
+        seen.append((dev, q.qsize()))
+        return job, "done", 0
+
+    monkeypatch.setattr(executors, "run_job", fake_run_job)  # what _worker calls
+    _worker("a", "r", "auto", 0, q)
+    _worker("b", "r", "auto", 0, q)
     assert seen == [("cuda:0", 1), ("cuda:1", 1)] and q.qsize() == 2  # taken while running, given back after
 
 
@@ -286,10 +288,13 @@ def test_ablation_pages_check_the_papers_claim_per_class():
                     (("0", {1: 0.7, 2: 0.75, 4: 0.8, 6: 0.79}), ("4", {1: 0.9, 2: 0.8, 4: 0.85}))
                     for k, a in ks.items()], dataset="fmnist")
     text = "\n".join(trend_lines("ablation-encoders", enc))
-    assert "fmnist 0: AUROC with 4 encoders minus the best of 1-2 encoders: +0.050 (as the paper says); 6 minus 4: -0.010" in text
+    assert ("fmnist 0: AUROC with 4 encoders minus the best of 1-2 encoders: +0.050 (as the paper says); "
+            "6 minus 4: -0.010") in text
     assert "fmnist 4: AUROC with 4 encoders minus the best of 1-2 encoders: -0.050 (**not** as the paper says)." in text
-    lambda_ = _results([{"normal_class": "0", "lambda": l, "auroc": a} for l, a in ((0.0, 0.8), (1.0, 0.78))], dataset="fmnist")
-    assert "lambda 1 minus lambda 0: -0.020 (**not** as the paper says)" in "\n".join(trend_lines("ablation-lambda", lambda_))
+    lambda_ = _results([{"normal_class": "0", "lambda": lam, "auroc": a} for lam, a in ((0.0, 0.8), (1.0, 0.78))],
+                       dataset="fmnist")
+    assert "lambda 1 minus lambda 0: -0.020 (**not** as the paper says)" in \
+        "\n".join(trend_lines("ablation-lambda", lambda_))
     assert trend_lines("ablation-lambda", lambda_[lambda_["lambda"] == 0.0]) == []
 
 
@@ -304,7 +309,7 @@ def test_ablation_pages_check_the_papers_claim_per_class():
      "pyramid-ad reproduce mnist --dataset mnist-sample --profile quick"),
 ])
 def test_resume_hint_runs_every_missing_run_not_only_the_last_sweeps(tmp_path, last, expected):
-    from pyramid_lib.report import resume_command
+    from pyramid_lib.reporting.pages import resume_command
 
     experiment = last.split()[2]
     pd.DataFrame([{"command": "pyramid-ad reproduce x --profile cpu"}, {"command": last}]).to_csv(

@@ -12,8 +12,9 @@ import pytest
 from helpers import temp_leftovers
 
 from pyramid_lib import data
+from pyramid_lib.engine import evaluate as evaluate_mod
 from pyramid_lib.engine import trainer as trainer_mod
-from pyramid_lib.engine.run_dir import Run, load_checkpoint
+from pyramid_lib.engine.run_dir import RunDir, load_checkpoint
 from pyramid_lib.experiments import jobs as jobs_mod
 from pyramid_lib.experiments import sweep as sweep_mod
 
@@ -40,13 +41,13 @@ def test_sweep_killed_midway_resumes_and_skips_finished_runs(tmp_path, tiny, mon
         return real_train(cfg, out, **kw)
 
     monkeypatch.setattr(jobs_mod, "train", dying_train)
-    monkeypatch.setattr(jobs_mod, "_run_figures", lambda *a, **k: None)  # not the subject here
+    monkeypatch.setattr(evaluate_mod, "run_figures", lambda *a, **k: None)  # not the subject here
     opts = sweep_kwargs(out_root=tmp_path, weights="random", download=False, progress=False, epochs=2,
                         batch_size=4, train_limit=None)
     with pytest.raises(KeyboardInterrupt):
         sweep_mod.sweep("mnist", "quick", ["1", "2"], **opts)
     runs = tmp_path / "mnist" / "quick-epochs2-batch_size4" / "runs"  # reproduce.variant
-    done, partial = Run(runs / "mnist-1"), Run(runs / "mnist-2")
+    done, partial = RunDir(runs / "mnist-1"), RunDir(runs / "mnist-2")
     assert (done.dir / "metrics.csv").is_file() and done.read_state()["status"] == "finished"
     assert load_checkpoint(partial.checkpoint)["epoch"] == 1 and not (partial.dir / "metrics.csv").exists()
     epoch1 = partial.read_state()["history"][0]

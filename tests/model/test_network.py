@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pyramid_lib.model.anomaly_map import error_maps, scores
+from pyramid_lib.model.anomaly_map import SCORE_NAMES, error_maps, predict, scores
 from pyramid_lib.model.introspect import count_parameters, shape_trace
 from pyramid_lib.model.loss import PyramidLoss
 from pyramid_lib.model.network import (
@@ -113,3 +113,21 @@ def test_error_maps_cover_the_image_and_localise_a_defect():
     m = maps["mse"][0]
     assert m[10:20, 30:40].mean() > 2.9 and m[40:, :20].max() == 0  # 3 channels of error 1
     assert maps["loss"][0][10:20, 30:40].mean() > maps["loss"][0][45:, :10].mean()
+
+
+@pytest.mark.parametrize("lambda_", [0.0, 1.0])
+def test_predict_scores_are_bit_identical_to_scores_and_maps_are_b_s_s(lambda_):
+    """predict() is the one inference call: its scores are exactly scores(loss, model(x), x)."""
+    torch.manual_seed(0)
+    model = PyramidalAutoencoder(input_size=28, encoders=4).eval()
+    loss = PyramidLoss(lambda_)
+    x = torch.rand(3, 3, 28, 28)
+    p = predict(model, loss, x)
+    with torch.no_grad():
+        want = scores(loss, model(x), x)
+    assert set(p.scores) == set(SCORE_NAMES) == set(p.maps)
+    for k in SCORE_NAMES:
+        assert torch.equal(p.scores[k], want[k]), k
+        assert p.maps[k].shape == (3, 28, 28), k
+    assert p.reconstruction.shape == x.shape
+    assert predict(model, loss, x, maps=False).maps is None

@@ -1,0 +1,249 @@
+"""Decoding one image or one ground-truth mask file with Pillow, into the kit's uint8 tensors.
+
+A file is an image when Pillow can open it (its content decides, not its suffix), so every format
+Pillow reads is read: PNG, JPEG, BMP, TIFF, WebP, GIF, PPM/PGM, TGA, JPEG 2000, AVIF, QOI, ...
+
+Images (`read_image`, uint8 3 x S x S):
+  * EXIF orientation is applied first (`PIL.ImageOps.exif_transpose`): the picture is loaded the
+    way a viewer shows it.  Multi-frame files (GIF, APNG, multi-page TIFF) give their first frame.
+  * Grey and palette images become RGB; images with alpha (RGBA, LA, PA, palette transparency) are
+    composited on black; CMYK, YCbCr, LAB and HSV are converted to RGB by Pillow.
+  * 16-bit images (I;16*, and mode I from PNG, which holds at most 16 bits) are divided by 65535,
+    whatever their content: a dark 16-bit image stays dark (a 12-bit camera image looks dark).
+  * Float images (mode F): values all in 0..1 are multiplied by 255; values all in 0..255 are kept;
+    any other range (negative values, above 255) is stretched from its min..max to 0..255, and
+    `decode_image` says so in its notes.  NaN or infinite values are an error.
+  * 32-bit integer images (mode I, not PNG): 0..255 kept, 0..65535 divided by 65535, any other range
+    stretched from min..max (noted).
+  * Then the picture is resized (bilinear, aspect not kept) to S x S.  A picture smaller than S on
+    either side is refused: it would be blown up, not reduced as the paper did.
+
+Masks (`read_mask`, uint8 0/1 S x S, nearest-neighbour resize), after EXIF orientation, first frame:
+  * palette masks (P, PA) by INDEX: index != 0 is defect (a palette's transparent index too is
+    background), not by the colour the palette gives the index;
+  * any other mode: a pixel is defect where any colour channel is non-zero (0/1, 0/120, 0/255,
+    236..255 and coloured masks all work) and, for masks with alpha, the alpha is non-zero;
+  * lossy masks (JPEG, WebP): defect where the value is above half the mask's maximum, because
+    compression leaves small non-zero values around every edge.
+
+Every failure is a DataError naming the file and what to do about it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from ..errors import DataError
+
+#: Suffixes of the formats this Pillow can open (informational: files are identified by content).
+IMAGE_SUFFIXES = tuple(sorted(e for e, fmt in Image.registered_extensions().items() if fmt in Image.OPEN))
+
+#: Files left by operating systems and tools: skipped without naming them (only counted).
+JUNK_FILES = frozenset({".ds_store", "thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", ".directory",
+                        ".localized", "icon\r", ".gitkeep", ".gitignore", ".keep"})
+#: Folders left by operating systems and tools (Jupyter checkpoints, macOS zip metadata, ...).
+JUNK_FOLDERS = frozenset({".ipynb_checkpoints", "__macosx", ".git", ".svn", ".hg", "__pycache__", ".trash",
+                          ".trashes", ".spotlight-v100", ".fseventsd", ".temporaryitems", "@eadir",
+                          "$recycle.bin", "system volume information", ".thumbnails"})
+
+_LOSSY = frozenset({"JPEG", "MPO", "WEBP"})
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_HINTS = {".heic": "HEIC: pip install pillow-heif, or convert to PNG", ".heif": "HEIF: pip install pillow-heif",
+          ".npy": "a numpy array: save it as PNG or TIFF", ".cr2": "camera raw: convert to PNG or TIFF",
+          ".nef": "camera raw: convert to PNG or TIFF", ".arw": "camera raw: convert to PNG or TIFF",
+          ".dng": "camera raw: convert to PNG or TIFF", ".svg": "vector image: render it to PNG"}
+
+
+def is_junk(name: str) -> bool:
+    """True for OS/tool leftovers (.DS_Store, Thumbs.db, macOS '._x.png' resource forks, ...)."""
+    return name.lower() in JUNK_FILES or name.startswith("._") or name.startswith("~$")
+
+
+def identify(path: Path) -> str | None:
+    """Pillow's format name for `path`, or None if it is not an image Pillow reads.
+
+    A file whose suffix names a format Pillow opens (.png, .JPG, .webp, ...) is identified from
+    its header only; a file with another suffix or none (frame_0007, notes.txt, x.heic) counts as
+    an image only if Pillow decodes it completely.  Raises DataError for a file whose suffix
+    claims an image format but whose content is not one (empty, text, garbage), for files that
+    cannot be opened (permissions), and for files over Pillow's decompression-bomb limit."""
+    claimed = path.suffix.lower() in IMAGE_SUFFIXES
+    try:
+        with Image.open(path) as im:
+            if not claimed:
+                im.load()
+            return im.format or "image"
+    except Image.DecompressionBombError as e:
+        raise _bomb(path, e) from e
+    except PermissionError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror}); check its permissions") from e
+    except Exception as e:  # UnidentifiedImageError, OSError (truncated), SyntaxError, struct.error, ...
+        if not claimed:
+            return None
+        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e}); replace or remove the file") from e
+
+
+def why_not_an_image(path: Path) -> str:
+    """A hint for a file Pillow cannot read, for well-known other formats (HEIC, camera raw, .npy); else ''."""
+    return _HINTS.get(path.suffix.lower(), "")
+
+
+def decode_image(path, size: int) -> tuple[torch.Tensor, tuple[int, int], list[str]]:
+    """(uint8 3 x size x size, (width, height) of the upright picture in pixels, notes).
+
+    Notes are short remarks on how the file was read (first frame of several, value range
+    stretched); empty for an ordinary image.  Raises DataError (path and fix in one line) for
+    unreadable or broken files, NaN/inf values, pictures smaller than `size`, unconvertible modes."""
+    path = Path(path)
+    notes: list[str] = []
+    try:
+        with Image.open(path) as im:
+            wh = _upright_size(im)
+            if im.format == "JPEG" and min(wh) >= 2 * size:  # decode large JPEGs at a reduced scale
+                im.draft("RGB" if im.mode == "RGB" else im.mode, (size, size))
+            im.load()
+            _note_frames(im, notes)
+            fmt = im.format
+            im = _to_rgb(_upright(im), fmt, path, notes)
+    except DataError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise _bomb(path, e) from e
+    except Exception as e:  # UnidentifiedImageError, OSError (truncated), SyntaxError, struct.error, ...
+        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e}); replace or remove the file") from e
+    w, h = wh
+    if w < size or h < size:
+        raise DataError(f"{path}: image is {w}x{h}, smaller than the input size {size}x{size}; "
+                        f"remove it or pass a smaller --input-size (at least 28)")
+    im = im.resize((size, size), Image.BILINEAR)
+    return torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1).contiguous(), wh, notes
+
+
+def read_image(path, size: int) -> torch.Tensor:
+    """Decode one image to uint8 3 x size x size, upright (EXIF), in 0..255; see the module doc for
+    modes and value ranges.  Raises DataError naming the file (unreadable, broken, smaller than size)."""
+    return decode_image(path, size)[0]
+
+
+def decode_mask(path, size: int) -> tuple[torch.Tensor, tuple[int, int], list[str]]:
+    """(uint8 0/1 size x size, (width, height) of the upright mask in pixels, notes).
+
+    Defect = palette index != 0, else any non-zero channel (with non-zero alpha); lossy files:
+    above half the maximum.  Raises DataError naming the file if it cannot be read."""
+    path = Path(path)
+    notes: list[str] = []
+    try:
+        with Image.open(path) as im:
+            im.load()
+            _note_frames(im, notes)
+            fmt = im.format
+            im = _upright(im)
+            defect = _defect_pixels(im, fmt)
+            wh = im.size
+    except Image.DecompressionBombError as e:
+        raise _bomb(path, e) from e
+    except Exception as e:  # any decoder failure: this file cannot be used
+        raise DataError(f"{path}: not a readable mask ({type(e).__name__}: {e}); replace or remove the file") from e
+    m = Image.fromarray(defect.astype(np.uint8)).resize((size, size), Image.NEAREST)
+    return torch.from_numpy(np.array(m, dtype=np.uint8)), wh, notes
+
+
+def read_mask(path, size: int) -> torch.Tensor:
+    """A ground-truth mask as uint8 0/1 of size x size (nearest-neighbour resize), upright (EXIF).
+    Raises DataError naming the file if it cannot be read."""
+    return decode_mask(path, size)[0]
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+def _bomb(path: Path, e: Exception) -> DataError:
+    return DataError(f"{path}: image too large for Pillow's decompression-bomb limit "
+                     f"({Image.MAX_IMAGE_PIXELS} pixels; {e}); downscale the file, or raise "
+                     f"PIL.Image.MAX_IMAGE_PIXELS if you trust it")
+
+
+def _upright_size(im: Image.Image) -> tuple[int, int]:
+    w, h = im.size
+    return (h, w) if _orientation(im) in (5, 6, 7, 8) else (w, h)
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:  # a damaged EXIF block: no orientation to apply
+        return 1
+
+
+def _upright(im: Image.Image) -> Image.Image:
+    if _orientation(im) in range(2, 9):
+        return ImageOps.exif_transpose(im)
+    return im
+
+
+def _note_frames(im: Image.Image, notes: list[str]) -> None:
+    n = getattr(im, "n_frames", 1)
+    if n > 1:
+        notes.append(f"{n} frames, the first one used")
+
+
+def _to_rgb(im: Image.Image, fmt: str | None, path: Path, notes: list[str]) -> Image.Image:
+    mode = im.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        a = np.asarray(im)
+        if a.ndim != 2:
+            a = np.asarray(im.convert("I" if mode.startswith("I") else "F"))
+        im = Image.fromarray(_scale_to_u8(a.astype(np.float64), mode, fmt, path, notes))
+    elif mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (0, 0, 0, 255)), im)
+    return im.convert("RGB")
+
+
+def _scale_to_u8(a: np.ndarray, mode: str, fmt: str | None, path: Path, notes: list[str]) -> np.ndarray:
+    if not np.isfinite(a).all():
+        raise DataError(f"{path}: image holds NaN or infinite values; replace them (e.g. by 0) and save again")
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if mode.startswith("I;16") or (mode == "I" and fmt == "PNG" and lo >= 0 and hi <= 65535):
+        a = a / 65535.0 * 255.0
+    elif mode == "F" and lo >= 0 and hi <= 1:
+        a = a * 255.0
+    elif lo >= 0 and hi <= 255:
+        pass
+    elif mode == "I" and lo >= 0 and hi <= 65535:
+        a = a / 65535.0 * 255.0
+    else:
+        notes.append(f"values {lo:g}..{hi:g} stretched to 0..255")
+        a = (a - lo) / (hi - lo) * 255.0
+    return np.clip(a + 0.5, 0, 255).astype(np.uint8)
+
+
+def _defect_pixels(im: Image.Image, fmt: str | None) -> np.ndarray:
+    """bool H x W: where the mask marks a defect (see the module docstring)."""
+    mode = im.mode
+    if mode in ("P", "PA"):
+        a = np.asarray(im)
+        idx, alpha = (a[..., 0], a[..., 1]) if a.ndim == 3 else (a, None)
+        defect = idx != 0
+        t = im.info.get("transparency")
+        if isinstance(t, int):
+            defect &= idx != t
+        return defect if alpha is None else defect & (alpha != 0)
+    if mode in _ALPHA_MODES:
+        a = np.asarray(im.convert("RGBA"))
+        v, alpha = a[..., :3].max(axis=2), a[..., 3]
+    else:
+        if not (mode in ("1", "L", "RGB", "F", "I") or mode.startswith("I;16")):
+            im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV: by colour
+        a = np.asarray(im)
+        if a.dtype.kind == "f":
+            a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+        v, alpha = (a.max(axis=2) if a.ndim == 3 else a), None
+    if fmt in _LOSSY and a.size:
+        defect = v > float(v.max()) / 2
+    else:
+        defect = v != 0
+    return defect if alpha is None else defect & (alpha != 0)
