@@ -210,7 +210,7 @@ def cmd_train(a) -> int:
     hist = run.read_state().get("history", [])
     print(f"trained {cfg.dataset}:{cfg.normal_class} for {len(hist)} epochs ({cfg.weights} weights) in "
           f"{time.perf_counter() - t0:.0f}s; final loss {hist[-1]['loss']:.4f}; run in {run.dir}")
-    print(f"next: pyramid-ad evaluate {run.dir}")
+    print(f"next: {shell_command(['evaluate', run.dir])}")  # quoted: paths with spaces paste as they are
     return 0
 
 
