@@ -43,9 +43,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 import pyramid_lib
 from pyramid_lib import data as data_mod
 from pyramid_lib.config import WEIGHT_DECAY, TrainConfig
+from pyramid_lib.data.splits import stratified_subset
 from pyramid_lib.engine.build import build
 from pyramid_lib.engine.evaluate import score_images
-from pyramid_lib.engine.trainer import batches, epoch_order, fit_and_heldout, perceptual_targets, step
+from pyramid_lib.engine.trainer import batches, epoch_steps, fit_and_heldout, perceptual_targets
 from pyramid_lib.model import fast
 
 
@@ -100,13 +101,11 @@ def fit_one(data: data_mod.OneClassData, cfg: TrainConfig, opts) -> tuple[torch.
     targets = perceptual_targets(loss_fn, fit, device)
     losses = []
     for epoch in range(cfg.epochs):
-        model.train()
         total, n = 0.0, 0
-        for idx in batches(epoch_order(len(fit), cfg.seed, epoch), cfg.batch_size):
-            x = fit.batch(idx, device)
-            loss, per_image, _, _ = step(model, loss_fn, stepper, x, None if targets is None else targets[idx])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss {loss.item()} in epoch {epoch + 1}")
+        # the library's epoch loop (trainer.epoch_steps: train mode, batch order, one step each,
+        # NonFiniteLoss on a NaN/inf batch); the regime's schedule and averaging act after each step
+        for idx, (_, per_image, *_) in epoch_steps(model, loss_fn, stepper, fit, cfg.seed, epoch, cfg.batch_size,
+                                                  device, targets):
             if sched is not None:
                 sched.step()
             if ema is not None:
@@ -130,11 +129,10 @@ def fit_one(data: data_mod.OneClassData, cfg: TrainConfig, opts) -> tuple[torch.
     return scored, loss_fn, info
 
 
-def test_subset(data: data_mod.OneClassData, limit: int | None) -> data_mod.ImageSet:
-    """The whole test split, or a fixed (seed 0) subset of `limit` images, the same for every run."""
-    if limit is None or limit >= len(data.test):
-        return data.test
-    return data.test.subset(limit(len(data.test), limit, 0))
+def scored_test(data: data_mod.OneClassData, test_limit: int | None) -> data_mod.ImageSet:
+    """The whole test split, or the library's seeded, stratified subset of `test_limit` images
+    (`data.splits.stratified_subset`, seed 0: the same for every run)."""
+    return data.test.subset(stratified_subset(data.test.labels, test_limit, 0)) if test_limit else data.test
 
 
 def run_one(data, cls: str, seed: int, opts) -> dict:
@@ -144,7 +142,7 @@ def run_one(data, cls: str, seed: int, opts) -> dict:
                             download=False).validate()
     model, loss_fn, info = fit_one(data, cfg, opts)
     t0 = time.perf_counter()
-    test = score_images(model, loss_fn, test_subset(data, opts.test_limit), progress=False)
+    test = score_images(model, loss_fn, scored_test(data, opts.test_limit), progress=False)
     score_s = time.perf_counter() - t0
     y = test["label"].to_numpy()
     return {"dataset": opts.dataset, "class": cls, "seed": seed, "auroc": float(roc_auc_score(y, test["loss"])),

@@ -58,8 +58,3 @@ def stratified_subset(labels: torch.Tensor, limit: int | None, seed: int = 0) ->
         k = min(len(idx), max(2, round(limit * len(idx) / n)))
         keep.append(idx[torch.randperm(len(idx), generator=g)[:k]])
     return torch.cat(keep).sort().values
-
-
-# The name engine/evaluate.py first used; pytest would collect it as a test if a test module
-# imported it by name, hence `stratified_subset`.  To be removed once callers use the new name.
-test_subset = stratified_subset
