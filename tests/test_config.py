@@ -67,13 +67,14 @@ def test_options_are_unset_unless_given_so_the_profile_decides():
     a = cli.build_parser().parse_args(["train", "--dataset", "mnist", "--out", "x"])
     assert all(getattr(a, f.name) is None for f in fields(TrainConfig) if f.name != "dataset")
     cfg = cli.config_from_args(a, cli.TRAIN_FIELDS)
-    assert cfg == TrainConfig.from_profile("quick", dataset="mnist")
-    assert (cfg.epochs, cfg.train_limit, cfg.batch_size, cfg.lr, cfg.weights) == (10, 1000, 32, 1e-3, "auto")
+    assert cfg == TrainConfig.from_profile("laptop", dataset="mnist")
+    assert (cfg.epochs, cfg.train_limit, cfg.batch_size, cfg.lr, cfg.lr_schedule, cfg.weights) == (
+        8, 1000, 32, 3e-3, "cosine", "auto")
     a = cli.build_parser().parse_args(["train", "--dataset", "mnist", "--out", "x", "--profile", "cpu", "--no-fast",
                                        "--test-limit", "500", "--heldout-fraction", "0.2", "--lambda", "0"])
     cfg = cli.config_from_args(a, cli.TRAIN_FIELDS)
     assert (cfg.profile, cfg.train_limit, cfg.fast, cfg.test_limit, cfg.heldout_fraction, cfg.lambda_) == (
-        "cpu", None, False, 500, 0.2, 0.0)
+        "cpu", 4000, False, 500, 0.2, 0.0)
 
 
 # ------------------------------------------------------------------------------- one validation
