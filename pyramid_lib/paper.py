@@ -13,6 +13,7 @@ few repairs are listed in TRANSCRIPTION_NOTES.
 
 Public API:
     compare(ours, table, ...)   ours beside the paper: one row per class plus a "mean" row
+    paper_mean(table, method)   a column's mean computed from its per-class values (not the printed one)
     baselines(table)            the other methods' numbers, for plots
     paper_table(table)          the whole table, "Ours" included
 """
@@ -76,7 +77,8 @@ TABLE_III.index.name = "class"
 
 TABLE_III_MEAN = pd.Series([0.95, 0.81, 0.94, 0.97, 0.62, 0.97, 0.948, 0.97], index=list(MNIST_METHODS),
                            name="mean")
-"""The "Mean" row exactly as printed (mostly two decimals)."""
+"""The "Mean" row exactly as printed (mostly two decimals): for display beside the computed means
+(`paper_mean`), never in their place; the printed means are rounded (Ours: printed 0.97, mean 0.9702)."""
 
 # ------------------------------------------------------------------------------ Table IV (MVTec AD)
 
@@ -169,10 +171,32 @@ def baselines(table: str) -> pd.DataFrame:
     return df.drop(columns=OURS)
 
 
+def paper_mean(table: str, method: str = OURS, classes=None, column: str = "tpr") -> float:
+    """The mean of a paper column over `classes` (default: all of the table's), computed from its
+    per-class values.  mnist: Table III's AUROC (Ours over 10 digits: 0.9702; printed 0.97, see
+    TABLE_III_MEAN); mvtec: Table IV's `column` ("tpr" or "tnr").  fmnist has no per-class values:
+    Table II's printed mean, whatever `classes`.  Raises ConfigError for an unknown table, KeyError
+    for an unknown method."""
+    key = _check_table(table)
+    if key == "fmnist":
+        return float(TABLE_II[method])
+    if key == "mnist":
+        col = TABLE_III[method]
+    else:
+        t = TABLE_IV[TABLE_IV["method"] == method].set_index("category")
+        if not len(t):
+            raise KeyError(method)
+        col = t[column]
+    if classes is not None:
+        col = col.reindex([c for c in col.index if c in set(map(str, classes))])
+    return float(col.mean()) if len(col) else float("nan")
+
+
 # ------------------------------------------------------------------------------ compare
 
 
-def _normalize_class(value, key: str) -> str:
+def normalize_class(value, key: str) -> str:
+    """A class name as the paper's tables index it: '3' for 3 or 3.0; MVTec folder names ('metal_nut')."""
     s = str(value).strip()
     if key == "mvtec":
         return s.lower().replace(" ", "_").replace("-", "_")
@@ -184,18 +208,21 @@ def _normalize_class(value, key: str) -> str:
 
 
 def _ours_by_class(ours: pd.DataFrame, key: str, class_column: str, columns: dict) -> pd.DataFrame:
-    """Mean of each wanted column per class (several runs of a class are averaged) and n_runs."""
+    """Mean and s.d. (ddof 1; NaN for one run) of each wanted column per class over its runs (seeds),
+    and n_runs."""
     need = [class_column, *columns]
     missing = [c for c in need if c not in ours.columns]
     if missing:
         raise ConfigError(f"compare({key!r}): the results frame lacks column(s) {', '.join(missing)}; "
                           f"it has {', '.join(map(str, ours.columns)) or 'no columns'}")
     df = ours[need].copy()
-    df[class_column] = [_normalize_class(v, key) for v in df[class_column]]
+    df[class_column] = [normalize_class(v, key) for v in df[class_column]]
     for c in columns:
         df[c] = pd.to_numeric(df[c], errors="coerce")
     g = df.groupby(class_column, sort=False)
     out = g[list(columns)].mean().rename(columns=columns)
+    sd = g[list(columns)].std(ddof=1).rename(columns={k: f"{v}_sd" for k, v in columns.items()})
+    out = out.join(sd)
     out["n_runs"] = g.size()
     return out
 
@@ -211,37 +238,45 @@ def compare(ours: pd.DataFrame, table: str, *, class_column: str = "normal_class
     then classes found only in `ours`, then a "mean" row.
 
     `ours` holds one row per run: `class_column` and, for "mnist"/"fmnist", the `auroc` column;
-    for "mvtec", the `tpr` and `tnr` columns (and `auroc`, optional). Several runs of a class are
-    averaged; n_runs says how many. A class without a run gets NaN for ours.
+    for "mvtec", the `tpr` and `tnr` columns (and `auroc`, optional). Several runs of a class
+    (seeds) are averaged; `*_sd` is their s.d. (ddof 1, NaN for one run), n_runs how many. A class
+    without a run gets NaN for ours.
 
-    mnist, fmnist -> columns class, ours, paper, difference (= ours - paper), n_runs.
-        fmnist: the paper gives only the mean, so per-class paper values are NaN.
+    mnist, fmnist -> columns class, ours, paper, difference (= ours - paper), n_runs, ours_sd,
+        paper_printed.  fmnist: the paper gives only the mean, so per-class paper values are NaN.
     mvtec -> columns category, ours_tpr, ours_tnr, paper_tpr, paper_tnr, tpr_difference,
-        tnr_difference, n_runs, and ours_auroc when `ours` has the `auroc` column.
-    The "mean" row: ours = mean over the paper's classes that have a run (n_runs = how many);
-    paper = the printed mean (mnist 0.97, fmnist 0.936); for mvtec, which prints no mean, the
-    mean of the paper's 15 categories.  Its difference is given only when every class of the paper
-    has a run (NaN otherwise): a mean over some classes is not comparable with one over all.
+        tnr_difference, n_runs, (ours_auroc,) ours_tpr_sd, ours_tnr_sd, (ours_auroc_sd).
+    The "mean" row (the one computation that the results pages show too): ours = mean over the
+    paper's classes that have a run of their per-class means (n_runs = how many classes); paper =
+    the mean of the paper's per-class values over the same classes (`paper_mean`), so that the
+    difference compares like with like; paper_printed = the mean the paper printed over all its
+    classes (mnist 0.97, rounded; fmnist 0.936, Table II's only number).  fmnist's mean-row paper
+    value is the printed mean, and its difference is given only when all 10 classes have a run.
+    Raises ConfigError for an unknown table or a missing column.
     """
     key = _check_table(table)
     if key == "mvtec":
         return _compare_mvtec(ours, class_column, auroc, tpr, tnr)
     got = _ours_by_class(ours, key, class_column, {auroc: "ours"})
     if key == "mnist":
-        paper_per_class, paper_mean = TABLE_III[OURS], TABLE_III_MEAN[OURS]
+        paper_per_class, printed = TABLE_III[OURS], TABLE_III_MEAN[OURS]
     else:
-        paper_per_class, paper_mean = pd.Series(np.nan, index=TABLE_III.index), TABLE_II[OURS]
+        paper_per_class, printed = pd.Series(np.nan, index=TABLE_III.index), TABLE_II[OURS]
     classes = _with_extra_classes(paper_per_class.index, got)
     df = pd.DataFrame({"class": classes,
                        "ours": got["ours"].reindex(classes).to_numpy(),
                        "paper": paper_per_class.reindex(classes).to_numpy(),
-                       "n_runs": got["n_runs"].reindex(classes).fillna(0).astype(int).to_numpy()})
+                       "n_runs": got["n_runs"].reindex(classes).fillna(0).astype(int).to_numpy(),
+                       "ours_sd": got["ours_sd"].reindex(classes).to_numpy()})
     have = (df["n_runs"] > 0) & df["class"].isin(paper_per_class.index)
-    mean = {"class": "mean", "ours": df.loc[have, "ours"].mean(), "paper": paper_mean,
-            "n_runs": int(have.sum())}
+    ran = list(df.loc[have, "class"])
+    complete = len(ran) == len(paper_per_class.index)
+    paper_same = paper_mean(key, OURS, ran) if key == "mnist" else printed
+    mean = {"class": "mean", "ours": df.loc[have, "ours"].mean(), "paper": paper_same, "n_runs": len(ran),
+            "ours_sd": np.nan, "paper_printed": printed}
     df = pd.concat([df, pd.DataFrame([mean])], ignore_index=True)
     df.insert(3, "difference", df["ours"] - df["paper"])
-    if mean["n_runs"] < len(paper_per_class.index):
+    if key == "fmnist" and not complete:  # a mean over some classes against the printed 10-class mean
         df.loc[df["class"] == "mean", "difference"] = np.nan
     return df
 
@@ -262,13 +297,16 @@ def _compare_mvtec(ours, class_column, auroc, tpr, tnr) -> pd.DataFrame:
     df["tpr_difference"] = df["ours_tpr"] - df["paper_tpr"]
     df["tnr_difference"] = df["ours_tnr"] - df["paper_tnr"]
     df["n_runs"] = got["n_runs"].reindex(classes).fillna(0).astype(int).to_numpy()
-    if with_auroc:
-        df["ours_auroc"] = got["ours_auroc"].reindex(classes).to_numpy()
+    for c in wanted.values():
+        if c == "ours_auroc":
+            df[c] = got[c].reindex(classes).to_numpy()
+    for c in wanted.values():
+        df[f"{c}_sd"] = got[f"{c}_sd"].reindex(classes).to_numpy()
     have = (df["n_runs"] > 0) & df["category"].isin(paper.index)
-    mean = df.loc[have].mean(numeric_only=True).to_dict()  # ours: over the paper's categories we have
-    mean.update(category="mean", n_runs=int(have.sum()),
-                paper_tpr=paper["tpr"].mean(), paper_tnr=paper["tnr"].mean())
-    complete = int(have.sum()) == len(paper.index)  # else not comparable with the mean of all 15
-    mean["tpr_difference"] = mean["ours_tpr"] - mean["paper_tpr"] if complete else np.nan
-    mean["tnr_difference"] = mean["ours_tnr"] - mean["paper_tnr"] if complete else np.nan
-    return pd.concat([df, pd.DataFrame([mean])[df.columns]], ignore_index=True)
+    ran = list(df.loc[have, "category"])
+    mean = df.loc[have].drop(columns=[c for c in df if c.endswith("_sd")]).mean(numeric_only=True).to_dict()
+    mean.update(category="mean", n_runs=len(ran),  # the paper's mean over the categories we ran
+                paper_tpr=paper_mean("mvtec", OURS, ran, "tpr"), paper_tnr=paper_mean("mvtec", OURS, ran, "tnr"))
+    mean["tpr_difference"] = mean.get("ours_tpr", np.nan) - mean["paper_tpr"]
+    mean["tnr_difference"] = mean.get("ours_tnr", np.nan) - mean["paper_tnr"]
+    return pd.concat([df, pd.DataFrame([mean]).reindex(columns=df.columns)], ignore_index=True)

@@ -1,6 +1,8 @@
 """The figures of the results pages (PNG, matplotlib): AUROC per class, ROC overlays (from the
-runs' scores.csv), MVTec TPR/TNR, the encoder and lambda ablations, baselines.
-Reads only; trains and scores nothing."""
+runs' scores.csv), MVTec TPR/TNR, the encoder and lambda ablations, baselines.  Bars are means
+over seeds with their s.d. as error bars (none for one seed); the baselines' bars are means over
+classes with their 95% t-interval over classes.  Titles say which weights the runs used, from
+their records.  Reads only; trains and scores nothing."""
 
 from __future__ import annotations
 
@@ -11,16 +13,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .. import paper
 from ..files import atomic_save_figure
 from ..plots import roc_axes
-from .tables import (
-    TARGETS,
-    TITLES,
-    auroc_table,
-    baseline_results,
-    baselines_table,
-    mvtec_table,
-)
+from .records import in_regime, read_runs, regime_difference, regimes, sorted_classes, weights_label
+from .stats import class_mean, seed_summary
+from .tables import BASELINE_METHODS, TITLES, base_profile, baseline_runs
 
 
 def _plt():
@@ -35,9 +33,7 @@ def _save(fig, path):
 
 
 def _roc_overlay(base, res, path, title):
-
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    fig, ax = _plt().subplots(figsize=(5.5, 5.5))
     for run in res["run"] if "run" in res else []:
         p = Path(base) / "runs" / run / "scores.csv"
         if not p.is_file():
@@ -46,8 +42,19 @@ def _roc_overlay(base, res, path, title):
         s = s[s.split == "test"]
         col = "loss" if "loss" in s else "score"
         roc_axes(ax, s.label, s[col], run, lw=1)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="xx-small", ncol=2 if len(res) > 12 else 1)
     ax.set_title(title, fontsize="medium")
     _save(fig, path)
+
+
+def _bars(ax, groups: list[tuple[str, pd.DataFrame]], classes: list[str], value: str = "auroc"):
+    """One bar per class for each (label, runs): mean over seeds, s.d. error bars where two or more."""
+    x, w = np.arange(len(classes)), 0.8 / max(1, len(groups))
+    for i, (label, runs) in enumerate(groups):
+        s = seed_summary(runs, value).set_index("normal_class").reindex(classes)
+        ax.bar(x + i * w - 0.4 + w / 2, s["mean"], w, yerr=s["sd"].where(s["n"] >= 2), capsize=2, label=label)
+    ax.set_xticks(x, classes)
 
 
 FIGURES = {"mnist": ("auroc_by_class.png", "roc_curves.png"), "fmnist": ("auroc_by_class.png", "roc_curves.png"),
@@ -56,84 +63,90 @@ FIGURES = {"mnist": ("auroc_by_class.png", "roc_curves.png"), "fmnist": ("auroc_
 
 
 def figures(experiment: str, base: Path, res: pd.DataFrame, out_root, profile: str) -> list[str]:
-    """Write the experiment's figures into `base`; return their file names."""
+    """Write the experiment's figures into `base` (`res`: its runs, records.read_runs); return their names."""
     plt = _plt()
-    out = []
     if not len(res):
-        return out
-    note = " [random weights]" if (res.get("weights", pd.Series(["random"])) == "random").any() else ""
+        return []
+    regs = regimes(res)
+    if len(regs) > 1:  # one training regime per figure (the one with most runs), never pooled as seeds
+        res = in_regime(res, regs[0])
+    note = f" [{weights_label(res[res['method'].isin(['ours', 'ours-lambda0'])])}]" if "method" in res else ""
+    if len(regs) > 1:
+        note += f" [{regime_difference(regs)[regs[0]]}]"
     if experiment in ("mnist", "fmnist"):
-        t = auroc_table(experiment, res, baseline_results(out_root, profile))
-        t = t[t["class"] != "mean"]
-        cols = [c for c in t.columns if c == "ours (random weights)" or c == "paper Ours" or c.endswith("re-run")]
-        fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(t) + 2), 4))
-        x = np.arange(len(t))
-        w = 0.8 / max(1, len(cols))
-        for i, c in enumerate(cols):
-            ax.bar(x + i * w - 0.4 + w / 2, t[c].astype(float), w, label=c)
-        ax.axhline(TARGETS[experiment][0], ls="--", c="k", lw=0.8, label=f"paper's mean {TARGETS[experiment][0]}")
-        ax.set_xticks(x, t["class"])
-        ax.set(ylim=(0.3, 1.0), ylabel="AUROC", xlabel="normal class", title=f"{TITLES[experiment]}{note}")
-        ax.legend(fontsize="x-small", ncol=2, loc="lower right")
+        ours = res[res["method"] == "ours"]
+        classes = sorted_classes(ours["normal_class"])
+        b = baseline_runs(out_root, base_profile(profile))
+        groups = [("ours", ours)] + [(f"{m} re-run", b[(b.dataset == experiment) & (b.method == m)])
+                                     for m in BASELINE_METHODS if len(b)]
+        groups = [g for g in groups if len(g[1])]
+        fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(classes) + 2), 4))
+        _bars(ax, groups, classes)
+        if experiment == "mnist":
+            ax.scatter(np.arange(len(classes)), paper.TABLE_III[paper.OURS].reindex(classes), marker="_", s=200,
+                       c="k", zorder=3, label="paper Ours")
+        else:
+            ax.axhline(paper.TABLE_II[paper.OURS], ls="--", c="k", lw=0.8, label="paper's printed mean")
+        ax.set(ylim=(0.3, 1.0), ylabel="AUROC (mean over seeds, s.d. bars)", xlabel="normal class",
+               title=f"{TITLES[experiment]}{note}")
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
         _save(fig, base / "auroc_by_class.png")
-        out.append("auroc_by_class.png")
-        _roc_overlay(base, res, base / "roc_curves.png", f"ROC per normal class, {profile} profile{note}")
-        out.append("roc_curves.png")
+        _roc_overlay(base, ours, base / "roc_curves.png", f"ROC of every run, {profile} profile{note}")
     elif experiment == "mvtec":
-        t = mvtec_table(res)
-        t = t[t.category != "mean"]
+        cmp = paper.compare(res, "mvtec")
+        t = cmp[(cmp.n_runs > 0) & (cmp.category != "mean")]
         fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(t) + 2), 4))
         x = np.arange(len(t))
         for i, (c, lab) in enumerate([("ours_tpr", "ours TPR (Youden)"), ("ours_tnr", "ours TNR (Youden)"),
                                       ("paper_tpr", "paper TPR"), ("paper_tnr", "paper TNR")]):
-            ax.bar(x + i * 0.2 - 0.3, t[c].astype(float), 0.2, label=lab)
+            err = t[f"{c}_sd"] if f"{c}_sd" in t else None
+            ax.bar(x + i * 0.2 - 0.3, t[c].astype(float), 0.2, yerr=err, capsize=2, label=lab)
         ax.set_xticks(x, t["category"])
         ax.set(ylim=(0, 1.05), title=f"MVTec AD: TPR/TNR at the test-set (Youden) threshold{note}")
         ax.legend(fontsize="x-small")
         _save(fig, base / "tpr_tnr.png")
-        out.append("tpr_tnr.png")
-        _roc_overlay(base, res, base / "roc_curves.png", f"ROC per category{note}")
-        out.append("roc_curves.png")
+        _roc_overlay(base, res, base / "roc_curves.png", f"ROC of every run{note}")
     elif experiment == "ablation-encoders":
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
         for (ds, c), g in res.groupby(["dataset", "normal_class"]):
-            g = g.sort_values("encoders")
             for ax, col in zip(axes, ("ssim_normal", "youden_accuracy", "auroc")):
-                ax.plot(g.encoders, g[col], marker="o", label=f"{ds} {c}")
+                s = seed_summary(g, col, by=("encoders",))
+                ax.errorbar(s["encoders"], s["mean"], yerr=s["sd"].where(s["n"] >= 2), marker="o", capsize=2,
+                            label=f"{ds} {c}")
         for ax, lab in zip(axes, ("mean SSIM of normal reconstructions (Fig. 3)",
                                   "accuracy at the Youden threshold (Fig. 4)", "AUROC")):
             ax.set(xlabel="encoders", xticks=[1, 2, 4, 6], title=lab)
             ax.title.set_fontsize("small")
             ax.legend(fontsize="x-small")
-        fig.suptitle(f"Encoders ablation{note}", fontsize="medium")
+        fig.suptitle(f"Encoders ablation (mean over seeds, s.d. bars){note}", fontsize="medium")
         _save(fig, base / "encoders.png")
-        out.append("encoders.png")
     elif experiment == "ablation-lambda":
-        g = res.pivot_table(index=["dataset", "normal_class"], columns="lambda", values="auroc")
+        keys = sorted_classes((res["dataset"] + " " + res["normal_class"]).unique())
+        r = res.assign(normal_class=res["dataset"] + " " + res["normal_class"])
         fig, ax = plt.subplots(figsize=(6, 4))
-        x = np.arange(len(g))
-        for i, lambda_ in enumerate(g.columns):
-            label = f"lambda = {lambda_:g}" + (" (MSE only)" if lambda_ == 0 else "")
-            ax.bar(x + i * 0.35 - 0.175, g[lambda_], 0.35, label=label)
-        ax.set_xticks(x, [f"{d} {c}" for d, c in g.index])
-        ax.set(ylim=(0.3, 1.0), ylabel="AUROC", title=f"Perceptual loss ablation (Fig. 5){note}")
+        _bars(ax, [(f"lambda = {lam:g}" + (" (MSE only)" if lam == 0 else ""), g)
+                   for lam, g in r.groupby("lambda")], keys)
+        ax.set(ylim=(0.3, 1.0), ylabel="AUROC (mean over seeds, s.d. bars)",
+               title=f"Perceptual loss ablation (Fig. 5){note}")
         ax.legend(fontsize="small")
         _save(fig, base / "lambda.png")
-        out.append("lambda.png")
     elif experiment == "baselines":
-        t = baselines_table(res, out_root, profile)
-        rows = t[t.normal_class.astype(str).str.startswith("mean")]
-        # per dataset: the mean over the classes every column has where columns differ, else the plain mean
-        means = rows.groupby("dataset").tail(1).set_index("dataset").drop(columns="normal_class")
+        datasets = sorted(set(res["dataset"]))
+        methods = [m for m in BASELINE_METHODS if m in set(res["method"])]
+        reg = res.loc[res["regime"] != "", "regime"].iloc[0] if (res.get("regime", pd.Series([""])) != "").any() else ""
+        ours = pd.concat([in_regime(read_runs(Path(out_root) / d / profile), reg) for d in datasets])
+        if len(ours) and "method" in ours:
+            res = pd.concat([res, ours[ours["method"] == "ours"]])
+            methods.append("ours")
         fig, ax = plt.subplots(figsize=(7, 4))
-        x = np.arange(len(means))
-        w = 0.8 / max(1, len(means.columns))
-        for i, m in enumerate(means.columns):
-            ax.bar(x + i * w - 0.4 + w / 2, means[m].astype(float), w, label=m)
-        ax.set_xticks(x, means.index)
-        ax.set(ylim=(0.3, 1.0), ylabel="mean AUROC (last mean row of the table)",
-               title=f"Re-run baselines, {profile} profile")
-        ax.legend(fontsize="x-small")
+        x, w = np.arange(len(datasets)), 0.8 / max(1, len(methods))
+        for i, m in enumerate(methods):
+            ivs = [class_mean(res[(res.dataset == d) & (res.method == m)]) for d in datasets]
+            mean = np.array([iv.mean for iv in ivs])
+            err = np.array([[iv.mean - iv.lo, iv.hi - iv.mean] for iv in ivs]).T
+            ax.bar(x + i * w - 0.4 + w / 2, mean, w, yerr=err, capsize=2, label=m)
+        ax.set_xticks(x, datasets)
+        ax.set(ylim=(0.3, 1.0), ylabel="mean AUROC over classes (95% CI)", title=f"Re-run baselines, {profile} profile")
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
         _save(fig, base / "baselines.png")
-        out.append("baselines.png")
-    return out
+    return [f for f in FIGURES.get(experiment, ()) if (base / f).is_file()]

@@ -1,6 +1,10 @@
-"""The tables of the results pages, read back from results.csv files: ours beside the paper's
-numbers (paper.py), the MVTec TPR/TNR table, ablations and baselines, as frames and markdown.
-Reads only; trains and scores nothing.  Used by pages.py (nothing outside the CLI imports reporting)."""
+"""The tables of the results pages, as frames of display strings read back from results.csv files:
+ours beside the paper's numbers (paper.py), the MVTec TPR/TNR table, ablations and baselines.
+
+Every per-class cell is the mean over seeds with their s.d. (`stats.mean_sd`: blank s.d. for one
+seed); every mean row is the mean over classes of the per-class means with its 95% t-interval over
+classes (`stats.with_interval`; classes are the units).  Column names come from the runs' records
+(`records.weights_label`).  Reads only; trains and scores nothing.  Used by pages.py."""
 
 from __future__ import annotations
 
@@ -11,6 +15,9 @@ import pandas as pd
 
 from .. import paper
 from ..experiments.plan import plan, plan_frame
+from ..metrics import PIXEL_METRICS
+from .records import read_runs, sorted_classes, weights_label
+from .stats import Interval, class_mean, mean_sd, seed_summary, t_interval, with_interval
 
 TITLES = {
     "mnist": "MNIST one-class AUROC (paper's Table III)",
@@ -25,7 +32,10 @@ TITLES = {
 ORDER = ("mnist", "fmnist", "mvtec", "baselines", "ablation-encoders", "ablation-lambda")
 
 
-TARGETS = {"mnist": (0.97, 0.02), "fmnist": (0.936, 0.03)}
+BASELINE_METHODS = ("ocsvm", "kde", "ae-l2", "ae-ssim", "ours-lambda0")
+
+
+MEAN = "mean over classes [95% CI]"
 
 
 def md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
@@ -57,56 +67,16 @@ def planned(base) -> pd.DataFrame:
     if base.parent.name == "mvtec" and len(got):  # only the categories that were asked for (and are here)
         return got
     try:
-
         default = plan_frame(plan(base.parent.name, base.name))
     except Exception:
         return got
     if len(got) and not set(got["name"]) & set(default["name"]):
-        return got  # another dataset than the default (e.g. mnist-sample): only what was asked for
+        return got  # another dataset than the default, or a plan over seeds: only what was asked for
     return pd.concat([default, got], ignore_index=True).drop_duplicates("name", keep="first") if len(got) else default
 
 
-
-
-def baseline_results(out_root, profile: str) -> pd.DataFrame:
-    """The baselines experiment's rows for `profile` (empty when none ran)."""
-    return read_results(Path(out_root) / "baselines" / profile)
-
-
-def ours_results(out_root, dataset: str, profile: str) -> pd.DataFrame:
-    return read_results(Path(out_root) / dataset / profile)
-
-
-def auroc_table(experiment: str, res: pd.DataFrame, base_res: pd.DataFrame) -> pd.DataFrame:
-    """mnist / fmnist: class, ours, paper, difference, n_runs, re-run baselines, paper's copied columns."""
-    df = paper.compare(res, experiment) if len(res) else paper.compare(
-        pd.DataFrame({"normal_class": [], "auroc": []}), experiment)
-    df = df.rename(columns={"ours": "ours (random weights)", "paper": "paper Ours",
-                            "difference": "ours - paper"})
-    if len(base_res):
-        b = base_res[base_res.dataset == experiment]
-        if len(b):
-            piv = b.pivot_table(index="normal_class", columns="method", values="auroc", aggfunc="mean")
-            for m in ("ae-l2", "ae-ssim", "ocsvm", "kde", "ours-lambda0"):
-                if m in piv:
-                    col = piv[m].reindex(df["class"].iloc[:-1])
-                    vals = list(col.to_numpy())
-                    have = [c for c in df["class"].iloc[:-1] if c in piv.index and pd.notna(piv[m].get(c))]
-                    vals.append(piv[m].reindex(have).mean() if have else np.nan)
-                    df[f"{m} re-run"] = vals
-    if experiment == "mnist":
-        pb = paper.baselines("mnist")
-        for m in ("OC SVM", "KDE", "DAE", "LSA"):
-            df[f"paper {m}"] = list(pb[m].reindex(df["class"].iloc[:-1]).to_numpy()) + [paper.TABLE_III_MEAN[m]]
-    else:
-        for m in ("GPND", "OCGAN"):
-            df[f"paper {m}"] = [np.nan] * (len(df) - 1) + [paper.TABLE_II[m]]
-        df = df[(df["n_runs"] > 0) | (df["class"] == "mean") | df.iloc[:, 5:].notna().any(axis=1)]
-    return df
-
-
 def base_profile(profile: str) -> str:
-    """'cpu' for 'cpu' and for its variants such as 'cpu-epochs20' (reproduce.variant)."""
+    """'cpu' for 'cpu' and for its variants such as 'cpu-epochs20' (plan.variant)."""
     return profile.split("-")[0]
 
 
@@ -114,50 +84,141 @@ def is_variant(profile: str) -> bool:
     return profile != base_profile(profile)
 
 
-def paired(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """Mean AUROC per class of two result frames, on the classes both have (in class order)."""
-    ma, mb = a.groupby("normal_class").auroc.mean(), b.groupby("normal_class").auroc.mean()
-    common = sorted(set(ma.index) & set(mb.index), key=lambda c: (len(c), c))
-    return ma[common], mb[common]
+def baseline_runs(out_root, profile: str) -> pd.DataFrame:
+    """The baselines experiment's runs (with records) for `profile`; empty when none ran."""
+    return read_runs(Path(out_root) / "baselines" / profile)
+
+
+def _column(runs: pd.DataFrame, classes: list[str], value: str = "auroc", digits: int = 4) -> list[str]:
+    """Per class 'mean ± s.d.' over the runs, then the mean over the classes it has, with its interval
+    (and '(k classes)' when it lacks some of `classes`)."""
+    s = seed_summary(runs, value).set_index("normal_class") if len(runs) else pd.DataFrame()
+    cells = [mean_sd(s.at[c, "mean"], s.at[c, "sd"], s.at[c, "n"], digits) if c in s.index else "" for c in classes]
+    have = [c for c in classes if c in s.index]
+    iv = t_interval(s.loc[have, "mean"]) if have else t_interval([])
+    mean = with_interval(iv, digits)
+    return cells + [mean + (f" ({len(have)} classes)" if mean and len(have) < len(classes) else "")]
+
+
+def _seeds(runs: pd.DataFrame, classes: list[str]) -> list[str]:
+    n = runs.groupby("normal_class").size() if len(runs) else pd.Series(dtype=int)
+    return [str(int(n[c])) if c in n.index else "0" for c in classes] + [str(int(n.sum())) if len(n) else "0"]
+
+
+def auroc_table(experiment: str, runs: pd.DataFrame, base_runs: pd.DataFrame) -> pd.DataFrame:
+    """mnist / fmnist: one row per class and a mean row.  Columns: ours (mean ± s.d. over seeds),
+    runs, the paper's column, ours - paper, every re-run baseline, the columns the paper copied."""
+    cmp = paper.compare(runs if len(runs) else pd.DataFrame({"normal_class": [], "auroc": []}), experiment)
+    per = cmp[cmp["class"] != "mean"]
+    classes = [c for c in per["class"] if c in set(runs.get("normal_class", []))] or list(per["class"])
+    if experiment == "fmnist":
+        classes = sorted_classes(runs["normal_class"]) if len(runs) else classes
+    df = pd.DataFrame({"class": [*classes, MEAN]})
+    ours = f"ours ({weights_label(runs)})"
+    df[ours] = _column(runs, classes)
+    df["runs"] = _seeds(runs, classes)
+    p = per.set_index("class")
+    mrow = cmp[cmp["class"] == "mean"].iloc[0]
+    df["paper Ours"] = [f"{p.at[c, 'paper']:.3f}" if pd.notna(p["paper"].get(c)) else "" for c in classes] + \
+        [(f"{mrow.paper:.4f}" if experiment == "mnist" else f"{mrow.paper:.3f} (printed, 10 classes)")
+         if pd.notna(mrow.paper) else ""]
+    if experiment == "mnist":
+        d = runs.assign(paper=runs["normal_class"].map(paper.TABLE_III[paper.OURS]))
+        d = d.assign(auroc=d["auroc"] - d["paper"])
+        df["ours - paper"] = _column(d, classes)
+        df.loc[df["class"] != MEAN, "ours - paper"] = [
+            f"{p.at[c, 'difference']:+.4f}" if pd.notna(p["difference"].get(c)) else "" for c in classes]
+    for m in BASELINE_METHODS:
+        b = base_runs[(base_runs.dataset == experiment) & (base_runs.method == m)] if len(base_runs) else []
+        if len(b):
+            df[f"{m} re-run"] = _column(b, classes)
+    if experiment == "mnist":
+        for m in ("OC SVM", "KDE", "DAE", "LSA"):
+            col = paper.TABLE_III[m]
+            df[f"paper {m}"] = [f"{col[c]:.3f}" if c in col.index else "" for c in classes] + \
+                [f"{paper.paper_mean('mnist', m, classes):.4f}"]
+        printed = {"class": "paper's Mean row as printed", "paper Ours": f"{paper.TABLE_III_MEAN[paper.OURS]:g}",
+                   **{f"paper {m}": f"{paper.TABLE_III_MEAN[m]:g}" for m in ("OC SVM", "KDE", "DAE", "LSA")}}
+        df = pd.concat([df, pd.DataFrame([printed])], ignore_index=True).fillna("")
+    else:
+        for m in ("GPND", "OCGAN"):
+            df[f"paper {m}"] = [""] * len(classes) + [f"{paper.TABLE_II[m]:.3f} (printed)"]
+    return df
+
+
+def per_class_table(runs: pd.DataFrame, columns, digits: int = 3) -> pd.DataFrame:
+    """One row per class (and a mean row) of several results.csv columns, each 'mean ± s.d.'."""
+    classes = sorted_classes(runs["normal_class"])
+    df = pd.DataFrame({"class": [*classes, MEAN]})
+    for c in columns:
+        if c in runs and runs[c].notna().any():
+            df[c] = _column(runs, classes, c, digits)
+    df["runs"] = _seeds(runs, classes)
+    return df
 
 
 def mvtec_table(res: pd.DataFrame) -> pd.DataFrame:
+    """Table IV beside ours: one row per category we ran and the mean row of `paper.compare` (the same
+    computation as comparison.csv: ours and the paper's over the categories we ran), its interval over
+    categories beside ours.  Pixel AUROC and AUPRO where the runs measured them, else 'not measured'."""
     cmp = paper.compare(res, "mvtec")
-    cmp = cmp[(cmp.n_runs > 0) | (cmp.category == "mean")].copy()
-    have = cmp.category != "mean"
-    mean = cmp.category == "mean"  # the paper's mean over the same categories, not over its 15
-    for c in ("tpr", "tnr"):
-        cmp.loc[mean, f"paper_{c}"] = cmp.loc[have, f"paper_{c}"].mean()
-        cmp.loc[mean, f"{c}_difference"] = cmp.loc[mean, f"ours_{c}"] - cmp.loc[mean, f"paper_{c}"]
-    extra = res.groupby("normal_class")[["heldout_tpr", "heldout_tnr"]].mean()
-    cmp["heldout_tpr"] = cmp["category"].map(extra["heldout_tpr"])
-    cmp["heldout_tnr"] = cmp["category"].map(extra["heldout_tnr"])
-    return cmp
+    cmp = cmp[(cmp.n_runs > 0) | (cmp.category == "mean")].reset_index(drop=True)
+    have, mean = cmp.category != "mean", cmp.category == "mean"
+    out = pd.DataFrame({"category": cmp["category"]})
+    res = res.assign(normal_class=[paper.normalize_class(c, "mvtec") for c in res["normal_class"]])
+    for col in ("ours_tpr", "ours_tnr"):
+        iv = t_interval(cmp.loc[have, col])
+        out[col] = [mean_sd(m, s, n, 3) for m, s, n in zip(cmp[col], cmp[f"{col}_sd"], cmp["n_runs"])]
+        out.loc[mean, col] = with_interval(Interval(cmp.loc[mean, col].iloc[0], iv.lo, iv.hi, iv.n), 3)
+    for c in ("paper_tpr", "paper_tnr", "tpr_difference", "tnr_difference"):
+        out[c] = [f"{v:+.3f}" if "diff" in c and pd.notna(v) else f"{v:.3f}" if pd.notna(v) else "" for v in cmp[c]]
+    out["n_runs"] = cmp["n_runs"].astype(int)
+    for c in ("auroc", "heldout_tpr", "heldout_tnr"):
+        if c in res:
+            s = seed_summary(res, c).set_index("normal_class")
+            cells = [mean_sd(s.at[k, "mean"], s.at[k, "sd"], s.at[k, "n"], 3) if k in s.index else ""
+                     for k in cmp.category[have]]
+            out[f"ours_{c}" if c == "auroc" else c] = cells + [with_interval(t_interval(s["mean"]), 3)]
+    for c in PIXEL_METRICS:  # where is the defect: ours only; runs evaluated before these existed lack them
+        vals = cmp["category"].map(res.groupby("normal_class")[c].mean() if c in res else {})
+        n, k = int(have.sum()), int(vals[have].notna().sum())
+        vals[mean] = vals[have].mean() if n and k == n else np.nan
+        missing = "not measured" if k in (0, n) else f"{k} of {n} categories measured"
+        out[c] = [f"{v:.3f}" if pd.notna(v) else ("not measured" if h else missing) for v, h in zip(vals, have)]
+    return out
 
 
-def ablation_table(experiment: str, res: pd.DataFrame) -> pd.DataFrame:
+def ablation_table(experiment: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per dataset, class and setting (encoders or lambda): AUROC, SSIM of normal
+    reconstructions and the two accuracies, each 'mean ± s.d.' over seeds; then, per dataset and
+    setting, the mean over classes with its interval."""
     key = "encoders" if experiment == "ablation-encoders" else "lambda"
-    cols = ["dataset", "normal_class", key, "auroc", "ssim_normal", "youden_accuracy", "heldout_accuracy",
-            "auroc_mse", "auroc_perceptual", "epochs", "fit_images"]
-    return res[[c for c in cols if c in res]].sort_values(["dataset", "normal_class", key]).reset_index(drop=True)
-
-
-def baselines_table(res: pd.DataFrame, out_root, profile: str) -> pd.DataFrame:
-    """Rows dataset/class; columns: each re-run method's AUROC and our network's (same profile)."""
+    cols = [c for c in ("auroc", "ssim_normal", "youden_accuracy", "heldout_accuracy") if c in runs]
     rows = []
-    for ds, g in res.groupby("dataset"):
-        piv = g.pivot_table(index="normal_class", columns="method", values="auroc", aggfunc="mean")
-        piv = piv[[m for m in ("ocsvm", "kde", "ae-l2", "ae-ssim", "ours-lambda0") if m in piv] +
-                  [m for m in piv if m not in ("ocsvm", "kde", "ae-l2", "ae-ssim", "ours-lambda0")]]
-        ours = ours_results(out_root, ds, profile)
-        if len(ours):
-            piv["ours (lambda=1)"] = ours.groupby("normal_class").auroc.mean().reindex(piv.index)
-        piv = piv.sort_index(key=lambda s: s.map(lambda c: (len(c), c)))
-        full = piv.dropna()
-        piv.loc["mean (classes present)"] = piv.mean()
-        if len(full) and len(full) < len(piv) - 1:  # some column lacks classes: the comparable mean too
-            piv.loc[f"mean ({len(full)} classes every column has)"] = full.mean()
-        piv = piv.reset_index()
-        piv.insert(0, "dataset", ds)
-        rows.append(piv)
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    for (ds, k), g in runs.groupby(["dataset", key]):
+        for c in sorted_classes(g["normal_class"]):
+            r = g[g.normal_class == c]
+            rows.append({"dataset": ds, "class": c, key: f"{k:g}", "runs": len(r),
+                         **{col: mean_sd(r[col].mean(), r[col].std(ddof=1), r[col].notna().sum(), 3)
+                            for col in cols}})
+        rows.append({"dataset": ds, "class": MEAN, key: f"{k:g}", "runs": len(g),
+                     **{col: with_interval(class_mean(g, col), 3) for col in cols}})
+    return pd.DataFrame(rows)
+
+
+def baselines_table(runs: pd.DataFrame, ours: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rows dataset/class (and each dataset's mean row); columns: each re-run method's AUROC and our
+    network's (`ours`: dataset -> its runs of the same regime), 'mean ± s.d.' over seeds."""
+    frames = []
+    for ds, g in runs.groupby("dataset"):
+        mine = ours.get(ds, pd.DataFrame())
+        classes = sorted_classes([*g["normal_class"], *mine.get("normal_class", [])])
+        t = pd.DataFrame({"dataset": ds, "class": [*classes, MEAN]})
+        methods = [m for m in BASELINE_METHODS if m in set(g["method"])] + \
+            sorted(set(g["method"]) - set(BASELINE_METHODS))
+        for m in methods:
+            t[m] = _column(g[g.method == m], classes)
+        if len(mine):
+            t[f"ours ({weights_label(mine)}, lambda 1)"] = _column(mine, classes)
+        frames.append(t)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

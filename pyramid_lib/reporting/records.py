@@ -1,0 +1,260 @@
+"""What the run folders record about how each run was made, for the pages' facts and column names.
+
+`read_runs(base)` is results.csv with, for every run, its config.json settings (`cfg_<field>`) and
+its run.json facts: device, the library's commit, python/torch versions, how the random parts were
+initialised ("init") and whether the machine was shared ("machine").  Runs made before the kit
+recorded "init" or "machine" get NaN there, and the pages say "not recorded": nothing is assumed.
+`facts(runs, sweeps)` turns those columns into the strings the templates show.  Reads only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import TrainConfig
+from .stats import class_order
+
+REGIME_FIELDS = ("weights", "profile", "epochs", "lr", "lr_schedule", "batch_size", "train_limit", "test_limit",
+                 "weight_decay", "heldout_fraction", "input_size", "pyramid")
+"""config.json fields that make a training regime: runs that differ in one of them are never
+pooled as seeds of one setting (seed, class, encoders and lambda are what the experiments vary)."""
+
+
+FIT_ONCE = ("ocsvm", "kde")
+"""Methods with no training regime of their own (baselines.DETERMINISTIC): paired with any regime
+whose data settings (DATA_FIELDS) are theirs."""
+
+
+DATA_FIELDS = ("train_limit", "test_limit", "heldout_fraction", "input_size")
+
+
+NOT_RECORDED = "not recorded"
+
+
+def _read(path, **kw) -> pd.DataFrame:
+    path = Path(path)
+    return pd.read_csv(path, **kw) if path.is_file() else pd.DataFrame()
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def shared(machine: dict | None) -> str:
+    """'shared' when run.json's 1-minute load average, at the start or the end of a training call, was
+    above the torch threads the run used; 'not shared' when every recorded load was at or below them;
+    'not recorded' without those records (runs made before the kit kept them)."""
+    m = machine if isinstance(machine, dict) else {}
+    loads = [float(v) for k in ("load_start", "load_end") for v in (m.get(k) or [])]
+    threads = m.get("torch_threads")
+    if not loads or threads is None:
+        return NOT_RECORDED
+    return "shared" if max(loads) > float(threads) else "not shared"
+
+
+def run_record(run_dir: Path) -> dict:
+    """The facts one run folder records (NaN where it does not)."""
+    cfg = _json(run_dir / "config.json")
+    state = _json(run_dir / "run.json")
+    out = {}
+    if cfg:
+        c = TrainConfig.from_dict(cfg)
+        out.update({f"cfg_{k}": getattr(c, k) for k in (*REGIME_FIELDS, "seed")})
+    versions = state.get("versions") or {}
+    init = state.get("init") if isinstance(state.get("init"), dict) else {}
+    machine = state.get("machine") if isinstance(state.get("machine"), dict) else {}
+    out.update({"run_device": state.get("device", np.nan), "commit": versions.get("commit", np.nan),
+                "python": versions.get("python", np.nan), "torch": versions.get("torch", np.nan),
+                "init_backbone": init.get("backbone", np.nan), "init_perceptual": init.get("perceptual", np.nan),
+                "init_rest": init.get("rest", np.nan), "cpus": machine.get("cpus", np.nan),
+                "torch_threads": machine.get("torch_threads", np.nan), "machine": shared(machine)})
+    return out
+
+
+def regime(row, fields=REGIME_FIELDS) -> str:
+    """A run's training regime as text ('' for methods fitted once: they pair with any regime of the
+    same data settings); with `fields`, only those settings."""
+    if row.get("method") in FIT_ONCE and fields == REGIME_FIELDS:
+        return ""
+    parts = []
+    for k in fields:
+        v = row.get(f"cfg_{k}")
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            v = "all" if k in ("train_limit", "test_limit") else "?"
+        parts.append(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}")
+    return ", ".join(parts)
+
+
+def read_runs(base) -> pd.DataFrame:
+    """results.csv of `base` with each run's records (run_record) and its `regime`; empty when none."""
+    base = Path(base)
+    res = _read(base / "results.csv", dtype={"normal_class": str})
+    if not len(res) or "run" not in res:
+        return res
+    if "method" not in res:
+        res["method"] = "ours"
+    recs = pd.DataFrame([run_record(base / "runs" / str(r)) for r in res["run"]], index=res.index)
+    res = pd.concat([res, recs], axis=1)
+    if "seed" not in res:
+        res["seed"] = res.get("cfg_seed", 0)
+    rows = res.to_dict("records")
+    res["regime"] = [regime(r) for r in rows]
+    res["data_regime"] = [regime(r, DATA_FIELDS) for r in rows]
+    return res
+
+
+def regimes(runs: pd.DataFrame) -> list[str]:
+    """The regimes of the trained runs in `runs`, most runs first (ties by name)."""
+    if not len(runs) or "regime" not in runs:
+        return [""]
+    counts = runs.loc[runs["regime"] != "", "regime"].value_counts()
+    return sorted(counts.index, key=lambda r: (-counts[r], r)) or [""]
+
+
+def in_regime(runs: pd.DataFrame, reg: str) -> pd.DataFrame:
+    """The runs of regime `reg`, plus those fitted once on the same data settings."""
+    if not len(runs) or "regime" not in runs or not reg:
+        return runs
+    data = ", ".join(p for p in reg.split(", ") if p.split(" ", 1)[0] in DATA_FIELDS)
+    return runs[(runs["regime"] == reg) | ((runs["regime"] == "") & (runs["data_regime"] == data))]
+
+
+def regime_difference(regs: list[str]) -> dict[str, str]:
+    """For several regimes, each one's settings that differ from the others ('epochs 10, lr 0.001')."""
+    split = {r: dict(p.split(" ", 1) for p in r.split(", ")) for r in regs if r}
+    keys = [k for k in REGIME_FIELDS if len({d.get(k) for d in split.values()}) > 1]
+    return {r: ", ".join(f"{k} {d[k]}" for k in keys) for r, d in split.items()}
+
+
+def weights_label(runs: pd.DataFrame) -> str:
+    """What our network's runs used, for a column name: 'random weights', 'imagenet weights', ..."""
+    w = sorted(set(runs["weights"].dropna().astype(str))) if "weights" in runs else []
+    return (", ".join(w) if w else NOT_RECORDED) + " weights"
+
+
+def counted(values: pd.Series, unit: str = "run") -> str:
+    """'random (all 10 runs)' or 'orthogonal (3 runs), not recorded (10 runs)'."""
+    v = values.astype(object).where(values.notna(), NOT_RECORDED).astype(str)
+    if not len(v):
+        return "none"
+    c = {k: int(n) for k, n in v.value_counts().items()}
+    if len(c) == 1:
+        k, n = next(iter(c.items()))
+        return f"{k} (all {n} {unit}{'s' * (n != 1)})"
+    return ", ".join(f"{k} ({n} {unit}{'s' * (n != 1)})" for k, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _init(runs: pd.DataFrame) -> str:
+    cols = ("init_backbone", "init_perceptual", "init_rest")
+    if not len(runs) or not set(cols) <= set(runs.columns):
+        return NOT_RECORDED
+    text = [NOT_RECORDED if pd.isna(b) else f"ResNet18 {b}, VGG11 {p}, other layers {r}"
+            for b, p, r in runs[list(cols)].itertuples(index=False)]
+    return counted(pd.Series(text))
+
+
+def _settings(runs: pd.DataFrame) -> list[str]:
+    """Per method, its recorded `settings` (results.csv): 'ocsvm: features raw pixels, nu 0.1'."""
+    out = []
+    if "settings" not in runs:
+        return out
+    for method, g in runs.dropna(subset=["settings"]).groupby("method"):
+        kv: dict[str, list] = {}
+        for s in g["settings"].astype(str):
+            for part in s.split(";"):
+                k, _, v = part.partition("=")
+                kv.setdefault(k, []).append(v)
+        shown = []
+        for k, vals in kv.items():
+            try:
+                f = sorted(float(v) for v in vals)
+                shown.append(f"{k} {f[0]:g}" if f[0] == f[-1] else f"{k} {f[0]:g} to {f[-1]:g}")
+            except ValueError:
+                shown.append(f"{k} {' / '.join(dict.fromkeys(vals))}")
+        out.append(f"{method}: {', '.join(shown)}")
+    return out
+
+
+NETWORK = ("ours", "ours-lambda0")
+
+
+def _text(runs: pd.DataFrame, column: str) -> pd.Series:
+    """A column as text for `counted` ('0.1', '4'); NaN where absent."""
+    if column not in runs:
+        return pd.Series([np.nan] * len(runs), dtype=object)
+    return runs[column].map(lambda v: np.nan if pd.isna(v) else f"{v:g}" if isinstance(v, (int, float, np.number))
+                            else str(v)).astype(object)
+
+
+def _range(s: pd.Series, unit: str = "") -> str:
+    s = pd.to_numeric(s, errors="coerce").dropna()
+    if not len(s):
+        return NOT_RECORDED
+    lo, hi = s.min(), s.max()
+    return f"{lo:g}{unit}" if lo == hi else f"{lo:g}{unit} to {hi:g}{unit}"
+
+
+def facts(runs: pd.DataFrame, sweeps: pd.DataFrame) -> dict:
+    """The facts a page states about its runs, as text, each from the records (see the module doc)."""
+    net = runs[runs["weights"].astype(str).isin(["random", "imagenet"])] if "weights" in runs else runs.iloc[:0]
+    trained = runs[pd.to_numeric(runs.get("epochs", pd.Series(dtype=float)), errors="coerce").fillna(0) > 0]
+    commits = list(dict.fromkeys(runs["commit"].dropna().astype(str))) if "commit" in runs else []
+    cfg = {k: trained[f"cfg_{k}"] if f"cfg_{k}" in trained else pd.Series(dtype=object) for k in ("lr", "lr_schedule")}
+    f = {
+        "n_runs": len(runs),
+        "n_network": len(net),
+        "n_random": int((net["weights"] == "random").sum()) if len(net) else 0,
+        "weights": counted(runs["weights"]) if "weights" in runs else NOT_RECORDED,
+        "weights_network": counted(net["weights"]) if len(net) else NOT_RECORDED,
+        "init": _init(net),
+        "profiles": counted(runs["profile"]) if "profile" in runs else NOT_RECORDED,
+        "epochs": counted(trained["epochs"].astype(int).astype(str)) if len(trained) else "none trained",
+        "lr": counted(pd.Series([f"{lr:g} {sch}" for lr, sch in zip(cfg["lr"], cfg["lr_schedule"])], dtype=object)),
+        "batch_size": counted(_text(trained, "cfg_batch_size")),
+        "train_limit": counted(_text(trained, "cfg_train_limit").fillna("all")),
+        "fit_images": _range(runs.get("fit_images", pd.Series(dtype=float))),
+        "seeds": ", ".join(str(s) for s in sorted(set(pd.to_numeric(runs["seed"], errors="coerce").dropna()
+                                                         .astype(int)))) if "seed" in runs else NOT_RECORDED,
+        "devices": counted(runs["device"]) if "device" in runs else NOT_RECORDED,
+        "commits_runs": ", ".join(commits) if commits else f"{NOT_RECORDED} (all {len(runs)} runs)",
+        "n_commit_not_recorded": int(runs["commit"].isna().sum()) if commits else 0,
+        "commits_sweeps": ", ".join(dict.fromkeys(sweeps["git_commit"].astype(str))) if len(sweeps) else "",
+        "versions": "; ".join(f"{k} {counted(runs[k])}" for k in ("python", "torch") if k in runs),
+        "machine": counted(runs["machine"]) if "machine" in runs else NOT_RECORDED,
+        "cpus": counted(runs["cpus"].astype("Int64").astype(str).replace("<NA>", NOT_RECORDED))
+        if "cpus" in runs else NOT_RECORDED,
+        "n_shared": int((runs["machine"] == "shared").sum()) if "machine" in runs else 0,
+        "heldout": counted(_text(trained, "cfg_heldout_fraction")),
+        "encoders": counted(_text(trained[trained["method"].isin(NETWORK)] if "method" in trained else trained,
+                                  "encoders")),
+        "lambda": counted(_text(trained[trained["method"].isin(NETWORK)] if "method" in trained else trained,
+                                "lambda")),
+        "settings": _settings(runs),
+        "commands": list(dict.fromkeys(sweeps["command"].astype(str))) if len(sweeps) else [],
+    }
+    f["sweeps"], f["timing"] = "", ""
+    if len(sweeps):
+        f["sweeps"] = (f"{len(sweeps)} invocation(s), first started {sweeps['started_utc'].iloc[0]}, last ended "
+                       f"{sweeps['ended_utc'].iloc[-1]}, {sweeps['wall_seconds'].sum() / 3600:.2f} h of wall time")
+    def positive(frame, col):  # aligned with the frame's index even when the column is absent
+        v = frame[col] if col in frame else pd.Series(np.nan, index=frame.index)
+        return pd.to_numeric(v, errors="coerce").fillna(0) > 0
+
+    t = runs[positive(runs, "train_seconds")]
+    t = t[positive(t, "epochs")] if len(t) else t
+    if len(t):
+        ips = t["fit_images"] * t["epochs"] / t["train_seconds"]
+        f["timing"] = (f"{t.train_seconds.mean() / 60:.1f} min of training per run on average "
+                       f"({t.train_seconds.min() / 60:.1f} to {t.train_seconds.max() / 60:.1f}), "
+                       f"{ips.mean():.0f} training images/s")
+    return f
+
+
+def sorted_classes(values) -> list[str]:
+    return sorted(dict.fromkeys(str(v) for v in values), key=class_order)

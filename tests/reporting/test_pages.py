@@ -1,0 +1,181 @@
+"""Results pages built from run records (reporting.pages, records): facts from run.json/config.json,
+'not recorded' where a run lacks them, column names from the weights used, seeds as mean ± s.d.,
+every re-run baseline in the headline, verdict words only from intervals, byte-identical rebuilds."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import pytest
+from report_fixtures import OURS, QUIET, SHARED, make_run, results_tree, write_plan
+
+from pyramid_lib.experiments.sweep import collect
+from pyramid_lib.reporting.pages import build_report
+from pyramid_lib.reporting.records import read_runs, regimes, shared
+from pyramid_lib.reporting.stats import HIGHER, LOWER, NO_DIFFERENCE
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = results_tree(tmp_path_factory.mktemp("pages"))
+    build_report(out)
+    return out
+
+
+def page(out, exp, prof="cpu") -> str:
+    return (out / exp / prof / "README.md").read_text()
+
+
+def table_rows(text: str, first: str, header: str = "") -> list[list[str]]:
+    """The rows starting with `first` of the first table whose header line starts with `header`."""
+    if header:
+        text = text[text.index(header):].split("\n\n")[0]
+    return [[c.strip() for c in line.strip("|").split("|")]
+            for line in text.splitlines() if line.startswith(f"| {first}")]
+
+
+@pytest.mark.parametrize("machine, expected", [(SHARED, "shared"), (QUIET, "not shared"), ({}, "not recorded"),
+                                               (None, "not recorded"), ({"torch_threads": 2, "load_end": [2.0]},
+                                                                        "not shared")])
+def test_machine_shared_from_the_load_average_against_the_runs_threads(machine, expected):
+    assert shared(machine) == expected
+
+
+def test_facts_come_from_the_records_and_missing_ones_say_not_recorded(built):
+    mn = page(built, "mnist")
+    assert "seeds: 0, 1, 2" in mn and "Runs: 9" in mn
+    assert "ResNet18 orthogonal, VGG11 orthogonal, other layers orthogonal (all 9 runs)" in mn
+    assert "shared (3 runs)" in mn and "not shared (6 runs)" in mn  # seed 0 ran on a loaded machine
+    assert "runs on a shared machine: their times are upper bounds" in mn
+    assert "0.003 cosine (all 9 runs)" in mn and "Epochs trained: 6 (all 9 runs)" in mn
+    fm = page(built, "fmnist")
+    assert "ResNet18 imagenet, VGG11 imagenet, other layers orthogonal (2 runs), not recorded (1 run)" in fm
+    assert "not shared (2 runs), not recorded (1 run)" in fm and "upper bounds" not in fm
+    assert "c0ffee; not recorded (1 run)" in fm
+    for text in (mn, fm, page(built, "baselines"), (built / "README.md").read_text()):
+        assert "orthogonally initialised" not in text and "2 cores were shared" not in text
+        assert "trains 10 epochs" not in text and "UTC" not in text.split("## How")[0]
+
+
+def test_column_names_follow_the_weights_the_runs_used(built):
+    assert "| class | ours (imagenet weights) | runs |" in page(built, "fmnist")
+    assert "| class | ours (random weights) | runs |" in page(built, "mnist")
+    assert "random weights" not in page(built, "fmnist").split("## How")[0]
+
+
+def test_per_class_cells_are_mean_and_sd_over_seeds_and_blank_sd_for_one_seed(built):
+    rows = {r[0]: r for r in table_rows(page(built, "mnist"), "", "| class | ours")}
+    vals = [OURS[("1", s)] for s in range(3)]
+    assert rows["1"][1] == f"{np.mean(vals):.4f} ± {np.std(vals, ddof=1):.4f}" and rows["1"][2] == "3"
+    assert rows["1"][5] == f"{OURS[('1', 0)] + 0.001:.4f}"  # OC-SVM, fitted once: no ±
+    fm = {r[0]: r for r in table_rows(page(built, "fmnist"), "", "| class | ours")}
+    assert fm["0"][1] == "0.9300"
+
+
+def test_the_headline_pairs_ours_with_the_paper_and_every_re_run_baseline(built):
+    index = (built / "README.md").read_text()
+    rows = table_rows(index.split("## Headline")[1].split("##")[0], "mnist")
+    assert [r[2] for r in rows] == ["paper Ours (Table III)", "ocsvm (re-run)", "ae-l2 (re-run)",
+                                    "ours-lambda0 (re-run)"]
+    by = {r[2]: r for r in rows}
+    assert by["ae-l2 (re-run)"][-1] == HIGHER  # 0.051 above on every class
+    assert by["ae-l2 (re-run)"][8] != ""  # three seeds on both sides: the seed s.d. is reported
+    assert by["ocsvm (re-run)"][8] == ""  # fitted once: no seed spread
+    assert by["ours-lambda0 (re-run)"][-1] == NO_DIFFERENCE
+
+
+def test_verdict_words_appear_only_in_verdict_columns(built):
+    for path in built.rglob("README.md"):
+        text = path.read_text()
+        assert not re.search(r"\bbeats?\b|as the paper says|\*\*missed\*\*|does \*\*not\*\*", text), path
+        for line in text.splitlines():
+            if line.startswith("|") and line.rstrip("|").strip().endswith((HIGHER, LOWER)):
+                cells = [c.strip() for c in line.strip("|").split("|")]
+                assert cells[-1] in (HIGHER, LOWER)  # the verdict column, never prose
+
+
+def test_mvtec_mean_row_is_the_one_comparison_csv_holds(built):
+    cmp = pd.read_csv(built / "mvtec" / "cpu" / "comparison.csv").set_index("category")
+    mean = {r[0]: r for r in table_rows(page(built, "mvtec"), "mean")}["mean"]
+    assert mean[1].split(" [")[0] == f"{cmp.at['mean', 'ours_tpr']:.3f}"
+    assert mean[3] == f"{cmp.at['mean', 'paper_tpr']:.3f}" and mean[5] == f"{cmp.at['mean', 'tpr_difference']:+.3f}"
+    assert cmp.at["mean", "paper_tpr"] == pytest.approx((0.86 + 0.84) / 2)  # the categories we ran, not all 15
+
+
+def test_rebuilding_gives_the_same_bytes(built):
+    before = {p: p.read_bytes() for p in built.rglob("*") if p.suffix in (".md", ".csv")}
+    build_report(built)
+    after = {p: p.read_bytes() for p in built.rglob("*") if p.suffix in (".md", ".csv")}
+    assert before == after
+
+
+def test_runs_of_two_regimes_are_never_pooled_as_seeds(tmp_path):
+    base = tmp_path / "results" / "mnist" / "cpu"
+    for c, a in (("0", 0.99), ("1", 0.98)):
+        make_run(base, f"mnist-{c}", cls=c, auroc=a, epochs=10, lr=1e-3, lr_schedule="constant", init=False)
+        for s in range(2):
+            make_run(base, f"mnist-{c}-s{s}", cls=c, seed=s, auroc=a - 0.1, machine=QUIET)
+    collect("mnist", base)
+    write_plan(base)
+    assert len(regimes(read_runs(base))) == 2
+    build_report(tmp_path / "results")
+    text = page(tmp_path / "results", "mnist")
+    assert "### Runs with epochs 10, lr 0.001, lr_schedule constant" in text
+    assert "### Runs with epochs 6, lr 0.003, lr_schedule cosine" in text
+    old, new = (text.split(f"### Runs with epochs {e}")[1].split("###")[0] for e in (10, 6))
+    assert table_rows(old, "0", "| class | ours")[0][1:3] == ["0.9900", "1"]
+    assert table_rows(new, "0", "| class | ours")[0][1:3] == ["0.8900 ± 0.0000", "2"]
+
+
+def test_templates_are_package_data():
+    names = {p.name for p in resources.files("pyramid_lib.reporting").joinpath("templates").iterdir()}
+    assert {"experiment.md.j2", "index.md.j2", "body.md.j2", "captions.md.j2"} <= names
+    import tomllib
+    from helpers import REPO
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "templates/*.j2" in data["pyramid_lib.reporting"]
+
+
+def test_a_variant_pairs_with_the_base_runs_that_differ_only_in_the_settings_its_name_changes(tmp_path):
+    from pyramid_lib.reporting.analysis import variant_pairs
+
+    out = tmp_path / "results"
+    base, longer = out / "mnist" / "cpu", out / "mnist" / "cpu-epochs20"
+    for c, a in (("0", 0.90), ("1", 0.80)):
+        make_run(base, f"mnist-{c}", cls=c, auroc=a)  # epochs 6, cosine 3e-3
+        make_run(base, f"mnist-{c}-old", cls=c, auroc=0.5, epochs=10, lr=1e-3, lr_schedule="constant")
+        make_run(longer, f"mnist-{c}", cls=c, auroc=a + 0.03, epochs=20)
+    collect("mnist", base)
+    collect("mnist", longer)
+    pairs = variant_pairs("mnist", "cpu-epochs20", read_runs(longer), out)
+    assert len(pairs) == 1  # not with the lr 1e-3 runs: the folder's name changes only the epochs
+    name, a, b, p = pairs[0]
+    assert (a, b) == ("cpu-epochs20", "cpu") and p.per_class["diff"].to_numpy() == pytest.approx([0.03, 0.03])
+
+
+def test_a_folder_without_finished_runs_says_so_and_links_only_what_exists(tmp_path):
+    (tmp_path / "results" / "mnist" / "cpu" / "runs").mkdir(parents=True)
+    index = build_report(tmp_path / "results").read_text()
+    text = page(tmp_path / "results", "mnist")
+    assert "No finished runs yet." in text and "0 of 10 planned runs finished" in text
+    assert "ANALYSIS.md" not in text + index and "## How these results were made" not in text
+
+
+def test_baselines_pair_only_with_runs_of_the_same_training_and_data_settings(tmp_path):
+    from pyramid_lib.reporting.analysis import headline
+
+    out = tmp_path / "results"
+    mn, base = out / "mnist" / "cpu", out / "baselines" / "cpu"
+    for c in ("0", "1", "2"):
+        make_run(mn, f"mnist-{c}-s0", cls=c, auroc=0.9, train_limit=4000)
+        make_run(base, f"mnist-{c}-ocsvm", cls=c, method="ocsvm", auroc=0.5)  # all training normals
+        make_run(base, f"mnist-{c}-ocsvm-s0", cls=c, method="ocsvm", auroc=0.8, train_limit=4000)
+        make_run(base, f"mnist-{c}-ae-l2", cls=c, method="ae-l2", auroc=0.7, epochs=10)  # another regime
+    collect("mnist", mn)
+    collect("baselines", base)
+    rows = headline(out, "cpu").set_index("B")
+    assert list(rows.index) == ["paper Ours (Table III)", "ocsvm (re-run)"]
+    assert rows.at["ocsvm (re-run)", "B mean"] == "0.8000"
