@@ -7,11 +7,14 @@ export PYRAMID_DATA ?= $(CURDIR)/data
 .PHONY: env demo lint test test-fast test-notebooks lab notebooks html benchmark strip clean
 
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-# The notebooks as pytest items (nbmake; each kernel starts in notebooks/ and inherits this
-# environment): quick mode, runs under a fresh build/nbmake-runs, one torch thread per kernel
-# (two kernels at once on 2 cores).  The notebooks select the inline backend themselves
-# (`%matplotlib inline`), so an exported MPLBACKEND=Agg does not hide their figures.
-NBMAKE_ENV := PYRAMID_QUICK=1 PYRAMID_WORK=$(CURDIR)/build/nbmake-runs OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+# The notebooks as pytest items (nbmake): the quick profile, runs shared under a fresh
+# build/nbmake-runs (07 reuses 03's run), one torch thread per kernel, two kernels at once (2 cores).
+# nbmake executes COPIES in build/nbmake/ and writes their outputs into them (--overwrite); then
+# tests/test_notebook_outputs.py reads every executed cell and fails on an error or a warning
+# printed to stderr.  The notebooks select the inline backend themselves (`%matplotlib inline`),
+# so an exported MPLBACKEND=Agg does not hide their figures.
+NBMAKE_ENV := PYRAMID_PROFILE=quick PYRAMID_WORK=$(CURDIR)/build/nbmake-runs OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+NBMAKE_DIR := build/nbmake
 
 $(BIN)/pyramid-ad: pyproject.toml
 	$(PY) -m venv --system-site-packages $(VENV)
@@ -32,8 +35,11 @@ test: lint
 	$(MAKE) --no-print-directory test-notebooks
 
 test-notebooks: env
-	rm -rf build/nbmake-runs
-	$(NBMAKE_ENV) $(BIN)/python -m pytest -n 2 -q -ra --nbmake --nbmake-timeout=600 notebooks/
+	rm -rf build/nbmake-runs $(NBMAKE_DIR)
+	mkdir -p $(NBMAKE_DIR)
+	cp $(NOTEBOOKS) $(NBMAKE_DIR)/
+	$(NBMAKE_ENV) $(BIN)/python -m pytest -n 2 -q -ra --nbmake --nbmake-timeout=600 --overwrite $(NBMAKE_DIR)/
+	$(BIN)/python -m pytest -q -ra tests/test_notebook_outputs.py
 
 test-fast: env
 	$(BIN)/python -m pytest -q -m "not slow and not notebooks"
@@ -41,9 +47,11 @@ test-fast: env
 lab: env
 	$(BIN)/jupyter lab notebooks/
 
-# Every notebook executed with papermill into build/notebooks/, outputs kept (full mode unless
-# CI or PYRAMID_QUICK=1 is set; `make notebooks PAPERMILL_ARGS="-p CATEGORY bottle"` overrides
-# parameters).  A failing notebook does not stop the others; the target fails at the end.
+# Every notebook executed with papermill into build/notebooks/, outputs kept.  Each runs its own
+# default profile (PROFILE = None: $PYRAMID_PROFILE, else laptop on a CPU, paper on a GPU);
+# PAPERMILL_ARGS overrides parameters: `make notebooks PAPERMILL_ARGS="-p PROFILE quick"`, or
+# "-p PROFILE laptop -p CATEGORY bottle".  A failing notebook does not stop the others; the target
+# fails at the end.
 notebooks: env
 	@mkdir -p build/notebooks
 	@failed=""; for nb in $(NOTEBOOKS); do \

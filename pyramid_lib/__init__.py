@@ -9,10 +9,11 @@ Layout, top to bottom; a module imports only from the layers below it (`lint-imp
 
     cli.py, __main__.py   the command line `pyramid-ad`
     reporting/            tables.py, figures.py, analysis.py, pages.py: results pages (only cli imports it)
-    tutorial.py           what the notebooks call        inspector.py   the ipywidgets inspector
+    tutorial.py           what the notebooks call        inspector/     app.py, runs.py: the ipywidgets inspector
     experiments/          plan.py (which runs), jobs.py (one run), sweep.py, executors.py, demo.py
     baselines.py          OC-SVM, KDE, plain autoencoders
-    engine/               build.py, run_dir.py (RunDir), trainer.py (train), evaluate.py (evaluate_run)
+    engine/               build.py, run_dir.py (RunDir), trainer.py (train), evaluate.py (evaluate_run),
+                          predict.py (predict_paths: score new images), predict_inputs.py
     config.py             TrainConfig and its profiles (quick / cpu / paper)
     model/                network.py (PyramidalAutoencoder, ModelConfig), loss.py (PyramidLoss),
                           anomaly_map.py (predict, scores, error maps), weights.py, fast.py, introspect.py
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 from .config import TrainConfig
 from .data import load
 from .engine.evaluate import evaluate_run
+from .engine.predict import Predictions, predict_paths
 from .engine.run_dir import RunDir
 from .engine.trainer import train
 from .model import ModelConfig, PyramidalAutoencoder, PyramidLoss, predict
@@ -34,6 +36,7 @@ from .model import ModelConfig, PyramidalAutoencoder, PyramidLoss, predict
 __all__ = [
     "ModelConfig",
     "PyramidLoss",
+    "Predictions",
     "PyramidalAutoencoder",
     "RunDir",
     "TrainConfig",
@@ -41,5 +44,6 @@ __all__ = [
     "evaluate_run",
     "load",
     "predict",
+    "predict_paths",
     "train",
 ]

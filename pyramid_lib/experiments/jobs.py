@@ -23,13 +23,15 @@ def run_one(name: str, cfg: TrainConfig, run_dir, device=None, progress: bool = 
     its metrics row (a 1-row frame).  A run that is already trained and evaluated is read back, not
     redone.  Evaluation writes scores.csv, roc.png, reconstructions.png and metrics.csv from one
     load of the checkpoint (`evaluate_run(..., figures=True)`); a failed figure only logs a warning.
+    Both hold the folder's lock through `run` (RunBusy when another process holds it; reentrant
+    under `run_job`, which holds it through the same RunDir).
     `data`: the run's dataset when already loaded (else it is loaded here).  `name` labels the job."""
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     if run.trained and run.evaluated:
         return run.read_metrics()
     d = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
-    train(cfg, run.dir, resume=run.dir.exists() and (run.checkpoint.exists() or run.state.exists()),
-          device=device, progress=progress, data=d)
+    train(cfg, run, resume=run.dir.exists() and (run.checkpoint.exists() or run.state.exists()),
+          device=device, progress=progress, data=d)  # the same RunDir: its lock, if held here, is reentrant
     return evaluate_run(run, device=device, data=d, progress=progress, figures=True)
 
 

@@ -96,11 +96,15 @@ def _safe(c) -> str:
 
 
 def plan(experiment: str, profile: str = "quick", classes=None, weights: str = "random", data_root=None,
-         download: bool = True, datasets=None, methods=None, **overrides) -> list[Job]:
+         download: bool = True, datasets=None, methods=None, seeds=None, **overrides) -> list[Job]:
     """The independent runs of an experiment (EXPERIMENTS), each config validated (no data is read
     here).  `weights` may be a request (auto, none) or resolved; `overrides` are TrainConfig fields
-    set on top of the profile (None: the profile's).  Raises ConfigError for an unknown
-    experiment, profile, baseline method or a bad setting, DataError for an unknown class."""
+    set on top of the profile (None: the profile's).  `seeds`: a list of seeds, one run of each
+    setting per seed, named `<name>-s<seed>`, except the deterministic baselines
+    (`baselines.DETERMINISTIC`: OC-SVM, KDE), fitted once, with the first seed's split; None:
+    one run per setting with the `seed` override (default 0), named without a suffix.
+    Raises ConfigError for an unknown experiment, profile, baseline method or a bad setting
+    (an empty or repeated list of seeds included), DataError for an unknown class."""
     if experiment not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
     base = {k: v for k, v in overrides.items() if v is not None}
@@ -112,6 +116,17 @@ def plan(experiment: str, profile: str = "quick", classes=None, weights: str = "
 
     if datasets is not None and isinstance(datasets, str):
         datasets = [datasets]
+    if seeds is not None:
+        seeds = list(seeds)
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ConfigError(f"--seeds: give one or more different seeds, got {seeds}")
+        if "seed" in base:
+            raise ConfigError("--seed and --seeds: give one of them")
+        jobs = []
+        for job in plan(experiment, profile, classes, weights, data_root, download, datasets, methods, **base):
+            for seed in seeds[:1] if job.kind in bl.DETERMINISTIC else seeds:
+                jobs.append(replace(job, name=f"{job.name}-s{seed}", cfg=with_overrides(job.cfg, seed=seed)))
+        return jobs
     jobs: list[Job] = []
     if experiment in MAIN:
         dataset, all_classes = MAIN[experiment]
@@ -163,11 +178,11 @@ def variant(profile: str, todo: list[Job], plain: list[Job]) -> str:
 
 
 def plan_and_dir(experiment: str, profile: str = "quick", classes=None, out_root="results", weights: str = "random",
-                 data_root=None, download: bool = True, datasets=None, methods=None,
+                 data_root=None, download: bool = True, datasets=None, methods=None, seeds=None,
                  **overrides) -> tuple[list[Job], Path]:
     """A sweep's runs and where it writes: out_root/<experiment>/<variant>."""
-    todo = plan(experiment, profile, classes, weights, data_root, download, datasets, methods, **overrides)
-    plain = plan(experiment, profile, classes, weights, data_root, download, datasets, methods)
+    todo = plan(experiment, profile, classes, weights, data_root, download, datasets, methods, seeds, **overrides)
+    plain = plan(experiment, profile, classes, weights, data_root, download, datasets, methods, seeds)
     return todo, Path(out_root) / experiment / variant(profile, todo, plain)
 
 
@@ -194,9 +209,10 @@ def with_overrides(cfg: TrainConfig, **kw) -> TrainConfig:
 
 
 def plan_frame(todo) -> pd.DataFrame:
-    """One row per planned run: name, method, dataset, normal_class, encoders, lambda."""
+    """One row per planned run: name, method, dataset, normal_class, encoders, lambda, seed."""
     return pd.DataFrame([{"name": j.name, "method": j.method, "dataset": j.cfg.dataset,
-                          "normal_class": j.cfg.normal_class, "encoders": j.cfg.encoders, "lambda": j.cfg.lambda_}
+                          "normal_class": j.cfg.normal_class, "encoders": j.cfg.encoders, "lambda": j.cfg.lambda_,
+                          "seed": j.cfg.seed}
                          for j in todo])
 
 

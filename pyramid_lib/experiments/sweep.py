@@ -30,7 +30,6 @@ import datetime as dt
 import logging
 import multiprocessing as mp
 import shlex
-import subprocess
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -38,6 +37,7 @@ import pandas as pd
 from filelock import FileLock
 
 from .. import paper
+from ..engine.build import git_commit
 from ..engine.run_dir import RunDir
 from ..errors import ConfigError
 from ..files import atomic_write_csv
@@ -48,33 +48,21 @@ from .plan import MAIN, check_finished_runs, plan_and_dir, record_plan
 log = logging.getLogger(__name__)
 
 
-def git_commit(path=None) -> str:
-    """HEAD's commit of the repository holding `path` (with "+dirty" when tracked files changed)."""
-    cwd = Path(path or Path(__file__).resolve().parent)
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
-                               cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
-        return (head or "unknown") + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def sweep(experiment: str, profile: str = "quick", classes=None, out_root="results", weights: str = "random",
           data_root=None, download: bool = True, device=None, progress: bool = True, jobs: int = 1,
           executor: str = "local", datasets=None, methods=None, command: str | None = None,
-          slurm: dict | None = None, wait: bool = True, **overrides) -> pd.DataFrame:
+          slurm: dict | None = None, wait: bool = True, seeds=None, **overrides) -> pd.DataFrame:
     """Run every unfinished run of an experiment (`jobs` at a time, or on SLURM), then collect the
     results and write plan.csv, sweeps.csv, results.csv and comparison.csv under
     out_root/<experiment>/<variant>/ (the profile's name, plus the settings that overrides change:
-    `variant`).  Returns the combined results; `.attrs["base"]` is that folder."""
+    `variant`).  `seeds`: one run per seed of every setting (`plan`).  Returns the combined
+    results; `.attrs["base"]` is that folder."""
     if executor not in EXECUTORS:
         raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs must be a positive integer, got {jobs!r}")
     todo, base = plan_and_dir(experiment, profile, classes, out_root, weights, data_root, download, datasets,
-                              methods, **overrides)
+                              methods, seeds, **overrides)
     check_finished_runs(base, todo)
     # the commit of the code this sweep imported, not HEAD at its end
     started, commit = dt.datetime.now(dt.timezone.utc), git_commit()

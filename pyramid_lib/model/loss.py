@@ -3,8 +3,11 @@
     L = 1/(WH) ||X - X^||^2  +  lambda * 1/(WHC) ||F(X) - F(X^)||^2
 
 F is the first four layers of an ImageNet VGG11, `vgg11().features[:4]` (conv, ReLU, max-pool,
-conv), frozen and in eval mode.  Images are in [0, 1]; F receives them ImageNet-normalised, the
-input its weights were trained on (the paper does not say; see the README's deviations).
+conv), frozen and in eval mode.  Without ImageNet weights its two convs are initialised like the
+rest of the network (orthogonal weights, zero biases: `network.init_orthogonal`), and a run saves
+F's weights in its checkpoint, so scoring never draws them again.  Images are in [0, 1]; F
+receives them ImageNet-normalised, the input its weights were trained on (the paper does not
+say; see the README's deviations).
 The per-image anomaly score is the per-image training loss (scores and per-pixel maps:
 anomaly_map.py).  SSIM comes from torchmetrics."""
 
@@ -15,15 +18,21 @@ from torch import nn
 from torchmetrics.functional.image import structural_similarity_index_measure
 from torchvision.models import vgg11
 
-from .network import IMAGENET_MEAN, IMAGENET_STD
+from .network import IMAGENET_MEAN, IMAGENET_STD, init_orthogonal
 
 
 class PerceptualFeatures(nn.Module):
-    """F: VGG11 features[:4], frozen.  B x 3 x S x S in [0, 1] -> B x 128 x S/2 x S/2."""
+    """F: VGG11 features[:4], frozen.  B x 3 x S x S in [0, 1] -> B x 128 x S/2 x S/2.
+
+    `weights`: torchvision's VGG11 weights enum (ImageNet), or None for random weights drawn from
+    torch's global generator: orthogonal, zero biases (`init_orthogonal`, as the network's own
+    layers), not torchvision's default Kaiming initialisation."""
 
     def __init__(self, weights=None):
         super().__init__()
         self.features = vgg11(weights=weights).features[:4]
+        if weights is None:
+            init_orthogonal(self.features)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)

@@ -242,7 +242,12 @@ def experiment_section(experiment: str, profile: str, base: Path, out_root, pref
         L.append("TPR/TNR at the paper-style threshold (Youden's J on the test labels, as the authors' code does: "
                  "optimistic), beside the paper's Table IV; AUROC and the rates at a threshold fixed on held-out "
                  "training normals (no test labels) are ours only. The mean row averages the categories we ran, "
-                 "ours and the paper's alike.")
+                 "ours and the paper's alike. Where is the defect (ours only; the paper reports neither): "
+                 "`pixel_auroc`, the AUROC over every pixel of every test image, and `aupro`, the area under the "
+                 "per-region overlap curve up to 30% pixel FPR divided by 0.3 (MVTec AD's definitions), both of "
+                 "the `loss` anomaly map at the input size against the ground-truth masks; `not measured`: the run "
+                 "was evaluated before the kit computed them (`pyramid-ad evaluate <run>` measures them where the "
+                 "checkpoint is; checkpoints are not committed).")
         L.append("")
         L.append(md_table(mvtec_table(res)))
     elif experiment in ABLATION_LIKE:

@@ -1,21 +1,4 @@
-"""An interactive inspector for trained runs (ipywidgets): pick a run, a class and a test image;
-see the input, its reconstruction and error map side by side; move a threshold over the score
-histogram and watch TPR, TNR and the confusion counts; browse the worst false positives and
-false negatives at that threshold.
-
-    from pyramid_lib.inspector import inspector
-    app = inspector("build/notebook-runs")   # a run folder, a folder of runs, or a list of them
-    app                                       # in Jupyter: the widget
-
-`inspector(...)` returns an `Inspector`, which *is* the widget (an ipywidgets.VBox) and also
-exposes its parts (`threshold`, `run`, `klass`, `image`, `errors`, ...), the current numbers
-(`rates`, `false_positives`, `false_negatives`) and the matplotlib figures it draws
-(`hist_fig`, `image_fig`, `gallery_fig`), so that it can be driven and checked from code.
-
-A run (a `RunView` over its `engine.run_dir.RunDir`) needs its config.json and either scores.csv
-(written by `evaluate_run`) or a checkpoint to score with.  Images, reconstructions and error
-maps need the checkpoint (loaded once, `RunDir.load`) and the dataset, and come from one
-`model.anomaly_map.predict` call; a run without them still shows its scores, histogram and rates."""
+"""The inspector widget (ipywidgets); see the package docstring (`pyramid_lib.inspector`)."""
 
 from __future__ import annotations
 
@@ -24,16 +7,12 @@ import io
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
-from . import data as data_mod
-from . import threshold as thr
-from .engine.evaluate import score_images
-from .engine.run_dir import RunDir
-from .engine.trainer import fit_and_heldout
-from .model.anomaly_map import SCORE_NAMES, predict
-from .plots import image_array, score_histogram, weights_note
+from .. import threshold as thr
+from ..model.anomaly_map import SCORE_NAMES
+from ..plots import image_array, score_histogram, weights_note
+from .runs import RunView, find_runs, run_labels
 
 try:
     import ipywidgets as W
@@ -41,85 +20,7 @@ try:
 except ImportError as e:  # pragma: no cover - ipywidgets is in the "notebooks" extra
     raise ImportError("the inspector needs ipywidgets: pip install -e '.[notebooks]'") from e
 
-__all__ = ["inspector", "Inspector", "RunView", "find_runs"]
-
-
-def find_runs(runs) -> list[Path]:
-    """Run folders (holding config.json, and scores.csv or checkpoint.pt) in a run folder (or a
-    RunDir), a folder searched recursively, or a list of either; resolved, sorted, no duplicates."""
-    if isinstance(runs, (str, Path, RunDir)):
-        runs = [runs]
-    found = []
-    for r in runs:
-        r = r.dir if isinstance(r, RunDir) else Path(r)
-        cands = [r] if (r / "config.json").is_file() else sorted(p.parent for p in r.rglob("config.json"))
-        for c in map(RunDir, cands):
-            if c.scores.is_file() or c.checkpoint.is_file():
-                found.append(c.dir.resolve())
-    return sorted(dict.fromkeys(found))
-
-
-class RunView:
-    """One run as the inspector sees it: its RunDir, its scores, and (lazily) its model and dataset.
-
-    `test` / `held_out`: scores.csv's rows (name, class, label, every score), or, for a run that
-    was never evaluated, the scores computed here from its checkpoint (FileNotFoundError when it
-    has neither)."""
-
-    def __init__(self, run_dir, data: data_mod.OneClassData | None = None, device=None):
-        self.run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir, device)
-        self.dir = self.run.dir
-        self.cfg = self.run.read_config()
-        self._data, self._problem, self._index = data, None, None
-        self.test, self.held_out = self.run.read_scores() if self.run.scores.is_file() else self._score()
-        self.test["class"] = self.test["class"].astype(str)
-
-    def _score(self):
-        model, loss, data = self.model_and_data()
-        if model is None:
-            raise FileNotFoundError(f"{self.dir}: neither scores.csv nor a usable checkpoint ({self._problem})")
-        _, held = fit_and_heldout(data, self.cfg)
-        return (score_images(model, loss, data.test, progress=False),
-                score_images(model, loss, held, progress=False))
-
-    def model_and_data(self):
-        """(model, loss, data), the model loaded once (`RunDir.load`), or (None, None, None) with
-        `problem` saying why (no checkpoint, no dataset here)."""
-        if self._index is None and self._problem is None:
-            try:
-                _, model, _ = self.run.load()
-                if self._data is None:
-                    self._data = data_mod.load(self.cfg.dataset, self.cfg.normal_class, self.cfg.data_root,
-                                               download=False, input_size=self.cfg.input_size)
-                self._index = {n: i for i, n in enumerate(self._data.test.names)}
-            except Exception as e:  # no checkpoint, no dataset here: scores only
-                self._problem = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
-        if self._index is None:
-            return None, None, None
-        _, model, loss = self.run.load()
-        return model, loss, self._data
-
-    @property
-    def problem(self) -> str | None:
-        self.model_and_data()
-        return self._problem
-
-    def views(self, rows, score: str):
-        """(inputs, reconstructions, error maps of `score`, masks or None) of test rows `rows`, on
-        the CPU (B x 3 x S x S, B x 3 x S x S, B x S x S, B x S x S), from one `predict` call; None
-        when the run has no image view."""
-        model, loss, data = self.model_and_data()
-        if model is None:
-            return None
-        names = self.test["name"].iloc[list(rows)]
-        if any(n not in self._index for n in names):
-            self._problem = "the scored images are not in the dataset loaded here"
-            return None
-        idx = torch.tensor([self._index[n] for n in names])
-        x = data.test.batch(idx, next(model.parameters()).device)
-        p = predict(model, loss, x)
-        masks = None if data.test.masks is None else data.test.masks[idx]
-        return x.cpu(), p.reconstruction.cpu(), p.maps[score].cpu(), masks
+__all__ = ["Inspector", "inspector"]
 
 
 def _png(fig) -> bytes:
@@ -128,16 +29,8 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def run_label(run_dir) -> str:
-    """A run's name in the run menu, from its config.json and run.json (no checkpoint is loaded)."""
-    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    cfg = run.read_config()
-    w = "ImageNet weights" if cfg.weights == "imagenet" else "random weights"
-    return f"{cfg.dataset}:{cfg.normal_class} - {run.name} ({w}, {len(run.history())} epochs)"
-
-
 class Inspector(W.VBox):
-    """The inspector widget; see the module docstring."""
+    """The inspector widget; see the package docstring (`pyramid_lib.inspector`)."""
 
     def __init__(self, runs, score: str = "loss", data=None, device=None, n_worst: int = 6):
         dirs = find_runs(runs)
@@ -156,7 +49,7 @@ class Inspector(W.VBox):
         self.false_negatives: list[int] = []
         self.hist_fig, self.image_fig, self.gallery_fig = Figure((5.2, 3.0)), Figure((7.5, 2.5)), Figure((7.5, 1.9))
 
-        self.run = W.Dropdown(options=[(run_label(d), d) for d in dirs], value=dirs[0], description="run",
+        self.run = W.Dropdown(options=list(zip(run_labels(dirs), dirs)), value=dirs[0], description="run",
                               layout=W.Layout(width="98%"))
         self.score = W.Dropdown(options=list(SCORE_NAMES), value=score, description="score")
         self.klass = W.Dropdown(options=["all"], value="all", description="class")
@@ -166,6 +59,7 @@ class Inspector(W.VBox):
         self.youden_button = W.Button(description="Youden (test labels)")
         self.heldout_button = W.Button(description="held-out normals")
         self.rates_html = W.HTML()
+        self.rates_html.add_class("pyramid-rates")  # a stable hook for browser tests
         self.errors = W.Dropdown(description="errors", layout=W.Layout(width="70%"))
         self.image_view, self.hist_view, self.gallery_view = (W.Image(format="png") for _ in range(3))
         self.message = W.HTML()
@@ -221,8 +115,27 @@ class Inspector(W.VBox):
         return self.image.value
 
     def set_threshold(self, t: float) -> None:
-        if np.isfinite(t):
-            self.threshold.value = float(np.clip(t, self.threshold.min, self.threshold.max))
+        """Put the threshold at `t` exactly (NaN is ignored), widening the slider's range when `t`
+        lies outside it: TPR, TNR and the counts shown are then those at `t`."""
+        if not np.isfinite(t):
+            return
+        t = float(t)
+        if not self.threshold.min <= t <= self.threshold.max:
+            self._busy = True
+            try:
+                self.threshold.max = max(t, self.threshold.max)
+                self.threshold.min = min(t, self.threshold.min)
+            finally:
+                self._busy = False
+        self.threshold.value = t
+
+    def _range(self) -> tuple[float, float]:
+        """The slider's range: every test score and both thresholds (the held-out one may lie above
+        the highest test score, or below the lowest)."""
+        s = self.scores
+        vals = [float(np.min(s)), float(np.max(s)), self.youden] + ([self.heldout] if np.isfinite(self.heldout) else [])
+        lo, hi = min(vals), max(vals)
+        return lo, (hi if hi > lo else lo + 1e-9)
 
     def select(self, row: int) -> None:
         """Show test row `row`, switching the class filter to "all" when it hides that row."""
@@ -232,15 +145,14 @@ class Inspector(W.VBox):
 
     # ---------------------------------------------------------------- events
     def _on_run(self):
-        v, s = self.view, self.scores
-        lo, hi = float(np.min(s)), float(np.max(s))
-        hi = hi if hi > lo else lo + 1e-9
+        v = self.view
+        lo, hi = self._range()
         self._busy = True
         try:
             # widen the range first so that no intermediate value is out of bounds
             self.threshold.max = max(hi, self.threshold.max)
             self.threshold.min = min(lo, self.threshold.min)
-            self.threshold.value = float(np.clip(self.youden, lo, hi))
+            self.threshold.value = self.youden  # inside [lo, hi]: the range holds both thresholds
             self.threshold.min, self.threshold.max = lo, hi
             self.threshold.step = (hi - lo) / 1000
             self.heldout_button.disabled = not len(v.held_out)
@@ -287,6 +199,8 @@ class Inspector(W.VBox):
             f" &nbsp;|&nbsp; TP {r['tp']} &nbsp; FN {r['fn']} &nbsp; TN {r['tn']} &nbsp; FP {r['fp']}"
             f"<br><small>Youden threshold {self.youden:.4g} (chosen on the test labels: optimistic); "
             f"held-out-normals threshold {self.heldout:.4g} (fixed without test labels)</small>")
+        if note := self.view.pixel_note():
+            self.rates_html.value += f"<br><small>{note}</small>"
         pred = s >= t
         fp = np.flatnonzero(pred & (y == 0))
         fn = np.flatnonzero(~pred & (y == 1))

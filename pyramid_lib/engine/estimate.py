@@ -1,0 +1,90 @@
+"""How long a run will take here: measured throughput, before anything is trained.
+
+`estimate(cfg, n_fit, n_score, device)` times a few optimiser steps of the config's own network
+(its input size, batch size and device, random inputs) and scales them by the run's number of
+steps; scoring is estimated as one forward pass per image at a third of a training step's cost
+per image.  The figure is rough (the first steps of a process are slower, other processes on the
+same cores slow it) but it tells a student on a laptop that the `paper` profile is days, not
+minutes, before it starts."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from ..config import TrainConfig
+from ..model import fast
+from .build import build, pick_device
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Seconds a run is expected to take, and what they come from."""
+
+    steps: int  # optimiser steps: epochs x batches per epoch
+    step_seconds: float  # measured seconds per step here
+    train_seconds: float
+    score_seconds: float
+    device: str
+
+    @property
+    def seconds(self) -> float:
+        return self.train_seconds + self.score_seconds
+
+    def describe(self) -> str:
+        """One line: the total, then how it was obtained."""
+        return (f"about {duration(self.seconds)} on {self.device} ({self.steps:,} steps x {self.step_seconds:.3g} s "
+                f"measured per step here, plus about {duration(self.score_seconds)} of scoring)")
+
+
+def duration(seconds: float) -> str:
+    """`seconds` in the largest unit that reads well: 45 s, 12 min, 3.5 h, 2.1 days."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def step_seconds(cfg: TrainConfig, device=None, steps: int = 3) -> float:
+    """Seconds per training step of cfg's network (input size, batch size, fast or not) on
+    `device`, measured on random images after one warm-up step.  Random weights are used whatever
+    cfg asks (speed does not depend on them), so nothing is downloaded."""
+    device = pick_device(device)
+    model, loss = build(replace(cfg, weights="random"), device)
+    opt = fast.adam(model.parameters(), lr=cfg.lr) if cfg.fast else torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    x = torch.rand(cfg.batch_size, 3, cfg.input_size, cfg.input_size, device=device)
+    if cfg.fast:
+        x = x.contiguous(memory_format=torch.channels_last)
+    model.train()
+
+    def one():
+        opt.zero_grad(set_to_none=True)
+        loss(model(x), x)[0].mean().backward()
+        opt.step()
+
+    one()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        one()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - t0) / steps
+
+
+def estimate(cfg: TrainConfig, n_fit: int, n_score: int = 0, device=None, steps: int = 3) -> Estimate:
+    """The expected wall time of training `cfg` on `n_fit` images (cfg.train_limit applied) and
+    scoring `n_score` images, from `step_seconds` measured here.  Raises ConfigError for a bad
+    device (`pick_device`)."""
+    device = pick_device(device)
+    n = min(n_fit, cfg.train_limit) if cfg.train_limit else n_fit
+    per_epoch = n // cfg.batch_size + (1 if n % cfg.batch_size >= 2 else 0)
+    total = cfg.epochs * per_epoch
+    s = step_seconds(cfg, device, steps)
+    return Estimate(total, s, total * s, n_score / cfg.batch_size * s / 3, str(device))

@@ -1,0 +1,277 @@
+"""The inputs of `predict_paths` (engine/predict.py): which files to score, their masks, how they are
+decoded, where their figures go, and what is not scored and why.
+
+Files and folders in any layout; folders are searched recursively, following the folder loader's
+rules (data/folder.py): a file is an image when Pillow can open it (`images_io.identify`: its
+content decides, not its suffix), hidden files and folders are skipped and named, OS and tool
+leftovers (.DS_Store, Thumbs.db, '._x.png', .ipynb_checkpoints/) are counted only.  Masks follow
+the folder loader's naming: `<stem>_mask.<any ext>` beside the image, or `<stem>_mask.*` / `<stem>.*`
+in the same sub-path under `ground_truth/<defect>/` for an image under `test/<defect>/` (letter case
+ignored; images under `test/good/` have none).  Decoding is `images_io.decode_image` /
+`decode_mask`, the loaders' own.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..data.images_io import JUNK_FOLDERS, decode_image, decode_mask, identify, is_junk, why_not_an_image
+from ..errors import DataError
+
+_SHOWN = 8  # names listed per reason in the warning
+MASK_REASON = "used as the mask of an image (its mask column)"
+
+
+@dataclass
+class Item:
+    """One image to score.  `size` (width, height of the upright picture), `notes` and
+    `mask_pixels` (uint8 0/1 S x S; zeros without a usable mask) are set by `decode`."""
+
+    path: Path
+    root: Path | None = None  # the folder argument it was found in (None: named directly)
+    mask: Path | None = None
+    size: tuple[int, int] | None = None
+    notes: list[str] = field(default_factory=list)
+    mask_pixels: torch.Tensor | None = None
+
+
+@dataclass
+class Found:
+    items: list[Item]
+    failed: list[tuple[str, str]]  # (path, reason): meant to be scored, could not be
+    skipped: list[tuple[str, str]]  # (path, reason): found in a folder, not an image to score
+    junk: int = 0  # OS/tool leftovers, counted only
+
+
+def collect(paths: list[Path], exclude: Path | None = None) -> Found:
+    """The images under `paths` (files, and folders searched recursively), each once, in the order
+    given (folders sorted by path), with their masks; every other entry in `failed` or `skipped`.
+    `exclude`: a folder not to search (the call's output folder)."""
+    found = Found([], [], [])
+    skip_dir = exclude.resolve() if exclude is not None else None
+    seen_dirs: set[Path] = set()
+    for p in paths:
+        if p.is_dir():
+            _walk(p, p, found, seen_dirs, skip_dir)
+        elif p.is_file():
+            _add_file(p, None, found, named=True)
+        else:
+            found.failed.append((str(p), f"{p}: no such file or folder" if not p.is_symlink()
+                                 else f"{p}: a broken link"))
+    _dedupe(found)
+    _attach_masks(found)
+    return found
+
+
+def _add_file(p: Path, root: Path | None, found: Found, named: bool) -> None:
+    try:
+        fmt = identify(p)
+    except DataError as e:
+        found.failed.append((str(p), str(e)))
+        return
+    if fmt is not None:
+        found.items.append(Item(p, root))
+        return
+    hint = why_not_an_image(p)
+    reason = "not an image Pillow can read" + (f" ({hint})" if hint else "")
+    (found.failed if named else found.skipped).append((str(p), reason))
+
+
+def _walk(folder: Path, root: Path, found: Found, seen: set[Path], skip_dir: Path | None) -> None:
+    real = folder.resolve()
+    if real == skip_dir:
+        found.skipped.append((str(folder), "the output folder of this call"))
+        return
+    if real in seen:
+        found.skipped.append((str(folder), "folder link already visited (a loop)"))
+        return
+    seen.add(real)
+    try:
+        entries = sorted(folder.iterdir(), key=lambda q: q.name)
+    except OSError as e:
+        found.failed.append((str(folder), f"{folder}: folder cannot be listed ({e.strerror or e})"))
+        return
+    for q in entries:
+        if q.is_dir():
+            if q.name.lower() in JUNK_FOLDERS:
+                found.junk += 1
+            elif q.name.startswith("."):
+                found.skipped.append((str(q), "hidden folder"))
+            else:
+                _walk(q, root, found, seen, skip_dir)
+        elif not q.is_file():
+            found.skipped.append((str(q), "not a regular file (broken link, socket, ...)"))
+        elif is_junk(q.name):
+            found.junk += 1
+        elif q.name.startswith("."):
+            found.skipped.append((str(q), "hidden file"))
+        else:
+            _add_file(q, root, found, named=False)
+
+
+def _dedupe(found: Found) -> None:
+    first: dict[Path, Item] = {}
+    keep = []
+    for it in found.items:
+        key = it.path.resolve()
+        if key in first:
+            found.skipped.append((str(it.path), f"given twice (scored as {first[key].path})"))
+        else:
+            first[key] = it
+            keep.append(it)
+    found.items = keep
+
+
+class _Listing:
+    """Directory listings, read once each: files by lower-case stem; sub-folders by lower-case name."""
+
+    def __init__(self):
+        self._cache: dict[Path, tuple[dict, dict]] = {}
+
+    def get(self, d: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+        if d not in self._cache:
+            files, dirs = defaultdict(list), defaultdict(list)
+            try:
+                for q in sorted(d.iterdir(), key=lambda q: q.name):
+                    if q.name.startswith(".") or is_junk(q.name):
+                        continue
+                    (dirs[q.name.lower()] if q.is_dir() else files[q.stem.lower()] if q.is_file() else []).append(q)
+            except OSError:
+                pass
+            self._cache[d] = (files, dirs)
+        return self._cache[d]
+
+
+def mask_candidates(p: Path, listing: _Listing | None = None) -> list[Path]:
+    """The mask files that name image `p` (module docstring), in the order: beside it, ground_truth/."""
+    listing = listing or _Listing()
+    stem = p.stem.lower()
+    found = [q for q in listing.get(p.parent)[0].get(stem + "_mask", []) if q != p]
+    parts = p.parts
+    tests = [i for i in range(len(parts) - 2) if parts[i].lower() == "test"]
+    if tests and parts[tests[-1] + 1].lower() != "good":
+        i = tests[-1]
+        dirs = listing.get(Path(*parts[:i]))[1].get("ground_truth", [])
+        for name in parts[i + 1:-1]:  # the defect folder, then the sub-path, any letter case
+            dirs = [c for d in dirs for c in listing.get(d)[1].get(name.lower(), [])]
+        for d in dirs:
+            files = listing.get(d)[0]
+            found += [q for s in (stem + "_mask", stem) for q in files.get(s, [])]
+    out = []
+    for q in found:
+        try:
+            if q not in out and identify(q) is not None:
+                out.append(q)
+        except DataError:  # an unreadable mask still names the image: decode() says why it is not used
+            out.append(q)
+    return out
+
+
+def _attach_masks(found: Found) -> None:
+    listing = _Listing()
+    as_mask: dict[Path, Path] = {}
+    for it in found.items:
+        cands = mask_candidates(it.path, listing)
+        if len(cands) == 1:
+            it.mask = cands[0]
+            as_mask[cands[0].resolve()] = it.path
+        elif cands:
+            it.notes.append(f"several masks match ({', '.join(map(str, cands))}): none used")
+    keep = []
+    for it in found.items:
+        image = as_mask.get(it.path.resolve())
+        if image is not None and image != it.path:
+            found.skipped.append((str(it.path), MASK_REASON))
+        else:
+            keep.append(it)
+    found.items = keep
+
+
+def decode(it: Item, size: int) -> torch.Tensor:
+    """Image `it` as uint8 3 x size x size (`images_io.decode_image`, as the loaders read training
+    images); sets it.size, it.notes (how it was read: non-square resize, value ranges, frames, mask
+    problems) and it.mask_pixels.  Raises DataError when the image cannot be used; a mask that cannot
+    be is noted and not used."""
+    x, wh, notes = decode_image(it.path, size)
+    it.notes = [n for n in it.notes if n.startswith("several masks")] + notes
+    w, h = wh
+    if w != h:
+        it.notes.append(f"{w}x{h} resized to {size}x{size}, aspect ratio not kept (as training images are)")
+    it.size, it.mask_pixels = wh, torch.zeros(size, size, dtype=torch.uint8)
+    if it.mask is not None:
+        try:
+            m, (mw, mh), _ = decode_mask(it.mask, size)
+        except DataError as e:
+            it.notes.append(f"mask not used: {e}")
+            it.mask = None
+            return x
+        if abs(w * mh - h * mw) > max(w + h, mw + mh):  # data/folder.py's rule: same aspect ratio, to a pixel
+            it.notes.append(f"mask {it.mask} not used: it is {mw}x{mh}, its image {w}x{h} (another aspect ratio)")
+            it.mask = None
+        else:
+            it.mask_pixels = m
+    return x
+
+
+def figure_names(items: list[Item]) -> list[Path]:
+    """figures/<name of the folder given>/<sub-path>/<stem>.png for an image found in a folder,
+    figures/<stem>.png for one named directly; a name already taken (a.png and a.jpg, two folders
+    of one name, names differing in case) gets its suffix, then a number: `a_jpg.png`, `a_jpg-2.png`."""
+    taken: set[str] = set()
+    names = []
+    for it in items:
+        rel = Path(it.root.resolve().name or "root") / it.path.relative_to(it.root) if it.root else Path(it.path.name)
+        ext = rel.suffix.lstrip(".") or "file"
+        cands = [rel.with_name(rel.stem + ".png"), rel.with_name(f"{rel.stem}_{ext}.png")]
+        cands += [rel.with_name(f"{rel.stem}_{ext}-{k}.png") for k in range(2, len(items) + 3)]
+        name = next(c for c in cands if c.as_posix().lower() not in taken)
+        taken.add(name.as_posix().lower())
+        names.append(Path("figures") / name)
+    return names
+
+
+def not_scored_frame(failed, skipped) -> pd.DataFrame:
+    """not_scored.csv: path, status (failed / skipped), reason."""
+    rows = [(p, "failed", r) for p, r in failed] + [(p, "skipped", r) for p, r in skipped]
+    return pd.DataFrame(rows, columns=["path", "status", "reason"])
+
+
+def describe_not_scored(failed, skipped) -> str:
+    """The warning naming every file not scored: failed ones each with its reason, skipped ones by reason."""
+    lines = [f"{len(failed) + len(skipped)} file(s) not scored ({len(failed)} failed, {len(skipped)} skipped):"]
+    lines += [f"  failed: {r if r.startswith(p) else f'{p}: {r}'}" for p, r in failed]
+    by_reason: dict[str, list[str]] = defaultdict(list)
+    for p, r in skipped:
+        by_reason[r].append(p)
+    for r, ps in by_reason.items():
+        more = f" ... and {len(ps) - _SHOWN} more" if len(ps) > _SHOWN else ""
+        lines.append(f"  skipped, {r} ({len(ps)}): {', '.join(ps[:_SHOWN])}{more}")
+    return "\n".join(lines)
+
+
+def remove_stale(out: Path, old_files, new_files: set[str]) -> list[Path]:
+    """Delete the files an earlier call listed in its predict.json that this call did not write
+    (only plain relative paths inside `out`), and the folders left empty; return what was deleted."""
+    removed = []
+    root = out.resolve()
+    for f in old_files:
+        rel = Path(str(f))
+        if f in new_files or rel.is_absolute() or ".." in rel.parts:
+            continue
+        p = out / rel
+        if p.is_file() and root in p.resolve().parents:
+            p.unlink()
+            removed.append(p)
+            for d in p.parents:
+                if d.resolve() == root:
+                    break
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+    return removed
