@@ -20,7 +20,7 @@ Layout, top to bottom; a module imports only from the layers below it (`lint-imp
     data/                 images.py, mnist.py, folder.py, datasets.py (load), splits.py
     metrics.py threshold.py paper.py plots.py files.py   utilities        errors.py   the exceptions
 
-The names below are the public API; everything else is reachable by its module path.
+The names in `__all__` are the public API; everything else is reachable by its module path.
 """
 
 __version__ = "0.1.0"

@@ -34,7 +34,7 @@ from filelock import FileLock
 from PIL import Image
 
 from . import data as data_mod
-from .config import TrainConfig, get_profile
+from .config import PROFILES, TrainConfig, get_profile
 from .engine.build import pick_device
 from .engine.estimate import estimate
 from .engine.evaluate import evaluate_run
@@ -46,8 +46,6 @@ from .model.anomaly_map import SCORE_NAMES, predict
 from .plots import history_figure, pick_labelled, reconstructions_figure, score_label, scores_figure, weights_note
 
 KIT = Path(__file__).resolve().parents[1]  # the clone: notebooks may run from a copy elsewhere
-
-
 DEFAULT_WORK, DEFAULT_DATA, RESULTS = KIT / "build" / "notebook-runs", KIT / "data", KIT / "results"
 
 
@@ -287,15 +285,19 @@ def committed_results(experiment: str, profile: str | None = None) -> pd.DataFra
 
 
 def made_by(results: pd.DataFrame) -> str:
-    """One sentence on how a results frame was made, from its own columns: profile(s), epochs,
-    weights, seeds and device (for the text above a table or figure)."""
+    """One sentence on how a results frame was made, from its own columns (profile, epochs, weights,
+    seeds, device; epochs or train_limit other than the profile's today: an earlier version)."""
     def values(col):
         if col not in results:
             return "not recorded"
         v = [str(x) for x in sorted(set(results[col].dropna()))]  # numbers in numeric order
         return ", ".join(v) if v else "not recorded"
+    old = [f"{c} {values(c)} where the {p} profile now has {PROFILES[p][c]}" for p in set(results.get("profile", []))
+           if p in PROFILES for c in ("epochs", "train_limit") if c in results and set(results.loc[
+               results["profile"] == p, c].dropna()) - {PROFILES[p][c]}]
     return (f"{len(results)} runs; profile {values('profile')}; epochs {values('epochs')}; weights "
-            f"{values('weights')}; seeds {values('seed')}; device {values('device')}")
+            f"{values('weights')}; seeds {values('seed')}; device {values('device')}"
+            + (f" (AN EARLIER VERSION of the profile: {'; '.join(old)})" if old else ""))
 
 
 def show_images(images: data_mod.ImageSet, idx, titles=None, title: str = "", masks: bool = False):
