@@ -234,6 +234,12 @@ def test_committed_results_and_how_they_were_made(tmp_path, monkeypatch):
     assert made_by(got) == "3 runs; profile cpu; epochs 6; weights random; seeds 0, 1; device cpu"
     assert made_by(got.drop(columns=["device", "seed"])).endswith("seeds not recorded; device not recorded")
     assert "epochs 6, 10;" in made_by(pd.concat([got, got.assign(epochs=10)]))  # in numeric order
+    # runs made with an earlier version of a profile are said to be (the committed cpu runs: 10 epochs)
+    assert "EARLIER VERSION" not in made_by(got)
+    assert made_by(got.assign(epochs=10)).endswith(
+        "(AN EARLIER VERSION of the profile: epochs 10 where the cpu profile now has 6)")
+    assert "train_limit 1000 where the quick profile now has 500" in made_by(
+        got.assign(profile="quick", epochs=10, train_limit=1000))
 
     write_results(tmp_path, "mnist", "paper", frame.assign(profile="paper", epochs=600, weights="imagenet"))
     with pytest.raises(DataError, match="name the profile"):
