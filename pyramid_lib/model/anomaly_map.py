@@ -27,10 +27,11 @@ __all__ = ["PRIMARY_SCORE", "SCORE_NAMES", "Prediction", "error_maps", "predict"
 
 
 @torch.no_grad()
-def scores(loss: PyramidLoss, x_hat, x) -> dict[str, torch.Tensor]:
+def scores(loss: PyramidLoss, x_hat, x, feats=None) -> dict[str, torch.Tensor]:
     """Per-image anomaly scores of images x and their reconstructions x_hat (B x 3 x S x S in
-    [0, 1]), higher = more anomalous: one tensor of size B for each of SCORE_NAMES (Sec. III-B)."""
-    f_x, f_hat = loss.features(x), loss.features(x_hat)
+    [0, 1]), higher = more anomalous: one tensor of size B for each of SCORE_NAMES (Sec. III-B).
+    `feats`: (F(x), F(x_hat)) when already computed (`predict` shares them with `error_maps`)."""
+    f_x, f_hat = feats if feats is not None else (loss.features(x), loss.features(x_hat))
     mse = mse_per_image(x_hat, x)
     perc = perceptual_per_image(f_hat, f_x)
     return {
@@ -42,14 +43,15 @@ def scores(loss: PyramidLoss, x_hat, x) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def error_maps(loss: PyramidLoss, x_hat, x) -> dict[str, torch.Tensor]:
+def error_maps(loss: PyramidLoss, x_hat, x, feats=None) -> dict[str, torch.Tensor]:
     """Per-pixel error maps of x and x_hat (B x 3 x S x S in [0, 1]), one B x S x S tensor for each
     of SCORE_NAMES: squared error (summed over channels), perceptual
     error (feature error averaged over channels, bilinearly resized to the image), their
-    lambda-sum, and 1 - SSIM."""
+    lambda-sum, and 1 - SSIM.  `feats`: (F(x), F(x_hat)) when already computed."""
     size = x.shape[-2:]
+    f_x, f_hat = feats if feats is not None else (loss.features(x), loss.features(x_hat))
     mse_map = (x_hat - x).pow(2).sum(1)  # per pixel, the terms of mse_per_image
-    f_err = (loss.features(x_hat) - loss.features(x)).pow(2).mean(1, keepdim=True)
+    f_err = (f_hat - f_x).pow(2).mean(1, keepdim=True)
     perc_map = F.interpolate(f_err, size=size, mode="bilinear", align_corners=False)[:, 0]
     _, ssim_map = structural_similarity_index_measure(x_hat.float(), x.float(), data_range=1.0,
                                                       reduction="none", return_full_image=True)
@@ -81,4 +83,5 @@ def predict(model, loss: PyramidLoss, x: torch.Tensor, maps: bool = True) -> Pre
     eval mode here: callers do that (a model in train mode would update its batch-norm statistics).
     """
     x_hat = model(x)
-    return Prediction(x_hat, scores(loss, x_hat, x), error_maps(loss, x_hat, x) if maps else None)
+    feats = (loss.features(x), loss.features(x_hat))  # F once per batch, for the scores and the maps
+    return Prediction(x_hat, scores(loss, x_hat, x, feats), error_maps(loss, x_hat, x, feats) if maps else None)
