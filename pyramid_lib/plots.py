@@ -123,12 +123,6 @@ def pick_labelled(test_scores, n: int = 8, score: str = "loss") -> list[tuple[in
     return picks[:n]
 
 
-def pick_examples(test_scores, n: int = 8, score: str = "loss") -> list[int]:
-    """Row positions of `pick_labelled` (the best- and worst-scored normals and anomalies, in
-    that function's order)."""
-    return [i for i, _ in pick_labelled(test_scores, n, score)]
-
-
 def history_figure(history, title: str = ""):
     """Training loss per epoch (log scale): the total (Eq. 1) and its two terms.  `history`: a frame
     with `epoch` and some of `loss`, `mse`, `perceptual` (RunDir.history).  Returns the Figure."""

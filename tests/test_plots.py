@@ -94,7 +94,6 @@ def test_pick_labelled_shows_each_end_of_each_label_in_order():
     assert s[rows["best-scored normal"]] == s[y == 0].min()
     assert s[rows["worst-scored anomaly"]] == s[y == 1].min()
     assert s[picks[3][0]] == s[y == 0].max() and s[picks[7][0]] == s[y == 1].max()
-    assert plots.pick_examples(t, 8) == [r for r, _ in picks]
     few = scores_frame(n_normal=3, n_anomalous=1)  # fewer images than picks: none twice
     rows = [r for r, _ in plots.pick_labelled(few, 8)]
     assert sorted(rows) == sorted(set(rows)) == [0, 1, 2, 3]
