@@ -3,6 +3,7 @@
     images.py     ImageSet, OneClassData (uint8 tensors in memory), data_root, to_input
     images_io.py  decoding one image or mask file (Pillow) into uint8 tensors
     mnist.py      MNIST, Fashion-MNIST, the embedded mnist-sample
+    walk.py       finding images in folders; which mask file belongs to which image
     folder.py     image folders in MVTec AD's layout, MVTec AD itself
     datasets.py   load(dataset, normal_class): the one entry point
     splits.py     held-out training normals, seeded subsets

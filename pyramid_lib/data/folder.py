@@ -50,17 +50,9 @@ from tqdm.auto import tqdm
 
 from ..errors import DataError
 from .images import ImageSet, OneClassData, data_root
-from .images_io import (
-    IMAGE_SUFFIXES,
-    decode_image,
-    decode_mask,
-    identify,
-    is_junk,
-    read_image,
-    read_mask,
-    why_not_an_image,
-)
+from .images_io import IMAGE_SUFFIXES, decode_image, decode_mask, is_junk, read_image, read_mask
 from .images_io import JUNK_FOLDERS as _JUNK_FOLDERS
+from .walk import mask_stems, same_aspect, walk_images
 
 __all__ = ["IMAGE_SUFFIXES", "MVTEC_CATEGORIES", "MVTEC_URL", "load_folder", "load_mvtec", "read_image", "read_mask"]
 
@@ -122,39 +114,12 @@ class _Report:
 
 
 def _walk(folder: Path, report: _Report, seen: set | None = None) -> list[Path]:
-    """Image files under `folder`, recursively (links followed once), sorted by path; every other
-    entry goes to the report."""
-    seen = set() if seen is None else seen
-    real = folder.resolve()
-    if real in seen:
-        report.skip(folder, "folder link already visited (a loop)")
-        return []
-    seen.add(real)
-    try:
-        entries = sorted(folder.iterdir(), key=lambda p: p.name)
-    except OSError as e:
-        report.skip(folder, f"folder cannot be listed ({e.strerror or e})")
-        return []
-    found = []
-    for p in entries:
-        if p.is_dir():
-            if p.name.lower() in _JUNK_FOLDERS:
-                report.junk.append(report.rel(p) + "/")
-            elif p.name.startswith("."):
-                report.skip(p, "hidden folder")
-            else:
-                found += _walk(p, report, seen)
-        elif not p.is_file():
-            report.skip(p, "not a regular file (broken link, socket, ...)")
-        elif is_junk(p.name):
-            report.junk.append(report.rel(p))
-        elif p.name.startswith("."):
-            report.skip(p, "hidden file")
-        elif identify(p) is None:
-            report.skip(p, "not an image Pillow can read", why_not_an_image(p))
-        else:
-            found.append(p)
-    return found
+    """Image files under `folder` (`walk.walk_images`); every other entry goes to the report."""
+    found = walk_images(folder, seen)
+    for p, reason, detail in found.skipped:
+        report.skip(p, reason, detail)
+    report.junk += [report.rel(p) + ("/" if p.is_dir() else "") for p in found.junk]
+    return found.images
 
 
 def _class_folders(parent: Path, report: _Report, stray: str) -> dict[str, list[Path]]:
@@ -293,8 +258,8 @@ def _match_masks(gt_dir: Path, test_paths, test_classes, test_dir: Path, report:
         used = set()
         for p in by_class[cls]:
             sub = p.parent.relative_to(_class_dir(p, test_dir)).as_posix().lower()
-            found = [m for k in ((sub, p.stem.lower() + "_mask"), (sub, p.stem.lower())) for m in masks.get(k, [])]
-            used.update((sub, s) for s in (p.stem.lower() + "_mask", p.stem.lower()))
+            found = [m for stem in mask_stems(p.stem) for m in masks.get((sub, stem), [])]
+            used.update((sub, stem) for stem in mask_stems(p.stem))
             if len(found) > 1:
                 raise DataError(f"{p}: several masks match it ({', '.join(map(str, found))}); keep one")
             if found:
@@ -320,7 +285,7 @@ def _read_matching_mask(mask: Path, image: Path, wh, size: int, report: _Report)
     _note(report, [mask], notes)
     if mwh != wh:
         (w, h), (mw, mh) = wh, mwh
-        if abs(w * mh - h * mw) > max(w + h, mw + mh):  # not the same aspect ratio, to a pixel's rounding
+        if not same_aspect(wh, mwh):
             raise DataError(f"{mask}: mask is {mw}x{mh} but its image {image} is {w}x{h} (after EXIF orientation); "
                             f"the mask must cover the upright image: redraw or resize it to {w}x{h}")
         report.note(mask, "mask of another size than its image, same aspect ratio", f"{mw}x{mh} scaled to {w}x{h}")

@@ -1,14 +1,13 @@
 """The inputs of `predict_paths` (engine/predict.py): which files to score, their masks, how they are
 decoded, where their figures go, and what is not scored and why.
 
-Files and folders in any layout; folders are searched recursively, following the folder loader's
-rules (data/folder.py): a file is an image when Pillow can open it (`images_io.identify`: its
-content decides, not its suffix), hidden files and folders are skipped and named, OS and tool
-leftovers (.DS_Store, Thumbs.db, '._x.png', .ipynb_checkpoints/) are counted only.  Masks follow
-the folder loader's naming: `<stem>_mask.<any ext>` beside the image, or `<stem>_mask.*` / `<stem>.*`
-in the same sub-path under `ground_truth/<defect>/` for an image under `test/<defect>/` (letter case
-ignored; images under `test/good/` have none).  Decoding is `images_io.decode_image` /
-`decode_mask`, the loaders' own.
+Files and folders in any layout; folders are searched as the folder loader searches them, by the
+same code (`data.walk.walk_images`: recursive, content decides what is an image, hidden entries
+named, OS leftovers counted).  Masks follow the folder loader's naming, by the same rules
+(`data.walk.mask_stems`, `ground_truth_place`): `<stem>_mask.*` / `<stem>.*` in the same sub-path
+under `ground_truth/<defect>/` for an image under `test/<defect>/`, and also `<stem>_mask.*` beside
+the image (letter case ignored; images under `test/good/` have none).  Decoding is
+`images_io.decode_image` / `decode_mask`, the loaders' own.
 """
 
 from __future__ import annotations
@@ -20,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..data.images_io import JUNK_FOLDERS, decode_image, decode_mask, identify, is_junk, why_not_an_image
+from ..data.images_io import decode_image, decode_mask, identify, is_junk, why_not_an_image
+from ..data.walk import NOT_AN_IMAGE, ground_truth_place, mask_stems, same_aspect, walk_images
 from ..errors import DataError
 
 _SHOWN = 8  # names listed per reason in the warning
@@ -57,9 +57,9 @@ def collect(paths: list[Path], exclude: Path | None = None) -> Found:
     seen_dirs: set[Path] = set()
     for p in paths:
         if p.is_dir():
-            _walk(p, p, found, seen_dirs, skip_dir)
+            _walk(p, found, seen_dirs, skip_dir)
         elif p.is_file():
-            _add_file(p, None, found, named=True)
+            _add_file(p, None, found)
         else:
             found.failed.append((str(p), f"{p}: no such file or folder" if not p.is_symlink()
                                  else f"{p}: a broken link"))
@@ -68,7 +68,8 @@ def collect(paths: list[Path], exclude: Path | None = None) -> Found:
     return found
 
 
-def _add_file(p: Path, root: Path | None, found: Found, named: bool) -> None:
+def _add_file(p: Path, root: Path | None, found: Found) -> None:
+    """A file named directly: scored when Pillow can open it, else failed with the reason."""
     try:
         fmt = identify(p)
     except DataError as e:
@@ -78,40 +79,16 @@ def _add_file(p: Path, root: Path | None, found: Found, named: bool) -> None:
         found.items.append(Item(p, root))
         return
     hint = why_not_an_image(p)
-    reason = "not an image Pillow can read" + (f" ({hint})" if hint else "")
-    (found.failed if named else found.skipped).append((str(p), reason))
+    found.failed.append((str(p), NOT_AN_IMAGE + (f" ({hint})" if hint else "")))
 
 
-def _walk(folder: Path, root: Path, found: Found, seen: set[Path], skip_dir: Path | None) -> None:
-    real = folder.resolve()
-    if real == skip_dir:
-        found.skipped.append((str(folder), "the output folder of this call"))
-        return
-    if real in seen:
-        found.skipped.append((str(folder), "folder link already visited (a loop)"))
-        return
-    seen.add(real)
-    try:
-        entries = sorted(folder.iterdir(), key=lambda q: q.name)
-    except OSError as e:
-        found.failed.append((str(folder), f"{folder}: folder cannot be listed ({e.strerror or e})"))
-        return
-    for q in entries:
-        if q.is_dir():
-            if q.name.lower() in JUNK_FOLDERS:
-                found.junk += 1
-            elif q.name.startswith("."):
-                found.skipped.append((str(q), "hidden folder"))
-            else:
-                _walk(q, root, found, seen, skip_dir)
-        elif not q.is_file():
-            found.skipped.append((str(q), "not a regular file (broken link, socket, ...)"))
-        elif is_junk(q.name):
-            found.junk += 1
-        elif q.name.startswith("."):
-            found.skipped.append((str(q), "hidden file"))
-        else:
-            _add_file(q, root, found, named=False)
+def _walk(folder: Path, found: Found, seen: set[Path], skip_dir: Path | None) -> None:
+    """The images under `folder` (`data.walk.walk_images`, its failures collected, not raised)."""
+    w = walk_images(folder, seen, skip_dir, errors="collect")
+    found.items += [Item(p, folder) for p in w.images]
+    found.failed += [(str(p), r) for p, r in w.failed]
+    found.skipped += [(str(p), f"{r} ({d})" if d else r) for p, r, d in w.skipped]
+    found.junk += len(w.junk)
 
 
 def _dedupe(found: Found) -> None:
@@ -150,18 +127,16 @@ class _Listing:
 def mask_candidates(p: Path, listing: _Listing | None = None) -> list[Path]:
     """The mask files that name image `p` (module docstring), in the order: beside it, ground_truth/."""
     listing = listing or _Listing()
-    stem = p.stem.lower()
-    found = [q for q in listing.get(p.parent)[0].get(stem + "_mask", []) if q != p]
-    parts = p.parts
-    tests = [i for i in range(len(parts) - 2) if parts[i].lower() == "test"]
-    if tests and parts[tests[-1] + 1].lower() != "good":
-        i = tests[-1]
-        dirs = listing.get(Path(*parts[:i]))[1].get("ground_truth", [])
-        for name in parts[i + 1:-1]:  # the defect folder, then the sub-path, any letter case
-            dirs = [c for d in dirs for c in listing.get(d)[1].get(name.lower(), [])]
+    found = [q for q in listing.get(p.parent)[0].get(mask_stems(p.stem)[0], []) if q != p]
+    place = ground_truth_place(p)
+    if place is not None:
+        gt, names = place
+        dirs = listing.get(gt.parent)[1].get(gt.name, [])  # ground_truth/, any letter case
+        for name in names:  # the defect folder, then the sub-path
+            dirs = [c for d in dirs for c in listing.get(d)[1].get(name, [])]
         for d in dirs:
             files = listing.get(d)[0]
-            found += [q for s in (stem + "_mask", stem) for q in files.get(s, [])]
+            found += [q for stem in mask_stems(p.stem) for q in files.get(stem, [])]
     out = []
     for q in found:
         try:
@@ -210,7 +185,7 @@ def decode(it: Item, size: int) -> torch.Tensor:
             it.notes.append(f"mask not used: {e}")
             it.mask = None
             return x
-        if abs(w * mh - h * mw) > max(w + h, mw + mh):  # data/folder.py's rule: same aspect ratio, to a pixel
+        if not same_aspect((w, h), (mw, mh)):
             it.notes.append(f"mask {it.mask} not used: it is {mw}x{mh}, its image {w}x{h} (another aspect ratio)")
             it.mask = None
         else:

@@ -1,0 +1,122 @@
+"""Finding images in folders, and the rules that pair an image with its mask: one place for both the
+folder loader (data/folder.py, training and evaluation) and `predict` (engine/predict_inputs.py).
+
+Walking a folder (`walk_images`): sub-folders are searched recursively, a folder link is followed
+once (a second visit is a loop, named); a file is an image when Pillow can open it (its content
+decides, not its suffix; `images_io.identify`); hidden files and folders (.name) are named as
+skipped; OS and tool leftovers (.DS_Store, Thumbs.db, '._x.png', .ipynb_checkpoints/, __MACOSX/)
+are only counted.
+
+Masks (after MVTec AD's naming, any letter case, any image format): the mask of
+`test/<defect>/<sub>/<stem>.<ext>` is `ground_truth/<defect>/<sub>/<stem>_mask.*` or
+`ground_truth/<defect>/<sub>/<stem>.*` (`mask_stems`, `ground_truth_place`); `predict` also
+takes `<stem>_mask.*` beside the image.  A mask must show the upright picture: the same size, or
+the same aspect ratio to a pixel's rounding (`same_aspect`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataError
+from .images_io import JUNK_FOLDERS, identify, is_junk, why_not_an_image
+
+NOT_AN_IMAGE = "not an image Pillow can read"
+
+
+@dataclass
+class Walk:
+    """What `walk_images` found.  `skipped`: (path, reason, detail) not used; `failed`: (path, reason)
+    for files whose content could not be identified and folders that could not be listed (only
+    with errors="collect"); `junk`: OS/tool leftovers, counted, not named."""
+
+    images: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str, str]] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    junk: list[Path] = field(default_factory=list)
+
+
+def walk_images(folder: Path, seen: set[Path] | None = None, exclude: Path | None = None,
+                errors: str = "raise", walk: Walk | None = None) -> Walk:
+    """The image files under `folder`, recursively, sorted by name at each level, each entry that is
+    not one recorded in the returned `Walk` (appended to `walk` when given).
+
+    `seen`: resolved folders already visited (shared between calls, so a link into a folder walked
+    before is named as a loop); `exclude`: a resolved folder not to enter (predict's output folder).
+    errors="raise": `identify`'s DataError (a file with an image suffix that does not decode)
+    propagates, and an unlistable folder is skipped with its reason; errors="collect": both go to
+    `failed`."""
+    walk = Walk() if walk is None else walk
+    seen = set() if seen is None else seen
+    real = folder.resolve()
+    if exclude is not None and real == exclude:
+        walk.skipped.append((folder, "the output folder of this call", ""))
+        return walk
+    if real in seen:
+        walk.skipped.append((folder, "folder link already visited (a loop)", ""))
+        return walk
+    seen.add(real)
+    try:
+        entries = sorted(folder.iterdir(), key=lambda p: p.name)
+    except OSError as e:
+        why = f"folder cannot be listed ({e.strerror or e})"
+        if errors == "collect":
+            walk.failed.append((folder, f"{folder}: {why}"))
+        else:
+            walk.skipped.append((folder, why, ""))
+        return walk
+    for p in entries:
+        if p.is_dir():
+            if p.name.lower() in JUNK_FOLDERS:
+                walk.junk.append(p)
+            elif p.name.startswith("."):
+                walk.skipped.append((p, "hidden folder", ""))
+            else:
+                walk_images(p, seen, exclude, errors, walk)
+        elif not p.is_file():
+            walk.skipped.append((p, "not a regular file (broken link, socket, ...)", ""))
+        elif is_junk(p.name):
+            walk.junk.append(p)
+        elif p.name.startswith("."):
+            walk.skipped.append((p, "hidden file", ""))
+        else:
+            try:
+                fmt = identify(p)
+            except DataError as e:
+                if errors != "collect":
+                    raise
+                walk.failed.append((p, str(e)))
+                continue
+            if fmt is None:
+                walk.skipped.append((p, NOT_AN_IMAGE, why_not_an_image(p)))
+            else:
+                walk.images.append(p)
+    return walk
+
+
+def mask_stems(stem: str) -> tuple[str, str]:
+    """The names, lower case and without suffix, a mask of the image named `stem` may have:
+    `<stem>_mask` (MVTec AD's) and `<stem>` (the same name as the image)."""
+    s = stem.lower()
+    return s + "_mask", s
+
+
+def ground_truth_place(image: Path) -> tuple[Path, tuple[str, ...]] | None:
+    """Where the mask of `image` lies, for an image under `.../test/<defect>/<sub...>/`: the folder
+    `.../ground_truth` beside that `test/` (the last `test` in the path, any letter case) and the
+    folder names below it, (<defect>, <sub...>) in lower case.  None for images under `test/good/`
+    (normal images have no mask) and images with no `test/<defect>/` above them."""
+    parts = image.parts
+    tests = [i for i in range(len(parts) - 2) if parts[i].lower() == "test"]
+    if not tests or parts[tests[-1] + 1].lower() == "good":
+        return None
+    i = tests[-1]
+    return Path(*parts[:i]) / "ground_truth", tuple(q.lower() for q in parts[i + 1:-1])
+
+
+def same_aspect(wh: tuple[int, int], mask_wh: tuple[int, int]) -> bool:
+    """True when a mask of size `mask_wh` (width, height) covers a picture of size `wh`: the same
+    aspect ratio to a pixel's rounding, so the mask can be scaled with the picture."""
+    (w, h), (mw, mh) = wh, mask_wh
+    return abs(w * mh - h * mw) <= max(w + h, mw + mh)
