@@ -74,7 +74,7 @@ def reconstructions_figure(x, x_hat, maps=None, titles=None, masks=None, title: 
         ax.set_xticks([]), ax.set_yticks([])
     if im is not None:  # one scale for every map: one bar, beside the map row
         bar = fig.colorbar(im, ax=list(axes[2, :]), fraction=0.05, pad=0.02, aspect=8)
-        bar.set_label(map_label, fontsize="x-small")
+        bar.set_label(map_label, fontsize="small")
         bar.ax.tick_params(labelsize="x-small")
     fig.suptitle(title, fontsize="medium")
     return fig

@@ -356,10 +356,11 @@ def plot_reconstructions(result: RunResult, data: data_mod.OneClassData, rows=No
                                   title=f"column titles: class: {short}{what}{result.note}", map_label=f"{short} map")
 
 
-def auroc_barplot(comparison: pd.DataFrame, title: str = ""):
+def auroc_barplot(comparison: pd.DataFrame, title: str = "", class_names=None):
     """Per-class AUROC of a `paper.compare` frame, ours beside the paper's, classes in its order (the
     paper's), the best and worst of ours labelled, the legend beside the axes; error bars where a
-    class has several runs (its `ours_sd`: the s.d. over seeds)."""
+    class has several runs (its `ours_sd`: the s.d. over seeds).  `class_names`: names by class
+    index (e.g. `data.FMNIST_CLASSES`), written under the indices on the x axis."""
     c = comparison[comparison["class"] != "mean"].reset_index(drop=True)
     x, ours = np.arange(len(c)), c["ours"].to_numpy(float)
     sd = c["ours_sd"].to_numpy(float) if "ours_sd" in c else None
@@ -378,7 +379,9 @@ def auroc_barplot(comparison: pd.DataFrame, title: str = ""):
         for i, word in {int(np.nanargmin(ours)): "worst", int(np.nanargmax(ours)): "best"}.items():
             ax.annotate(f"{word}\n{ours[i]:.3f}", (x[i] - off, ours[i]), xytext=(0, 3), textcoords="offset points",
                         ha="center", va="bottom", fontsize="x-small")
-    ax.set_xticks(x, c["class"])
+    ticks = [f"{k}\n{class_names[int(k)]}" if class_names is not None and str(k).isdigit() else str(k)
+             for k in c["class"]]
+    ax.set_xticks(x, ticks, fontsize="small" if class_names is not None else None)
     ax.set(ylim=(0, 1.18), yticks=np.linspace(0, 1, 6), xlabel="normal class", ylabel="AUROC")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax.set_title(title, fontsize="medium")
