@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 import torch
 from filelock import FileLock
-from PIL import Image
 
 from . import data as data_mod
 from .config import PROFILES, TrainConfig, get_profile
+from .data.synthetic import synthetic_mvtec
 from .engine.build import pick_device
 from .engine.estimate import estimate
 from .engine.evaluate import evaluate_run
@@ -136,42 +136,6 @@ def run_dir(setup: Setup, cfg: TrainConfig) -> RunDir:
     return RunDir(setup.work / "runs" / name, setup.device)
 
 
-def synthetic_mvtec(folder, size: int = 128, n_train: int = 12, n_good: int = 3, seed: int = 0) -> Path:
-    """Write a small MVTec-layout folder of synthetic grid textures (NOT MVTec): train/good,
-    test/good, test/scratch, test/blob (size x size grey PNGs) and their masks; return `folder`.
-    The stand-in when MVTec AD is absent."""
-    folder = Path(folder)
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-
-    def texture():
-        period, phase = rng.uniform(9, 11), rng.uniform(0, 6.28, 2)
-        g = 0.5 + 0.25 * (np.sin(xx / period * 6.28 + phase[0]) + np.sin(yy / period * 6.28 + phase[1]))
-        return np.clip(g + rng.normal(0, 0.04, g.shape), 0, 1)
-
-    def save(path, arr):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray((np.clip(arr, 0, 1) * 255).astype(np.uint8), mode="L").save(path)
-
-    for i in range(n_train):
-        save(folder / "train" / "good" / f"{i:03d}.png", texture())
-    for i in range(n_good):
-        save(folder / "test" / "good" / f"{i:03d}.png", texture())
-    for defect in ("scratch", "blob"):
-        for i in range(3):
-            img, mask = texture(), np.zeros((size, size))
-            cy, cx = rng.integers(size // 4, 3 * size // 4, 2)
-            if defect == "scratch":
-                mask[np.abs((yy - cy) - 0.6 * (xx - cx)) < 2.0] = 1
-                mask[(np.abs(xx - cx) > size // 4)] = 0
-            else:
-                mask[(yy - cy) ** 2 + (xx - cx) ** 2 < (size // 10) ** 2] = 1
-            img = np.where(mask > 0, 0.05 if defect == "scratch" else 0.95, img)
-            save(folder / "test" / defect / f"{i:03d}.png", img)
-            save(folder / "ground_truth" / defect / f"{i:03d}_mask.png", mask)
-    return folder
-
-
 def load_data(dataset: str, normal_class, setup: Setup) -> tuple[data_mod.OneClassData, str]:
     """Load a dataset for a notebook; when it is absent, print so (for the reader) and use a stand-in.
 
@@ -269,11 +233,13 @@ def train_cached(cfg: TrainConfig, data: data_mod.OneClassData, setup: Setup,
     return RunResult(run, cfg, metrics, test, held)
 
 
-def committed_results(experiment: str, profile: str | None = None) -> pd.DataFrame:
+def committed_results(experiment: str, profile: str | None = None, runs: str = "current") -> pd.DataFrame:
     """The committed full results of an experiment (results/<experiment>/<profile>/results.csv:
     one row per run; mnist, fmnist, mvtec, ablation-lambda, ablation-encoders), with the columns
     that say how they were made (profile, epochs, weights, seed, device).  `profile`: None takes
-    the one folder there (DataError when there are several or none)."""
+    the one folder there (DataError when there are several or none).  A folder may hold runs of an
+    earlier version of its profile beside runs of today's: runs="current" (default) keeps only
+    today's when there are any (`made_by` says which were kept), runs="all" keeps every row."""
     base = RESULTS / experiment
     found = sorted(p.parent for p in base.glob("*/results.csv"))
     if profile is not None:
@@ -281,23 +247,46 @@ def committed_results(experiment: str, profile: str | None = None) -> pd.DataFra
     if len(found) != 1:
         raise DataError(f"{base}: expected one results/<profile>/results.csv, found "
                         f"{[str(p) for p in found] or 'none'}; name the profile")
-    return pd.read_csv(found[0] / "results.csv", dtype={"normal_class": str})
+    if runs not in ("current", "all"):
+        raise ValueError(f"runs={runs!r}: 'current' or 'all'")
+    frame = pd.read_csv(found[0] / "results.csv", dtype={"normal_class": str})
+    now = ~_earlier_version(frame).any(axis=1)
+    if runs == "current" and now.any() and not now.all():
+        frame = frame[now].reset_index(drop=True)
+        frame.attrs["left_out"] = f"{int((~now).sum())} runs of an earlier version of the profile left out"
+    return frame
+
+
+def _earlier_version(results: pd.DataFrame) -> pd.DataFrame:
+    """Per row and per setting (epochs, train_limit): True where the run's value is not what its
+    profile (PROFILES) has today; a missing value is today's."""
+    out = pd.DataFrame(False, index=results.index, columns=["epochs", "train_limit"])
+    for c in out.columns:
+        if c not in results or "profile" not in results:
+            continue
+        today = results["profile"].map(lambda p, c=c: PROFILES[p][c] if p in PROFILES else None)
+        known = results["profile"].isin(list(PROFILES)) & results[c].notna()
+        out[c] = known & (results[c].astype(object) != today.astype(object))
+    return out
 
 
 def made_by(results: pd.DataFrame) -> str:
     """One sentence on how a results frame was made, from its own columns (profile, epochs, weights,
-    seeds, device; epochs or train_limit other than the profile's today: an earlier version)."""
-    def values(col):
-        if col not in results:
+    seeds, device; epochs or train_limit other than the profile's today: an earlier version; runs
+    `committed_results` left out)."""
+    def values(col, frame=results):
+        if col not in frame:
             return "not recorded"
-        v = [str(x) for x in sorted(set(results[col].dropna()))]  # numbers in numeric order
+        v = [str(x) for x in sorted(set(frame[col].dropna()))]  # numbers in numeric order
         return ", ".join(v) if v else "not recorded"
-    old = [f"{c} {values(c)} where the {p} profile now has {PROFILES[p][c]}" for p in set(results.get("profile", []))
-           if p in PROFILES for c in ("epochs", "train_limit") if c in results and set(results.loc[
-               results["profile"] == p, c].dropna()) - {PROFILES[p][c]}]
+    early = _earlier_version(results)
+    old = [f"{c} {values(c, results[early[c]])} where the {p} profile now has {PROFILES[p][c]}"
+           for c in early.columns for p in sorted(set(results.loc[early[c], "profile"]))]
+    left_out = results.attrs.get("left_out")
     return (f"{len(results)} runs; profile {values('profile')}; epochs {values('epochs')}; weights "
             f"{values('weights')}; seeds {values('seed')}; device {values('device')}"
-            + (f" (AN EARLIER VERSION of the profile: {'; '.join(old)})" if old else ""))
+            + (f" (AN EARLIER VERSION of the profile: {'; '.join(old)})" if old else "")
+            + (f" ({left_out})" if left_out else ""))
 
 
 def show_images(images: data_mod.ImageSet, idx, titles=None, title: str = "", masks: bool = False):

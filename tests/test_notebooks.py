@@ -241,6 +241,21 @@ def test_committed_results_and_how_they_were_made(tmp_path, monkeypatch):
     assert "train_limit 1000 where the quick profile now has 500" in made_by(
         got.assign(profile="quick", epochs=10, train_limit=1000))
 
+    # a folder holding runs of today's profile beside an earlier version's: today's are read, and it says so
+    (tmp_path / "mnist" / "cpu" / "results.csv").unlink()
+    (tmp_path / "mnist" / "cpu").rmdir()
+    write_results(tmp_path, "mnist", "cpu", pd.concat([frame.assign(epochs=10, seed=0), frame]))
+    now = committed_results("mnist")
+    assert len(now) == 3 and now["epochs"].eq(6).all()
+    assert made_by(now) == ("3 runs; profile cpu; epochs 6; weights random; seeds 0, 1; device cpu "
+                            "(3 runs of an earlier version of the profile left out)")
+    both = committed_results("mnist", runs="all")
+    assert len(both) == 6 and made_by(both).endswith("(AN EARLIER VERSION of the profile: epochs 10 where the "
+                                                     "cpu profile now has 6)")
+    old_only = frame.assign(epochs=10)
+    (tmp_path / "mnist" / "cpu" / "results.csv").write_text(old_only.to_csv(index=False))
+    assert len(committed_results("mnist")) == 3 and "EARLIER VERSION" in made_by(committed_results("mnist"))
+
     write_results(tmp_path, "mnist", "paper", frame.assign(profile="paper", epochs=600, weights="imagenet"))
     with pytest.raises(DataError, match="name the profile"):
         committed_results("mnist")

@@ -5,6 +5,7 @@
     mnist.py      MNIST, Fashion-MNIST, the embedded mnist-sample
     walk.py       finding images in folders; which mask file belongs to which image
     folder.py     image folders in MVTec AD's layout, MVTec AD itself
+    synthetic.py  a synthetic stand-in folder in MVTec AD's layout (not MVTec AD)
     datasets.py   load(dataset, normal_class): the one entry point
     splits.py     held-out training normals, seeded subsets
 
