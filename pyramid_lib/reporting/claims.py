@@ -104,6 +104,13 @@ def value(root, selector: str, cls: str, column: str = "auroc", stat: str = "mea
     return s.at[str(cls), stat].item()
 
 
+def seed_sd(root, selector: str, stat: str = "mean", column: str = "auroc") -> float:
+    """The s.d. over seeds (ddof 1) of each class's runs, then its 'mean' or 'max' over the classes
+    that have two or more seeds."""
+    sd = seed_summary(select(root, selector), column)["sd"].dropna()
+    return float({"mean": sd.mean, "max": sd.max}[stat]())
+
+
 def class_diff(root, a: str, b: str, cls: str, column: str = "auroc") -> float:
     """One class's seed mean in A minus in B."""
     return value(root, a, cls, column) - value(root, b, cls, column)
@@ -157,8 +164,8 @@ def printed_mean(root, method: str = paper.OURS) -> float:
     return float(paper.TABLE_III_MEAN[method])
 
 
-FUNCTIONS = {f.__name__: f for f in (mean, diff, versus_printed, value, class_diff, runs, planned, seeds, setting,
-                                     same_config, paper_mean, printed_mean)}
+FUNCTIONS = {f.__name__: f for f in (mean, diff, versus_printed, value, seed_sd, class_diff, runs, planned, seeds,
+                                     setting, same_config, paper_mean, printed_mean)}
 
 
 @dataclass(frozen=True)

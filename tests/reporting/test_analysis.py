@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 from helpers import REPO
 from report_fixtures import results_tree
@@ -66,6 +67,14 @@ def test_selectors_filter_by_method_and_by_results_or_config_columns(tree):
         claims.evaluate('__import__("os")', tree)
     with pytest.raises(ConfigError, match="no results.csv"):
         claims.runs(tree, "nowhere/cpu")
+
+
+def test_seed_sd_is_the_spread_over_seeds_of_each_class(tree):
+    runs = claims.select(tree, "mnist/cpu")
+    sd = runs.assign(a=pd.to_numeric(runs["auroc"])).groupby("normal_class")["a"].std(ddof=1)
+    assert claims.seed_sd(tree, "mnist/cpu") == pytest.approx(sd.mean())
+    assert claims.seed_sd(tree, "mnist/cpu", "max") == pytest.approx(sd.max())
+    assert claims.seed_sd(tree, "mnist/cpu", "max") > claims.seed_sd(tree, "mnist/cpu") > 0
 
 
 def test_unclaimed_ignores_code_links_and_comments():
