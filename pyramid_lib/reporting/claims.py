@@ -193,7 +193,10 @@ def evaluate(call: str, root) -> object:
 def _written(before: str, result) -> str:
     """The text the claim covers, taken from the end of `before`: a number or the expected words."""
     if isinstance(result, str):
-        return result if before.endswith(result) else before.rstrip().rsplit(" ", 1)[-1]
+        if before.endswith(result):
+            return result
+        last = re.search(r"\S+$", before)  # the last word, whatever whitespace precedes it
+        return last.group(0) if last else ""
     m = re.search(r"[+\-]?\d+(?:\.\d+)?$", before)
     return m.group(0) if m else ""
 

@@ -52,6 +52,11 @@ def test_a_wrong_number_or_word_is_caught_and_rewrite_repairs_it(tree):
     assert claims.rewrite(bad, tree) == good
 
 
+def test_rewrite_replaces_only_the_claimed_word_after_a_line_break(tree):
+    text = 'weights\nX<!-- setting("fmnist/cpu", "weights") --> and at most\n0<!-- seeds("mnist/cpu") --> seeds'
+    assert claims.rewrite(text, tree) == text.replace("\nX", "\nimagenet").replace("\n0", "\n3")
+
+
 def test_numbers_are_compared_at_the_digits_written_with_their_sign(tree):
     text = '+0.0510<!-- diff("mnist/cpu", "baselines/cpu:ae-l2:dataset=mnist") --> and 0.05<!-- ' \
            'diff("mnist/cpu", "baselines/cpu:ae-l2") -->'
