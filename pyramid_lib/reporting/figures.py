@@ -57,6 +57,18 @@ def _bars(ax, groups: list[tuple[str, pd.DataFrame]], classes: list[str], value:
     ax.set_xticks(x, classes)
 
 
+def class_bar_groups(experiment: str, ours: pd.DataFrame, out_root, profile: str) -> list[tuple[str, pd.DataFrame]]:
+    """The bars of auroc_by_class.png, as (label, runs): our runs (one training regime), then each
+    re-run baseline of results/baselines/<profile> on the same dataset and in the same regime
+    (`records.in_regime`: OC-SVM and KDE, fitted once, where their data settings are ours); a
+    baseline with no such runs has no bar."""
+    reg = ours["regime"].iloc[0] if "regime" in ours and len(ours) else ""
+    b = baseline_runs(out_root, base_profile(profile))
+    b = in_regime(b[b["dataset"] == experiment], reg) if len(b) else b
+    groups = [("ours", ours)] + [(f"{m} re-run", b[b["method"] == m]) for m in BASELINE_METHODS if len(b)]
+    return [g for g in groups if len(g[1])]
+
+
 FIGURES = {"mnist": ("auroc_by_class.png", "roc_curves.png"), "fmnist": ("auroc_by_class.png", "roc_curves.png"),
            "mvtec": ("tpr_tnr.png", "roc_curves.png"), "ablation-encoders": ("encoders.png",),
            "ablation-lambda": ("lambda.png",), "baselines": ("baselines.png",)}
@@ -76,10 +88,7 @@ def figures(experiment: str, base: Path, res: pd.DataFrame, out_root, profile: s
     if experiment in ("mnist", "fmnist"):
         ours = res[res["method"] == "ours"]
         classes = sorted_classes(ours["normal_class"])
-        b = baseline_runs(out_root, base_profile(profile))
-        groups = [("ours", ours)] + [(f"{m} re-run", b[(b.dataset == experiment) & (b.method == m)])
-                                     for m in BASELINE_METHODS if len(b)]
-        groups = [g for g in groups if len(g[1])]
+        groups = class_bar_groups(experiment, ours, out_root, profile)
         fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(classes) + 2), 4))
         _bars(ax, groups, classes)
         if experiment == "mnist":

@@ -179,3 +179,8 @@ def test_baselines_pair_only_with_runs_of_the_same_training_and_data_settings(tm
     rows = headline(out, "cpu").set_index("B")
     assert list(rows.index) == ["paper Ours (Table III)", "ocsvm (re-run)"]
     assert rows.at["ocsvm (re-run)", "B mean"] == "0.8000"
+    # the per-class figure draws the same pairs: no bar of another regime's baseline beside ours
+    from pyramid_lib.reporting.figures import class_bar_groups
+
+    groups = dict(class_bar_groups("mnist", read_runs(mn), out, "cpu"))
+    assert list(groups) == ["ours", "ocsvm re-run"] and groups["ocsvm re-run"]["auroc"].eq(0.8).all()
