@@ -10,7 +10,8 @@ Numbers must be written with the digits they are checked to (0.9256 is compared 
 rounded to 4 decimals; a leading + is kept); integers and words (verdicts) must equal the value.
 Arguments are Python literals.  A *selector* names runs: "folder[:method][:column=value...]",
 e.g. "baselines/cpu:ocsvm:dataset=mnist" or "ablation-encoders/quick:encoders=4"; a column is a
-results.csv column or a config.json field (`cfg_lr`, written lr).  "paper:mnist" selects the
+results.csv column or a config.json field (`cfg_lr`, written lr); `train_limit=all` selects runs
+without a limit.  "paper:mnist" selects the
 paper's per-class Ours column of Table III as if it were runs.
 
 `check(text, root)` returns every claim with its recomputed value; `unclaimed(text)` the decimal
@@ -62,7 +63,9 @@ def select(root: Path, selector: str) -> pd.DataFrame:
             continue
         col = key if key in runs else f"cfg_{key}"
         want = _value(want)
-        if isinstance(want, (int, float)):
+        if want == "all":  # no limit (train_limit, test_limit): recorded as empty
+            runs = runs[runs[col].isna() | (runs[col].astype(str) == "all")]
+        elif isinstance(want, (int, float)):
             runs = runs[pd.to_numeric(runs[col], errors="coerce") == want]
         else:
             runs = runs[runs[col].astype(str) == want]

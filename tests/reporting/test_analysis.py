@@ -67,6 +67,7 @@ def test_selectors_filter_by_method_and_by_results_or_config_columns(tree):
     assert claims.runs(tree, "baselines/cpu:ae-l2") == 9
     assert claims.runs(tree, "baselines/cpu:ocsvm:dataset=mnist") == 3
     assert claims.runs(tree, "mnist/cpu:lr_schedule=cosine:seed=1") == 3
+    assert claims.runs(tree, "mnist/cpu:train_limit=all") == 9 and claims.runs(tree, "mnist/cpu:train_limit=4000") == 0
     assert claims.setting(tree, "fmnist/cpu", "weights") == "imagenet"
     with pytest.raises(ConfigError):
         claims.evaluate('__import__("os")', tree)
