@@ -81,10 +81,14 @@ def mean(root, selector: str, stat: str = "mean", value: str = "auroc"):
     return _stat(class_mean(select(root, selector), value), stat)
 
 
-def diff(root, a: str, b: str, stat: str = "mean", value: str = "auroc"):
+def diff(root, a: str, b: str, stat: str = "mean", value: str = "auroc", value_b: str | None = None):
     """A - B paired class by class (stats.paired): 'mean', 'lo', 'hi', 'n' (classes), 'better' (classes
-    where A is higher), 'verdict', 'seed_sd_a', 'seed_sd_b'."""
-    p = paired(select(root, a), select(root, b), value)
+    where A is higher), 'verdict', 'seed_sd_a', 'seed_sd_b'.  `value_b`: B's column when it is not
+    A's (two scores of the same runs: diff(s, s, value="auroc_ssim", value_b="auroc"))."""
+    runs_b = select(root, b)
+    if value_b is not None:
+        runs_b = runs_b.assign(**{value: runs_b[value_b]})
+    p = paired(select(root, a), runs_b, value)
     if stat == "better":
         return p.a_better
     if stat == "verdict":
@@ -198,7 +202,7 @@ def _written(before: str, result) -> str:
     if isinstance(result, str):
         if before.endswith(result):
             return result
-        last = re.search(r"\S+$", before)  # the last word, whatever whitespace precedes it
+        last = re.search(r"[^\s(\[]+$", before)  # the last word, after any whitespace or opening bracket
         return last.group(0) if last else ""
     m = re.search(r"[+\-]?\d+(?:\.\d+)?$", before)
     return m.group(0) if m else ""

@@ -12,6 +12,7 @@ from report_fixtures import results_tree
 
 from pyramid_lib.errors import ConfigError
 from pyramid_lib.reporting import claims
+from pyramid_lib.reporting.stats import t_interval
 
 RESULTS = REPO / "results"
 ANALYSIS = RESULTS / "ANALYSIS.md"
@@ -55,6 +56,18 @@ def test_a_wrong_number_or_word_is_caught_and_rewrite_repairs_it(tree):
 def test_rewrite_replaces_only_the_claimed_word_after_a_line_break(tree):
     text = 'weights\nX<!-- setting("fmnist/cpu", "weights") --> and at most\n0<!-- seeds("mnist/cpu") --> seeds'
     assert claims.rewrite(text, tree) == text.replace("\nX", "\nimagenet").replace("\n0", "\n3")
+    text = 'the paper (X<!-- diff("mnist/cpu", "paper:mnist", "verdict") -->)'
+    assert claims.rewrite(text, tree).startswith("the paper (no difference shown<!--")
+
+
+def test_two_scores_of_the_same_runs_are_paired_run_by_run(tree):
+    runs = claims.select(tree, "mnist/cpu")
+    per_class = (runs["auroc"] - runs["youden_tpr"]).groupby(runs["normal_class"]).mean()
+    got = claims.diff(tree, "mnist/cpu", "mnist/cpu", value="auroc", value_b="youden_tpr")
+    assert got == pytest.approx(per_class.mean()) and abs(got) > 0.05
+    iv = t_interval(per_class.to_numpy())
+    lo = claims.diff(tree, "mnist/cpu", "mnist/cpu", "lo", value="auroc", value_b="youden_tpr")
+    assert lo == pytest.approx(iv.lo)
 
 
 def test_numbers_are_compared_at_the_digits_written_with_their_sign(tree):
