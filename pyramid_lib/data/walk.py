@@ -82,17 +82,24 @@ def walk_images(folder: Path, seen: set[Path] | None = None, exclude: Path | Non
             walk.skipped.append((p, "hidden file", ""))
         else:
             try:
-                fmt = identify(p)
+                why = not_an_image(p)
             except DataError as e:
                 if errors != "collect":
                     raise
                 walk.failed.append((p, str(e)))
                 continue
-            if fmt is None:
-                walk.skipped.append((p, NOT_AN_IMAGE, why_not_an_image(p)))
-            else:
+            if why is None:
                 walk.images.append(p)
+            else:
+                walk.skipped.append((p, *why))
     return walk
+
+
+def not_an_image(path: Path) -> tuple[str, str] | None:
+    """None when Pillow can open the file (`images_io.identify`: its content decides); else
+    (NOT_AN_IMAGE, a hint such as "HEIC: pip install pillow-heif", or "").  Raises DataError for a
+    file whose suffix is an image format but whose content does not decode."""
+    return None if identify(path) is not None else (NOT_AN_IMAGE, why_not_an_image(path))
 
 
 def mask_stems(stem: str) -> tuple[str, str]:

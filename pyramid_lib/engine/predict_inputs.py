@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..data.images_io import decode_image, decode_mask, identify, is_junk, why_not_an_image
-from ..data.walk import NOT_AN_IMAGE, ground_truth_place, mask_stems, same_aspect, walk_images
+from ..data.images_io import decode_image, decode_mask, identify, is_junk
+from ..data.walk import ground_truth_place, mask_stems, not_an_image, same_aspect, walk_images
 from ..errors import DataError
 
 _SHOWN = 8  # names listed per reason in the warning
@@ -71,15 +71,14 @@ def collect(paths: list[Path], exclude: Path | None = None) -> Found:
 def _add_file(p: Path, root: Path | None, found: Found) -> None:
     """A file named directly: scored when Pillow can open it, else failed with the reason."""
     try:
-        fmt = identify(p)
+        why = not_an_image(p)
     except DataError as e:
         found.failed.append((str(p), str(e)))
         return
-    if fmt is not None:
+    if why is None:
         found.items.append(Item(p, root))
-        return
-    hint = why_not_an_image(p)
-    found.failed.append((str(p), NOT_AN_IMAGE + (f" ({hint})" if hint else "")))
+    else:
+        found.failed.append((str(p), f"{why[0]} ({why[1]})" if why[1] else why[0]))
 
 
 def _walk(folder: Path, found: Found, seen: set[Path], skip_dir: Path | None) -> None:
