@@ -32,7 +32,7 @@ import pandas as pd
 from .. import paper
 from ..errors import ConfigError
 from .records import read_runs
-from .stats import against_constant, class_mean, paired, seed_summary
+from .stats import against_constant, class_mean, paired, seed_summary, verdict
 from .tables import planned as planned_runs
 
 CLAIM = re.compile(r"<!--\s*(?P<call>\w+\(.*?\))\s*-->", re.S)
@@ -118,9 +118,14 @@ def seed_sd(root, selector: str, stat: str = "mean", column: str = "auroc") -> f
     return float({"mean": sd.mean, "max": sd.max}[stat]())
 
 
-def class_diff(root, a: str, b: str, cls: str, column: str = "auroc") -> float:
-    """One class's seed mean in A minus in B."""
-    return value(root, a, cls, column) - value(root, b, cls, column)
+def class_diff(root, a: str, b: str, cls: str, column: str = "auroc", stat: str = "mean"):
+    """One class's seed mean in A minus in B ('mean'); or, where both share two or more seeds, the
+    seed-paired 95% t-interval of that difference ('lo', 'hi', 'n' seeds) and its 'verdict'."""
+    if stat == "mean":
+        return value(root, a, cls, column) - value(root, b, cls, column)
+    t = paired(select(root, a), select(root, b), column).per_class.set_index("normal_class")
+    lo, hi = float(t.at[str(cls), "seed_lo"]), float(t.at[str(cls), "seed_hi"])
+    return {"lo": lo, "hi": hi, "n": int(t.at[str(cls), "seed_n"]), "verdict": verdict(lo, hi)}[stat]
 
 
 def runs(root, selector: str) -> int:
