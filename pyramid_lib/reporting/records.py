@@ -73,7 +73,8 @@ def run_record(run_dir: Path) -> dict:
                 "python": versions.get("python", np.nan), "torch": versions.get("torch", np.nan),
                 "init_backbone": init.get("backbone", np.nan), "init_perceptual": init.get("perceptual", np.nan),
                 "init_rest": init.get("rest", np.nan), "cpus": machine.get("cpus", np.nan),
-                "torch_threads": machine.get("torch_threads", np.nan), "machine": shared(machine)})
+                "torch_threads": machine.get("torch_threads", np.nan), "machine": shared(machine),
+                "copied_from": state.get("copied_from", np.nan)})
     return out
 
 
@@ -200,6 +201,16 @@ def _range(s: pd.Series, unit: str = "") -> str:
     return f"{lo:g}{unit}" if lo == hi else f"{lo:g}{unit} to {hi:g}{unit}"
 
 
+def _copied(runs: pd.DataFrame) -> str:
+    """'6 of 12 runs, from mnist/cpu/runs (6)': the runs a sweep copied from a finished run with the
+    same settings in another experiment (run.json "copied_from"); '' when none."""
+    src = runs["copied_from"].dropna().astype(str) if "copied_from" in runs else pd.Series(dtype=str)
+    if not len(src):
+        return ""
+    folders = src.map(lambda p: p.rsplit("/", 1)[0]).value_counts()
+    return f"{len(src)} of {len(runs)} runs, from " + ", ".join(f"{k} ({n})" for k, n in folders.items())
+
+
 def facts(runs: pd.DataFrame, sweeps: pd.DataFrame) -> dict:
     """The facts a page states about its runs, as text, each from the records (see the module doc)."""
     net = runs[runs["weights"].astype(str).isin(["random", "imagenet"])] if "weights" in runs else runs.iloc[:0]
@@ -237,6 +248,7 @@ def facts(runs: pd.DataFrame, sweeps: pd.DataFrame) -> dict:
                                 "lambda")),
         "settings": _settings(runs),
         "commands": list(dict.fromkeys(sweeps["command"].astype(str))) if len(sweeps) else [],
+        "copied": _copied(runs),
     }
     f["sweeps"], f["timing"] = "", ""
     if len(sweeps):

@@ -130,6 +130,25 @@ def test_runs_of_two_regimes_are_never_pooled_as_seeds(tmp_path):
     assert table_rows(new, "0", "| class | ours")[0][1:3] == ["0.8900 ± 0.0000", "2"]
 
 
+def test_a_page_says_which_runs_were_copied_from_another_experiment(tmp_path):
+    import json
+    base = tmp_path / "results" / "ablation-lambda" / "cpu"
+    for c in ("0", "4"):
+        for lam in (0.0, 1.0):
+            d = make_run(base, f"fmnist-{c}-lambda{lam:g}", dataset="fmnist", cls=c, lambda_=lam,
+                         method="ours" if lam else "ours-lambda0", machine=QUIET)
+            if lam:
+                state = json.loads((d / "run.json").read_text())
+                state["copied_from"] = f"fmnist/cpu/runs/fmnist-{c}-s0"
+                (d / "run.json").write_text(json.dumps(state))
+    collect("ablation-lambda", base)
+    write_plan(base)
+    build_report(tmp_path / "results")
+    assert "(run.json \"copied_from\"; the same run, so its numbers are that run's): 2 of 4 runs, from " \
+           "fmnist/cpu/runs (2)" in page(tmp_path / "results", "ablation-lambda")
+    assert "copied" not in page(tmp_path / "results", "ablation-lambda").split("## How")[0]
+
+
 def test_templates_are_package_data():
     names = {p.name for p in resources.files("pyramid_lib.reporting").joinpath("templates").iterdir()}
     assert {"experiment.md.j2", "index.md.j2", "body.md.j2", "captions.md.j2"} <= names
