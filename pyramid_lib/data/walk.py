@@ -102,6 +102,11 @@ def not_an_image(path: Path) -> tuple[str, str] | None:
     return None if identify(path) is not None else (NOT_AN_IMAGE, why_not_an_image(path))
 
 
+def with_hint(reason: str, hint: str) -> str:
+    """A skip reason as messages show it: 'not an image (HEIC: pip install pillow-heif)'."""
+    return f"{reason} ({hint})" if hint else reason
+
+
 def mask_stems(stem: str) -> tuple[str, str]:
     """The names, lower case and without suffix, a mask of the image named `stem` may have:
     `<stem>_mask` (MVTec AD's) and `<stem>` (the same name as the image)."""

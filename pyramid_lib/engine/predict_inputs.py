@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from ..data.images_io import decode_image, decode_mask, identify, is_junk
-from ..data.walk import ground_truth_place, mask_stems, not_an_image, same_aspect, walk_images
+from ..data.walk import ground_truth_place, mask_stems, not_an_image, same_aspect, walk_images, with_hint
 from ..errors import DataError
 
 _SHOWN = 8  # names listed per reason in the warning
@@ -78,7 +78,7 @@ def _add_file(p: Path, root: Path | None, found: Found) -> None:
     if why is None:
         found.items.append(Item(p, root))
     else:
-        found.failed.append((str(p), f"{why[0]} ({why[1]})" if why[1] else why[0]))
+        found.failed.append((str(p), with_hint(*why)))
 
 
 def _walk(folder: Path, found: Found, seen: set[Path], skip_dir: Path | None) -> None:
@@ -86,7 +86,7 @@ def _walk(folder: Path, found: Found, seen: set[Path], skip_dir: Path | None) ->
     w = walk_images(folder, seen, skip_dir, errors="collect")
     found.items += [Item(p, folder) for p in w.images]
     found.failed += [(str(p), r) for p, r in w.failed]
-    found.skipped += [(str(p), f"{r} ({d})" if d else r) for p, r, d in w.skipped]
+    found.skipped += [(str(p), with_hint(r, d)) for p, r, d in w.skipped]
     found.junk += len(w.junk)
 
 
