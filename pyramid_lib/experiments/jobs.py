@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 import traceback
+from dataclasses import asdict
+from pathlib import Path
 
 import pandas as pd
 
@@ -13,7 +17,7 @@ from ..config import TrainConfig
 from ..engine.evaluate import evaluate_run
 from ..engine.run_dir import RunDir
 from ..engine.trainer import train
-from ..files import atomic_write_text
+from ..files import atomic_write_json, atomic_write_text, read_json, temp_files
 from .plan import Job
 
 
@@ -35,10 +39,71 @@ def run_one(name: str, cfg: TrainConfig, run_dir, device=None, progress: bool = 
     return evaluate_run(run, device=device, data=d, progress=progress, figures=True)
 
 
-def run_job(job: Job, run_dir, device=None, progress: bool = False) -> tuple[str, str, float]:
+# config.json keys that do not change what a run computes
+_NOT_COMPARED = ("download",)
+
+
+def _same_run(config: dict, cfg: TrainConfig) -> bool:
+    """Whether a run made with config.json `config` computes what `cfg` asks for."""
+    saved, want = asdict(TrainConfig.from_dict(config)), asdict(cfg)  # file keys, old names, defaults
+    if want["weights"] == "none":  # a request; config.json holds what it resolved to
+        want["weights"] = "random"
+    return all(saved[k] == want[k] for k in want if k not in _NOT_COMPARED)
+
+
+def twin_run(run_dir, cfg: TrainConfig) -> Path | None:
+    """A finished network run elsewhere under the same results root whose config.json equals `cfg`
+    (every field but `download`), or None.  `run_dir` is <root>/<experiment>/<variant>/runs/<name>;
+    the twin is looked for in <root>/*/*/runs/*, an original before a copy.  Such a run is what this
+    job would compute: the lambda-1 and 4-encoder runs of the ablations are the Table II runs of
+    the same classes and seeds (issue 13 found two such runs trained twice, at different commits,
+    differing by more than the effect they were compared on)."""
+    run_dir = Path(run_dir).resolve()
+    root = run_dir.parents[3]
+    found = []
+    for config in sorted(root.glob("*/*/runs/*/config.json")):
+        other = RunDir(config.parent)
+        if other.dir.resolve() == run_dir or not (other.evaluated and other.trained):
+            continue
+        try:
+            if _same_run(read_json(config), cfg):
+                found.append((bool(other.read_state().get("copied_from")), config.parent))
+        except (OSError, ValueError):
+            continue
+    return min(found)[1] if found else None  # an original before a copy of it
+
+
+def copy_run(src, run: RunDir) -> None:
+    """Copy a finished run's files into `run` (held locked by the caller): the checkpoint hard-linked
+    where the file system allows, metrics.csv last (so the copy counts as done only when complete),
+    and run.json given `copied_from` (the source's path relative to the results root)."""
+    src = Path(src)
+    run.dir.mkdir(parents=True, exist_ok=True)
+    skip = {".lock", "metrics.csv", "error.log", *(p.name for p in temp_files(src))}
+    for f in sorted(src.iterdir()):
+        if not f.is_file() or f.name in skip or f.name.startswith("."):
+            continue
+        tmp = run.dir / f".{f.name}.copy"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(f, tmp) if f.name == "checkpoint.pt" else shutil.copy2(f, tmp)
+        except OSError:
+            shutil.copy2(f, tmp)
+        os.replace(tmp, run.dir / f.name)
+    state = read_json(run.state)
+    state["copied_from"] = src.relative_to(run.dir.resolve().parents[3]).as_posix() \
+        if src.resolve().is_relative_to(run.dir.resolve().parents[3]) else str(src)
+    atomic_write_json(run.state, state)
+    tmp = run.dir / ".metrics.csv.copy"
+    shutil.copy2(src / "metrics.csv", tmp)
+    os.replace(tmp, run.metrics)
+
+
+def run_job(job: Job, run_dir, device=None, progress: bool = False, reuse: bool = True) -> tuple[str, str, float]:
     """Run one job under its RunDir's lock.  Returns (name, status, seconds); status is "done",
-    "skipped" (evaluated before), "busy" (another process holds the lock) or "failed: <reason>"
-    (the traceback is in run_dir/error.log)."""
+    "skipped" (evaluated before), "busy" (another process holds the lock), "copied from <path>"
+    (`reuse` and a network job whose twin, `twin_run`, is finished: its files are copied, nothing
+    is trained) or "failed: <reason>" (the traceback is in run_dir/error.log)."""
     t0 = time.perf_counter()
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     with run.lock() as got:
@@ -47,6 +112,11 @@ def run_job(job: Job, run_dir, device=None, progress: bool = False) -> tuple[str
         if run.evaluated:
             return job.name, "skipped", 0.0
         try:
+            twin = twin_run(run.dir, job.cfg) if reuse and job.kind == "pyramid" and not run.state.exists() else None
+            if twin is not None:
+                copy_run(twin, run)
+                return job.name, f"copied from {twin.relative_to(run.dir.resolve().parents[3]).as_posix()}", \
+                    time.perf_counter() - t0
             if job.kind == "pyramid":
                 run_one(job.name, job.cfg, run, device, progress)
             else:

@@ -15,7 +15,10 @@ last, exists); such a run is never redone nor overwritten.  An interrupted netwo
 from its last complete epoch; an interrupted baseline is redone (seconds to minutes).  Each run
 holds an exclusive lock (`RunDir.lock`, filelock on runs/<name>/.lock) while it works, so two
 sweeps started at once (or a sweep and a SLURM array) never train the same run twice: the second
-one skips it as busy.
+one skips it as busy.  A network run whose settings equal those of a finished run of another
+experiment under the same results root (the lambda-1 and 4-encoder runs of the ablations are the
+Table II runs of their classes and seeds) is copied from it, not trained again; its run.json says
+`copied_from` (`jobs.twin_run`).  To train such a run anew, sweep into another --out.
 
 Parallelism: `jobs` runs at once on this machine, a fresh process per run
 (`concurrent.futures.ProcessPoolExecutor`, spawn, one task per child), each with
@@ -122,6 +125,7 @@ def log_sweep(base: Path, command: str, started, ended, executor: str, jobs: int
            "git_commit": commit, "executor": executor, "jobs": jobs, "runs": n,
            "finished_before": skipped, "done": sum(s[1] == "done" for s in statuses),
            "busy": sum(s[1] == "busy" for s in statuses),
+           "copied": sum(s[1].startswith("copied") for s in statuses),
            "failed": sum(s[1].startswith("failed") for s in statuses),
            "submitted": sum(s[1].startswith("submitted") for s in statuses)}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 Tiny runs on the embedded mnist-sample (no download): 1 epoch on 40 images."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from pyramid_lib.errors import ConfigError
 from pyramid_lib.experiments import executors
 from pyramid_lib.experiments import sweep as sweep_mod
 from pyramid_lib.experiments.executors import _worker, gpu_slots, make_executor
-from pyramid_lib.experiments.jobs import run_job
+from pyramid_lib.experiments.jobs import run_job, twin_run
 from pyramid_lib.experiments.plan import (
     Job,
     plan,
@@ -93,6 +94,34 @@ def test_busy_run_is_skipped_and_partial_never_overwrites(tmp_path):
     (run_dir / "metrics.csv").write_text("normal_class,auroc\n3,0.5\n")  # a finished run
     assert run_job(job, run_dir)[1] == "skipped"
     assert (run_dir / "metrics.csv").read_text() == "normal_class,auroc\n3,0.5\n"
+
+
+def test_a_run_equal_to_a_finished_run_of_another_experiment_is_copied_not_trained(tmp_path, monkeypatch):
+    out = tmp_path / "results"
+    tiny_sweep(out, classes=("3",), seeds=[0])
+    main_run = out / "mnist" / TINY_DIR / "runs" / "mnist-sample-3-s0"
+    trained = []
+    import pyramid_lib.experiments.jobs as jobs_mod
+    real_run_one = jobs_mod.run_one
+    monkeypatch.setattr(jobs_mod, "run_one", lambda name, *a, **k: trained.append(("train", name)) or
+                        real_run_one(name, *a, **k))
+    res = sweep("ablation-lambda", "quick", ["3"], out, "random", datasets=["mnist-sample"], progress=False,
+                device="cpu", seeds=[0], **TINY)
+    base = Path(res.attrs["base"])
+    copy = base / "runs" / "mnist-sample-3-lambda1-s0"
+    # lambda 1 is the Table run of the same class and seed: copied; lambda 0 is new: trained
+    assert ("train", "mnist-sample-3-lambda1-s0") not in trained and ("train", "mnist-sample-3-lambda0-s0") in trained
+    state = json.loads((copy / "run.json").read_text())
+    assert state["copied_from"] == f"mnist/{TINY_DIR}/runs/mnist-sample-3-s0"
+    for f in ("scores.csv", "metrics.csv", "config.json", "data.json"):
+        assert (copy / f).read_bytes() == (main_run / f).read_bytes(), f
+    assert (copy / "checkpoint.pt").read_bytes() == (main_run / "checkpoint.pt").read_bytes()
+    assert pd.read_csv(base / "sweeps.csv")["copied"].iloc[-1] == 1
+    # a setting that differs (here the seed) finds no twin
+    assert twin_run(base / "runs" / "x", with_overrides(plan("mnist", "quick", ["3"], datasets=["mnist-sample"],
+                                                              **TINY)[0].cfg, seed=1)) is None
+    assert twin_run(base / "runs" / "x", with_overrides(plan("mnist", "quick", ["3"], datasets=["mnist-sample"],
+                                                              **TINY)[0].cfg, seed=0)) == main_run
 
 
 def test_failed_run_is_reported_not_fatal(tmp_path):
