@@ -207,9 +207,9 @@ def _written(before: str, result) -> str:
     if isinstance(result, str):
         if before.endswith(result):
             return result
-        last = re.search(r"[^\s(\[]+$", before)  # the last word, after any whitespace or opening bracket
+        last = re.search(r"[^\s(\[\"'`]+$", before)  # the last word, after whitespace, an opening bracket or quote
         return last.group(0) if last else ""
-    m = re.search(r"[+\-]?\d+(?:\.\d+)?$", before)
+    m = re.search(r"(?:[+\-]?\d+(?:\.\d+)?|nan)$", before)  # nan: a value that could not be computed
     return m.group(0) if m else ""
 
 
@@ -218,6 +218,8 @@ def _format(result, written: str) -> str:
         return result
     if isinstance(result, float) and math.isnan(result):
         return "nan"
+    if written == "nan":  # written when it could not be computed: the pages' 4 decimals
+        written = "0.0000"
     if isinstance(result, int) or "." not in written:
         return str(int(round(result))) if not isinstance(result, int) else str(result)
     digits = len(written.split(".")[1])

@@ -60,6 +60,13 @@ def test_rewrite_replaces_only_the_claimed_word_after_a_line_break(tree):
     assert claims.rewrite(text, tree).startswith("the paper (no difference shown<!--")
 
 
+def test_rewrite_replaces_a_nan_and_keeps_an_opening_quote(tree):
+    text = 'mean nan<!-- mean("mnist/cpu") --> and "X<!-- diff("mnist/cpu", "paper:mnist", "verdict") -->"'
+    out = claims.rewrite(text, tree)
+    assert out.startswith(f'mean {claims.mean(tree, "mnist/cpu"):.4f}<!--')
+    assert '"no difference shown<!--' in out
+
+
 def test_two_scores_of_the_same_runs_are_paired_run_by_run(tree):
     runs = claims.select(tree, "mnist/cpu")
     per_class = (runs["auroc"] - runs["youden_tpr"]).groupby(runs["normal_class"]).mean()
