@@ -6,7 +6,7 @@ import os
 import shutil
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pandas as pd
@@ -15,8 +15,9 @@ from .. import baselines as bl
 from .. import data as data_mod
 from ..config import TrainConfig
 from ..engine.evaluate import evaluate_run
-from ..engine.run_dir import RunDir
+from ..engine.run_dir import RunDir, check_compatible
 from ..engine.trainer import train
+from ..errors import CheckpointError
 from ..files import atomic_write_json, atomic_write_text, read_json, temp_files
 from .plan import Job
 
@@ -39,16 +40,19 @@ def run_one(name: str, cfg: TrainConfig, run_dir, device=None, progress: bool = 
     return evaluate_run(run, device=device, data=d, progress=progress, figures=True)
 
 
-# config.json keys that do not change what a run computes
-_NOT_COMPARED = ("download",)
+# the settings that decide what a run computes: every field but `download`
+_COMPARED = tuple(f.name for f in fields(TrainConfig) if f.name != "download")
 
 
 def _same_run(config: dict, cfg: TrainConfig) -> bool:
-    """Whether a run made with config.json `config` computes what `cfg` asks for."""
-    saved, want = asdict(TrainConfig.from_dict(config)), asdict(cfg)  # file keys, old names, defaults
-    if want["weights"] == "none":  # a request; config.json holds what it resolved to
-        want["weights"] = "random"
-    return all(saved[k] == want[k] for k in want if k not in _NOT_COMPARED)
+    """Whether a run made with config.json `config` computes what `cfg` asks for (check_compatible)."""
+    if cfg.weights == "none":  # a request; config.json holds what it resolved to
+        cfg = replace(cfg, weights="random")
+    try:
+        check_compatible(config, cfg, "", names=_COMPARED)
+        return True
+    except CheckpointError:
+        return False
 
 
 def twin_run(run_dir, cfg: TrainConfig) -> Path | None:
@@ -73,10 +77,10 @@ def twin_run(run_dir, cfg: TrainConfig) -> Path | None:
     return min(found)[1] if found else None  # an original before a copy of it
 
 
-def copy_run(src, run: RunDir) -> None:
+def copy_run(src, run: RunDir) -> str:
     """Copy a finished run's files into `run` (held locked by the caller): the checkpoint hard-linked
     where the file system allows, metrics.csv last (so the copy counts as done only when complete),
-    and run.json given `copied_from` (the source's path relative to the results root)."""
+    and run.json given `copied_from`: the source's path relative to the results root, returned."""
     src = Path(src)
     run.dir.mkdir(parents=True, exist_ok=True)
     skip = {".lock", "metrics.csv", "error.log", *(p.name for p in temp_files(src))}
@@ -91,19 +95,19 @@ def copy_run(src, run: RunDir) -> None:
             shutil.copy2(f, tmp)
         os.replace(tmp, run.dir / f.name)
     state = read_json(run.state)
-    state["copied_from"] = src.relative_to(run.dir.resolve().parents[3]).as_posix() \
-        if src.resolve().is_relative_to(run.dir.resolve().parents[3]) else str(src)
+    state["copied_from"] = src.resolve().relative_to(run.dir.resolve().parents[3]).as_posix()
     atomic_write_json(run.state, state)
     tmp = run.dir / ".metrics.csv.copy"
     shutil.copy2(src / "metrics.csv", tmp)
     os.replace(tmp, run.metrics)
+    return state["copied_from"]
 
 
-def run_job(job: Job, run_dir, device=None, progress: bool = False, reuse: bool = True) -> tuple[str, str, float]:
+def run_job(job: Job, run_dir, device=None, progress: bool = False) -> tuple[str, str, float]:
     """Run one job under its RunDir's lock.  Returns (name, status, seconds); status is "done",
     "skipped" (evaluated before), "busy" (another process holds the lock), "copied from <path>"
-    (`reuse` and a network job whose twin, `twin_run`, is finished: its files are copied, nothing
-    is trained) or "failed: <reason>" (the traceback is in run_dir/error.log)."""
+    (a network job whose twin, `twin_run`, is finished: its files are copied, nothing is trained)
+    or "failed: <reason>" (the traceback is in run_dir/error.log)."""
     t0 = time.perf_counter()
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     with run.lock() as got:
@@ -112,11 +116,9 @@ def run_job(job: Job, run_dir, device=None, progress: bool = False, reuse: bool 
         if run.evaluated:
             return job.name, "skipped", 0.0
         try:
-            twin = twin_run(run.dir, job.cfg) if reuse and job.kind == "pyramid" and not run.state.exists() else None
+            twin = twin_run(run.dir, job.cfg) if job.kind == "pyramid" and not run.state.exists() else None
             if twin is not None:
-                copy_run(twin, run)
-                return job.name, f"copied from {twin.relative_to(run.dir.resolve().parents[3]).as_posix()}", \
-                    time.perf_counter() - t0
+                return job.name, f"copied from {copy_run(twin, run)}", time.perf_counter() - t0
             if job.kind == "pyramid":
                 run_one(job.name, job.cfg, run, device, progress)
             else:
