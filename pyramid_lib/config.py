@@ -43,6 +43,9 @@ Profile = Literal["quick", "laptop", "cpu", "paper"]
 Schedule = Literal["constant", "cosine"]
 
 
+Precision = Literal["fp32", "bf16", "auto"]
+
+
 _SHORT = {"batch_size": 32, "lr": 3e-3, "lr_schedule": "cosine", "weights": "auto"}  # benchmarks/REGIME.md
 
 
@@ -106,6 +109,9 @@ class TrainConfig:
     weights: Literal[Request, Used] = setting(
         "random", "backbone/VGG weights: imagenet (insist), auto (ImageNet if available, else random with a "
         "warning), none or random (random); --profile paper needs imagenet; config.json records imagenet or random")
+    precision: Precision = setting(
+        "fp32", "training arithmetic: fp32, bf16 (autocast; weights and scoring stay fp32), or auto (bf16 where a "
+        "short measurement on this device shows it faster, else fp32); config.json records fp32 or bf16")
     fast: bool = setting(True, "turn off the exact speed-ups of model/fast.py (same method, other float "
                                "rounding): the plain network")
     profile: Literal[Profile, "custom"] = setting(
@@ -226,7 +232,7 @@ SHAPE_FIELDS = ("input_size", "encoders", "pyramid")
 
 # Settings that change what a run computes: --resume refuses a run that differs in any.
 RUN_FIELDS = SHAPE_FIELDS + ("dataset", "normal_class", "lambda_", "lr", "lr_schedule", "weight_decay", "batch_size",
-                             "seed", "heldout_fraction", "train_limit", "weights", "fast")
+                             "seed", "heldout_fraction", "train_limit", "weights", "fast", "precision")
 
 
 # Field -> key in config.json, where they differ (`lambda` is a Python keyword).

@@ -18,6 +18,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from tqdm.auto import tqdm
@@ -31,6 +32,7 @@ from ..model import fast, weights
 from ..model.loss import PyramidLoss
 from . import data_record
 from .build import build, pick_device, versions
+from .precision import autocast, resolve
 from .run_dir import CHECKPOINT_FORMAT, RunDir, check_compatible, load_checkpoint, load_perceptual, load_state
 
 
@@ -80,15 +82,17 @@ class NonFiniteLoss(TrainingError):
         self.loss, self.epoch = loss, epoch
 
 
-def step(model, loss_fn, opt, x, target_features=None) -> tuple[torch.Tensor, ...]:
+def step(model, loss_fn, opt, x, target_features=None, precision: str = "fp32") -> tuple[torch.Tensor, ...]:
     """One optimiser step on batch x (B x 3 x S x S): (mean loss, *per-image terms), all detached.
 
     `loss_fn(x_hat, x[, target_features])` returns per-image losses (B), or a tuple of per-image
     terms whose first is the loss (PyramidLoss: loss, mse, perceptual; Eq. 1).  The step minimises
-    their mean; it is skipped when that mean is not finite (`epoch_steps` then raises)."""
-    x_hat = model(x)
-    terms = loss_fn(x_hat, x) if target_features is None else loss_fn(x_hat, x, target_features)
-    terms = terms if isinstance(terms, tuple) else (terms,)
+    their mean; it is skipped when that mean is not finite (`epoch_steps` then raises).
+    `precision`: "fp32", or "bf16" for the forward pass and loss under autocast (engine/precision.py)."""
+    with autocast(precision, x.device):
+        x_hat = model(x)
+        terms = loss_fn(x_hat, x) if target_features is None else loss_fn(x_hat, x, target_features)
+    terms = tuple(t.float() for t in terms) if isinstance(terms, tuple) else (terms.float(),)
     loss = terms[0].mean()
     if torch.isfinite(loss):
         opt.zero_grad(set_to_none=True)
@@ -98,14 +102,15 @@ def step(model, loss_fn, opt, x, target_features=None) -> tuple[torch.Tensor, ..
 
 
 def epoch_steps(model, loss_fn, opt, images: data_mod.ImageSet, seed: int, epoch: int, batch_size: int, device,
-                targets: torch.Tensor | None = None, lr: Callable[[int], float] | None = None):
+                targets: torch.Tensor | None = None, lr: Callable[[int], float] | None = None,
+                precision: str = "fp32"):
     """The training loop of one epoch, shared by our network (`train`) and the plain autoencoders
     (baselines.py): the model in train mode, the batches of `epoch_order(len(images), seed, epoch)`,
     one `step` each.  Yields (batch indices, `step`'s result) after every step; raises NonFiniteLoss
     (no update made) when a batch's mean loss is NaN or infinite.  `targets`: F(x) of every image
     (`perceptual_targets`), or None.  `lr`: the learning rate of each optimiser step of the run,
     by step number counted from the run's first epoch (`learning_rate`); None keeps the
-    optimiser's."""
+    optimiser's.  `precision`: "fp32" or "bf16" (`step`)."""
     model.train()
     first = epoch * steps_per_epoch(len(images), batch_size)
     for i, idx in enumerate(batches(epoch_order(len(images), seed, epoch), batch_size)):
@@ -113,7 +118,7 @@ def epoch_steps(model, loss_fn, opt, images: data_mod.ImageSet, seed: int, epoch
             for group in opt.param_groups:
                 group["lr"] = lr(first + i)
         x = images.batch(idx, device)
-        out = step(model, loss_fn, opt, x, None if targets is None else targets[idx.to(device)])
+        out = step(model, loss_fn, opt, x, None if targets is None else targets[idx.to(device)], precision)
         if not torch.isfinite(out[0]):
             raise NonFiniteLoss(out[0].item(), epoch)
         yield idx, out
@@ -199,7 +204,10 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
             raise ConfigError(f"--out {run.dir}: already holds a run; pass --resume to continue it, "
                               "or choose another folder")
         run.read_config()  # CheckpointError when config.json is missing
-        check_compatible(read_json(run.config), cfg, run.config)
+        saved = read_json(run.config)
+        if cfg.precision == "auto" and saved.get("precision", "fp32") in ("fp32", "bf16"):
+            cfg = replace(cfg, precision=saved.get("precision", "fp32"))  # the precision the run was measured into
+        check_compatible(saved, cfg, run.config)
         for f in (run.checkpoint, run.state, run.config, run.data_record):
             remove_temp_files(f)  # left by a kill during a write; the files themselves are whole
     # an unsafe, damaged or foreign checkpoint is refused before any data is read or downloaded
@@ -221,6 +229,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
         load_state(opt, ckpt.get("optimizer"), run.checkpoint, "optimizer")
         start_epoch, history = int(ckpt["epoch"]), list(json.loads(ckpt["history"]))
         del ckpt
+    cfg, measured = resolve(cfg, model, loss_fn, fit.batch(torch.arange(min(len(fit), cfg.batch_size, 32)), device))
     if start_epoch > 0:  # DataError when the training images changed since the run started
         data_record.check_resume(run, cfg, data)
     else:
@@ -228,7 +237,8 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
     state = {"status": "running", "config": cfg.to_dict(), "device": str(device), "versions": versions(),
              "fit_images": len(fit), "history": history, "init": weights_init(cfg),
              "machine": machine_load(run.read_state().get("machine", {}), "start"),
-             "wall_time_s": run.read_state().get("wall_time_s", 0.0)}
+             "wall_time_s": run.read_state().get("wall_time_s", 0.0),
+             "precision_measured": measured or run.read_state().get("precision_measured")}
     atomic_write_json(run.config, cfg.to_dict())
     atomic_write_json(run.state, state)
 
@@ -243,7 +253,8 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
         try:
             for idx, (_, total, mse, perc) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size,
                                                           device, targets,
-                                                          lambda s: learning_rate(cfg, s, total_steps)):
+                                                          lambda s: learning_rate(cfg, s, total_steps),
+                                                          cfg.precision):
                 sums += torch.stack([total.sum(), mse.sum(), perc.sum()]).detach().double().cpu()
                 n_seen += len(idx)
                 steps += 1

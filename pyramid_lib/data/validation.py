@@ -1,0 +1,88 @@
+"""Validation sets that read no test image: how settings (epochs, learning rate, batch, a
+baseline's parameters) are chosen without the test labels that the tables report.
+
+A validation set holds the run's held-out training normals (label 0, never trained on:
+`splits.fit_and_heldout_indices`) and anomalies made without the test split:
+
+- MVTec AD and image folders: the held-out normals with *synthetic defects* pasted on them
+  (`cut_paste`, after CutPaste, Li et al., CVPR 2021: a rectangle cut from the image, its
+  brightness jittered, pasted elsewhere in the same image).  Real defects are scratches, cracks
+  and missing parts that a pasted patch only imitates, so the criterion ranks settings; it does
+  not predict the test AUROC.
+- MNIST-like data: images of the other classes from the official *training* split.
+
+The criterion is the AUROC of a run's score separating the two (`metrics`), printed for every
+candidate before any test AUROC is looked at (benchmarks/mvtec_regime.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .images import ImageSet
+
+AREA = (0.02, 0.15)  # patch area as a fraction of the image (CutPaste's range)
+ASPECT = (0.3, 3.3)  # patch height / width, drawn log-uniformly
+BRIGHTNESS = 0.25  # the patch's values are scaled by a factor in 1 +- this, away from 1 by at least a third of it
+
+
+def cut_paste(images: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One synthetic defect per image: a rectangle cut from the image, its brightness changed,
+    pasted at another place of the same image.
+
+    images: uint8 N x C x S x S.  Returns (defective images, uint8 N x C x S x S; masks, uint8
+    N x S x S with 1 where the patch landed).  Image i depends only on (seed, i) and its own
+    pixels, so a set can grow without changing the defects of the images already in it.
+    Raises ValueError for images smaller than 8 x 8 (no patch fits)."""
+    n, _, h, w = images.shape
+    if min(h, w) < 8:
+        raise ValueError(f"cut_paste needs images of at least 8 x 8, got {h} x {w}")
+    out, masks = images.clone(), torch.zeros(n, h, w, dtype=torch.uint8)
+    for i in range(n):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + i)
+        u = torch.rand(8, generator=g).tolist()
+        area = (AREA[0] + (AREA[1] - AREA[0]) * u[0]) * h * w
+        aspect = math.exp(math.log(ASPECT[0]) + (math.log(ASPECT[1]) - math.log(ASPECT[0])) * u[1])
+        ph = max(2, min(h - 1, round(math.sqrt(area * aspect))))
+        pw = max(2, min(w - 1, round(math.sqrt(area / aspect))))
+        sy, sx = int(u[2] * (h - ph + 1)), int(u[3] * (w - pw + 1))
+        dy, dx = int(u[4] * (h - ph + 1)), int(u[5] * (w - pw + 1))
+        sign = 1.0 if u[6] < 0.5 else -1.0
+        factor = 1.0 + sign * BRIGHTNESS * (1 + 2 * u[7]) / 3
+        patch = images[i, :, sy:sy + ph, sx:sx + pw].float() * factor
+        out[i, :, dy:dy + ph, dx:dx + pw] = patch.round().clamp(0, 255).to(torch.uint8)
+        masks[i, dy:dy + ph, dx:dx + pw] = 1
+    return out, masks
+
+
+def with_synthetic_defects(normals: ImageSet, copies: int = 3, seed: int = 0) -> ImageSet:
+    """A validation set: `normals` (label 0) followed by `copies` defective versions of each
+    (`cut_paste`, label 1, class "synthetic", masks where the patches are).
+
+    normals: an ImageSet of held-out training normals (N images).  Returns N * (1 + copies)
+    images.  Raises ValueError when `normals` is empty or copies < 1."""
+    if len(normals) == 0 or copies < 1:
+        raise ValueError(f"a validation set needs held-out normals and copies >= 1 (got {len(normals)} normals, "
+                         f"copies={copies}); train with --heldout-fraction > 0")
+    parts = [cut_paste(normals.images, seed=seed * 101 + k) for k in range(copies)]
+    n = len(normals)
+    images = torch.cat([normals.images, *(p[0] for p in parts)])
+    masks = torch.cat([torch.zeros(n, *normals.images.shape[-2:], dtype=torch.uint8), *(p[1] for p in parts)])
+    labels = torch.cat([torch.zeros(n, dtype=torch.long), torch.ones(n * copies, dtype=torch.long)])
+    classes = list(normals.classes) + ["synthetic"] * (n * copies)
+    names = list(normals.names) + [f"{name}#cutpaste{k}" for k in range(copies) for name in normals.names]
+    return ImageSet(images, labels, classes, names, masks)
+
+
+def with_other_classes(normals: ImageSet, others: ImageSet, limit: int | None = None, seed: int = 0) -> ImageSet:
+    """A validation set for MNIST-like data: `normals` (label 0) and at most `limit` images of
+    `others` (images of the other classes from the official training split, relabelled 1), a
+    seeded subset.  Returns an ImageSet without masks."""
+    if limit is not None and limit < len(others):
+        idx = torch.randperm(len(others), generator=torch.Generator().manual_seed(seed + 11))[:limit].sort().values
+        others = others.subset(idx)
+    return ImageSet(torch.cat([normals.images, others.images]),
+                    torch.cat([torch.zeros(len(normals), dtype=torch.long), torch.ones(len(others), dtype=torch.long)]),
+                    list(normals.classes) + list(others.classes), list(normals.names) + list(others.names))
