@@ -9,8 +9,8 @@ from pyramid_lib import baselines as bl
 from pyramid_lib import data as dm
 from pyramid_lib import metrics
 from pyramid_lib.config import TrainConfig
+from pyramid_lib.data.splits import fit_and_heldout
 from pyramid_lib.engine import trainer
-from pyramid_lib.engine.trainer import fit_and_heldout
 from pyramid_lib.errors import ConfigError, PyramidError
 
 

@@ -49,6 +49,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import DataError
+from ..paper import MVTEC_CATEGORIES
 from .images import ImageSet, OneClassData, data_root
 from .images_io import IMAGE_SUFFIXES, decode_image, decode_mask, is_junk, read_image, read_mask
 from .images_io import JUNK_FOLDERS as _JUNK_FOLDERS
@@ -57,10 +58,6 @@ from .walk import mask_stems, same_aspect, walk_images
 __all__ = ["IMAGE_SUFFIXES", "MVTEC_CATEGORIES", "MVTEC_URL", "load_folder", "load_mvtec", "read_image", "read_mask"]
 
 log = logging.getLogger(__name__)
-
-MVTEC_CATEGORIES = ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill",
-                    "screw", "tile", "toothbrush", "transistor", "wood", "zipper")
-
 
 MVTEC_URL = "https://www.mvtec.com/company/research/datasets/mvtec-ad"
 

@@ -33,7 +33,7 @@ import torch
 
 from .. import data as data_mod
 from ..config import TrainConfig
-from ..data.splits import fit_and_heldout_indices
+from ..data.splits import Split
 from ..errors import CheckpointError, DataChangedWarning, DataError
 from ..files import atomic_write_json, read_json
 from .run_dir import RunDir
@@ -80,11 +80,11 @@ def digest(items: dict[str, str]) -> str:
                            digest_size=8).hexdigest()
 
 
-def make(cfg: TrainConfig, data: data_mod.OneClassData) -> dict:
-    """The record of `data` under `cfg`'s split (`splits.fit_and_heldout_indices`, as `fit_and_heldout`)."""
+def make(cfg: TrainConfig, data: data_mod.OneClassData, split: Split) -> dict:
+    """The record of `data` under the run's split (`splits.run_split`, computed once by the trainer)."""
     folder = image_folder(data)
     train, test = entries(data.train, folder), entries(data.test, folder)
-    fit_idx, held_idx = fit_and_heldout_indices(len(data.train), cfg.heldout_fraction, cfg.seed, cfg.train_limit)
+    fit_idx, held_idx = split
     keys = list(train)
     fit = {keys[i]: train[keys[i]] for i in fit_idx.tolist()}
     per_image = data.dataset in FOLDER_DATASETS

@@ -34,7 +34,7 @@ def run_one(name: str, cfg: TrainConfig, run_dir, device=None, progress: bool = 
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     if run.trained and run.evaluated:
         return run.read_metrics()
-    d = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
+    d = data or data_mod.load_for(cfg)
     train(cfg, run, resume=run.dir.exists() and (run.checkpoint.exists() or run.state.exists()),
           device=device, progress=progress, data=d)  # the same RunDir: its lock, if held here, is reentrant
     return evaluate_run(run, device=device, data=d, progress=progress, figures=True)

@@ -48,7 +48,7 @@ from ..files import atomic_write_csv, read_json
 
 MAIN = {"mnist": ("mnist", data_mod.MNIST_CLASSES),
         "fmnist": ("fmnist", tuple(str(i) for i in range(10))),
-        "mvtec": ("mvtec", data_mod.MVTEC_CATEGORIES)}
+        "mvtec": ("mvtec", tuple(sorted(data_mod.MVTEC_CATEGORIES)))}  # MVTec AD's folder order
 
 
 ABLATIONS = ("ablation-encoders", "ablation-lambda")
@@ -87,7 +87,7 @@ class Job:
 
 def _classes_of(dataset: str) -> tuple[str, ...]:
     if dataset == "mvtec":
-        return data_mod.MVTEC_CATEGORIES
+        return MAIN["mvtec"][1]
     return tuple(str(i) for i in range(10))
 
 
