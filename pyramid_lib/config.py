@@ -256,7 +256,8 @@ RUN_FIELDS = SHAPE_FIELDS + ("dataset", "normal_class", "lambda_", "lr", "lr_sch
 FIELD_KEYS = {"lambda_": "lambda"}
 
 
-# Key in config.json -> field: "lambda", and the names that files of earlier versions used.
+# Key in config.json -> field: "lambda", and the older key names (lam, val_fraction) that committed
+# runs' config.json files still hold.
 LEGACY_KEYS = {"lambda": "lambda_", "lam": "lambda_", "val_fraction": "heldout_fraction"}
 
 
