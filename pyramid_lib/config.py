@@ -34,7 +34,7 @@ from .errors import ConfigError
 from .model.network import Encoders, ModelConfig, Pyramid, shape_error
 from .model.weights import Request, Used
 
-Dataset = Literal["mnist-sample", "mnist", "fmnist", "mvtec", "folder"]  # data.DATASETS, in this order
+Dataset = Literal[data_mod.DATASETS]  # a Literal of the tuple's names: the choices of --dataset
 
 
 Profile = Literal["quick", "laptop", "cpu", "paper"]
