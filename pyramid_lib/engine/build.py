@@ -86,7 +86,7 @@ def build(cfg: TrainConfig, device="cpu", pretrained_backbone: bool = True) -> t
     model, loss = model.to(device), loss.to(device)
     if not cfg.fast:
         return model, loss
-    return model.to(memory_format=torch.channels_last), fast.optimize_loss(loss)
+    return fast.optimize(model, convs=False), fast.optimize_loss(loss)  # the layout only
 
 
 def training_optimizer(cfg: TrainConfig, model: PyramidalAutoencoder) -> torch.optim.Adam:

@@ -193,11 +193,11 @@ def make_entries(data: data_mod.OneClassData) -> dict:
     return out
 
 
-def check_resume(run: RunDir, cfg: TrainConfig, data: data_mod.OneClassData) -> None:
+def check_resume(run: RunDir, cfg: TrainConfig, data: data_mod.OneClassData, split: Split) -> None:
     """Before training resumes: refuse (DataError) when the training split, the fit images or the
     held-out normals differ from data.json's; write data.json for a run begun before runs
     recorded their data (warned).  Changes to the test split are left to `evaluate_run`'s warning."""
-    record, now = read(run), make(cfg, data)
+    record, now = read(run), make(cfg, data, split)
     if record is None:
         warnings.warn(f"{run.dir}: no {run.data_record.name} (begun before runs recorded their data): training "
                       "resumes on the data as it is now, recorded from now on", DataChangedWarning, stacklevel=4)

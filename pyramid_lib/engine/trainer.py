@@ -212,7 +212,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
         start_epoch, history = int(ckpt["epoch"]), list(json.loads(ckpt["history"]))
         del ckpt
     if start_epoch > 0:  # DataError when the training images changed since the run started
-        data_record.check_resume(run, cfg, data)
+        data_record.check_resume(run, cfg, data, split)
     else:
         data_record.write(run, data_record.make(cfg, data, split))
     state = {"status": "running", "config": cfg.to_dict(), "device": str(device), "versions": versions(),

@@ -220,18 +220,19 @@ def _set(model: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def optimize(model: nn.Module, input_size: int | None = None, matrix: bool = True,
-             channels_last: bool = True) -> nn.Module:
+             channels_last: bool = True, convs: bool = True) -> nn.Module:
     """The library's default speed-ups, in place; returns the model.
 
-    Every conv that skips taps at this input size becomes a `TapConv2d`; with `matrix`, every
-    3x3 conv on a map smaller than 3x3 that still uses all taps becomes a `MatrixConv2d`; with
-    `channels_last`, 4-d weights are stored NHWC (oneDNN's faster layout on CPU; values
-    unchanged).  `input_size` defaults to `model.config.input_size`.  Idempotent; undo with
-    `plain(model)`.  Outputs and gradients equal the plain model's up to float rounding
-    (tests/model/test_fast.py); state_dict keys and values are unchanged.
+    With `convs`, every conv that skips taps at this input size becomes a `TapConv2d` and, with
+    `matrix`, every 3x3 conv on a map smaller than 3x3 that still uses all taps becomes a
+    `MatrixConv2d`; with `channels_last`, 4-d weights are stored NHWC (oneDNN's faster layout on
+    CPU; values unchanged; a printed model does not show it).  `input_size` defaults to
+    `model.config.input_size`.  Idempotent; undo with `plain(model)`.  Outputs and gradients
+    equal the plain model's up to float rounding (tests/model/test_fast.py); state_dict keys and
+    values are unchanged.
     """
     size = model.config.input_size if input_size is None else input_size
-    sizes = conv_input_sizes(model, size)
+    sizes = conv_input_sizes(model, size) if convs else {}
     for name, s in sizes.items():
         conv = model.get_submodule(name)
         if s > 0 and rewritable(conv, s):
