@@ -35,8 +35,9 @@ from sklearn.metrics import roc_auc_score
 import reference  # benchmarks/reference.py, beside this script
 from pyramid_lib import data as data_mod
 from pyramid_lib.config import TrainConfig, get_profile
+from pyramid_lib.data.splits import fit_and_heldout
 from pyramid_lib.engine.evaluate import evaluate_run
-from pyramid_lib.engine.trainer import batches, epoch_order, fit_and_heldout, train
+from pyramid_lib.engine.trainer import batches, epoch_order, train
 from pyramid_lib.model.anomaly_map import SCORE_NAMES
 
 

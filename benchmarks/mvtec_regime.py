@@ -37,11 +37,11 @@ from sklearn.metrics import roc_auc_score
 
 from pyramid_lib import data as data_mod
 from pyramid_lib.config import TrainConfig
+from pyramid_lib.data.splits import fit_and_heldout
 from pyramid_lib.data.validation import with_synthetic_defects
-from pyramid_lib.engine.build import build
+from pyramid_lib.engine.build import build, training_optimizer
 from pyramid_lib.engine.evaluate import score_images
-from pyramid_lib.engine.trainer import epoch_steps, fit_and_heldout, learning_rate, perceptual_targets, steps_per_epoch
-from pyramid_lib.model import fast
+from pyramid_lib.engine.trainer import epoch_steps, learning_rate, perceptual_targets, steps_per_epoch
 
 BASE = {"epochs": 30, "lr": 3e-3, "batch_size": 32, "augment": "none", "ema": None}
 
@@ -88,7 +88,7 @@ def train_one(data: data_mod.OneClassData, cfg: TrainConfig, augment: str, ema: 
     t0, c0 = time.perf_counter(), time.process_time()
     fit, held = fit_and_heldout(data, cfg)
     model, loss_fn = build(cfg, "cpu")
-    opt = fast.adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = training_optimizer(cfg, model)  # the trainer's: fused Adam and, with cfg.fast, the conv rewrites
     if augment != "none":
         fit = Augmented(fit.images, fit.labels, fit.classes, fit.names).setup(augment, cfg.seed)
         targets = None  # F(x) of an augmented image differs from F(x) of the stored one

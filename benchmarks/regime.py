@@ -5,7 +5,7 @@
         [--test-limit N] [--threads 1] [--jsonl results.jsonl]
 
 Trains with the library's own pieces (build, fit_and_heldout, epoch_order,
-batches, step, perceptual_targets, fast.adam; random weights) and adds, in this
+batches, step, perceptual_targets, training_optimizer; random weights) and adds, in this
 script only, a training regime on top of them:
 
   --schedule constant|cosine   lr stepped once per optimiser step; cosine decays to --min-lr-ratio * lr
@@ -43,11 +43,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 import pyramid_lib
 from pyramid_lib import data as data_mod
 from pyramid_lib.config import WEIGHT_DECAY, TrainConfig
-from pyramid_lib.data.splits import stratified_subset
-from pyramid_lib.engine.build import build
+from pyramid_lib.data.splits import fit_and_heldout, stratified_subset
+from pyramid_lib.engine.build import build, training_optimizer
 from pyramid_lib.engine.evaluate import score_images
-from pyramid_lib.engine.trainer import batches, epoch_steps, fit_and_heldout, perceptual_targets
-from pyramid_lib.model import fast
+from pyramid_lib.engine.trainer import batches, epoch_steps, perceptual_targets
 
 
 class ClippedOptimizer:
@@ -91,7 +90,7 @@ def fit_one(data: data_mod.OneClassData, cfg: TrainConfig, opts) -> tuple[torch.
     t0, c0 = time.perf_counter(), time.process_time()
     fit, _ = fit_and_heldout(data, cfg)
     model, loss_fn = build(cfg, device)
-    opt = fast.adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = training_optimizer(cfg, model)  # the trainer's: fused Adam and, with cfg.fast, the conv rewrites
     steps_per_epoch = sum(1 for _ in batches(torch.arange(len(fit)), cfg.batch_size))
     sched = make_schedule(opt, opts.schedule, steps_per_epoch * cfg.epochs, opts.warmup, opts.min_lr_ratio)
     stepper = ClippedOptimizer(opt, model.parameters(), opts.clip) if opts.clip else opt

@@ -46,10 +46,10 @@ def patch(variant: str) -> None:
     if variant == "none":
         fast.optimize, fast.optimize_loss, fast.adam = (lambda m, **k: m), (lambda loss: loss), plain_adam
     elif variant == "nocl":
-        fast.optimize = lambda m, **k: optimize(m, channels_last=False, **k)
+        fast.optimize = lambda m, **k: optimize(m, **{**k, "channels_last": False})
         fast.optimize_loss = lambda loss: loss
     elif variant == "nomatrix":
-        fast.optimize = lambda m, **k: optimize(m, matrix=False, **k)
+        fast.optimize = lambda m, **k: optimize(m, **{**k, "matrix": False})
     elif variant == "notaps":
         fast.optimize = lambda m, **k: m.to(memory_format=torch.channels_last)
     elif variant == "plainadam":

@@ -3,6 +3,7 @@
     python benchmarks/throughput.py            # 28x28 and 120x120, batch 120 (a few minutes)
     python benchmarks/throughput.py --quick    # smoke test: 28x28, batch 2, 1 thread (seconds)
     python benchmarks/throughput.py --sizes 28 --threads 1 --json out.json
+    python benchmarks/throughput.py --precision  # plain fp32 / fast / bf16 / bf16+fast training steps
 
 In one process and one run, for each input size:
 
@@ -44,7 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import reference  # benchmarks/reference.py, beside this script
 from pyramid_lib import data as data_mod
 from pyramid_lib.config import TrainConfig
-from pyramid_lib.engine.build import build, pick_device
+from pyramid_lib.engine.build import build, pick_device, training_optimizer
 from pyramid_lib.engine.evaluate import SCORE_BATCH, score_images
 from pyramid_lib.engine.trainer import (
     batches,
@@ -53,7 +54,6 @@ from pyramid_lib.engine.trainer import (
     step,
     train,
 )
-from pyramid_lib.model import fast
 
 COLUMNS = ("size", "path", "train img/s", "score img/s", "train GFLOP/img", "score GFLOP/img",
            "train GFLOP/s", "score GFLOP/s", "train peak MB", "score peak MB")
@@ -195,7 +195,7 @@ class Library:
         self.device, self.batch = device, batch
         self.cfg = TrainConfig(dataset="folder", input_size=size, batch_size=batch, weights="random")
         self.model, self.loss = build(self.cfg, device)
-        self.opt = fast.adam(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.opt = training_optimizer(self.cfg, self.model)
         n = len(fit_u8)
         self.fit = data_mod.ImageSet(fit_u8, torch.zeros(n, dtype=torch.long), ["good"] * n, [str(i) for i in range(n)])
         t0 = time.perf_counter()
@@ -225,6 +225,51 @@ class Library:
         n = len(test_u8)
         images = data_mod.ImageSet(test_u8, torch.zeros(n, dtype=torch.long), ["x"] * n, [str(i) for i in range(n)])
         score_images(self.model, self.loss, images, device=self.device, progress=False)
+
+
+class Variant(Library):
+    """The library's training step with the exact speed-ups of model/fast.py on or off and the
+    step run in fp32 or under bf16 autocast (`--precision`)."""
+
+    def __init__(self, size, fit_u8, device, batch, use_fast: bool, bf16: bool):
+        self.name = ("bf16" if bf16 else "fp32") + (" + fast" if use_fast else " plain")
+        self.device, self.batch, self.bf16 = device, batch, bf16
+        self.cfg = TrainConfig(dataset="folder", input_size=size, batch_size=batch, weights="random", fast=use_fast)
+        self.model, self.loss = build(self.cfg, device)
+        self.opt = training_optimizer(self.cfg, self.model)
+        n = len(fit_u8)
+        self.fit = data_mod.ImageSet(fit_u8, torch.zeros(n, dtype=torch.long), ["good"] * n, [str(i) for i in range(n)])
+        self.targets = perceptual_targets(self.loss, self.fit, device)
+        self.epoch, self.queue = 0, []
+
+    def step(self):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            super().step()
+
+
+def bench_precision(size, device, opts, log) -> list[dict]:
+    """Training images/s of the four variants in one process, timed rounds alternating in a
+    rotating order after one untimed warm-up step each; ratios against plain fp32."""
+    s = settings(opts.quick, size, opts.batch)
+    if size > 32 and not opts.quick:
+        s.update(fit=max(s["fit"], 4 * s["batch"]))
+    s["rounds"] = opts.rounds or s["rounds"]
+    g = torch.Generator().manual_seed(size)
+    fit_u8 = torch.randint(0, 256, (s["fit"], 1 if size <= 32 else 3, size, size), dtype=torch.uint8, generator=g)
+    paths = [Variant(size, fit_u8, device, s["batch"], use_fast, bf16)
+             for bf16 in (False, True) for use_fast in (False, True)]
+    for p in paths:
+        p.step()
+    times = {p.name: [] for p in paths}
+    for r in range(s["rounds"]):
+        for p in paths[r % 4:] + paths[:r % 4]:
+            times[p.name].append(timed(lambda p=p: [p.step() for _ in range(s["steps"])], device) / s["steps"])
+        log(f"  [{size}x{size}] round {r + 1}/{s['rounds']}: " + ", ".join(
+            f"{k} {s['batch'] / v[-1]:.1f}" for k, v in times.items()))
+    base = s["batch"] / statistics.median(times[paths[0].name])
+    return [{"size": f"{size}x{size}", "path": name, "batch": str(s["batch"]),
+             "train img/s": s["batch"] / statistics.median(t), "x fp32 plain": s["batch"] / statistics.median(t) / base}
+            for name, t in times.items()]
 
 
 def library_epoch_rate(size, fit_u8, test_u8, device, batch) -> float:
@@ -320,6 +365,9 @@ def main(argv=None) -> int:
                     help="torch.set_num_threads (default: torch's, one per core; --quick: 1)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-epoch", action="store_true", help="skip the engine.trainer.train one-epoch cross-check")
+    ap.add_argument("--precision", action="store_true",
+                    help="instead: training images/s of plain fp32, fast, bf16 autocast and bf16 + fast")
+    ap.add_argument("--rounds", type=int, default=None, help="--precision: timed rounds (default 5 at 28x28, 2 above)")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
     opts = ap.parse_args(argv)
     opts.sizes = opts.sizes or ([28] if opts.quick else [28, 120])
@@ -339,6 +387,17 @@ def main(argv=None) -> int:
                f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads")
     log(f"machine: {machine}; torch {torch.__version__}; load average {os.getloadavg()[0]:.1f}")
     rows = []
+    if opts.precision:
+        for size in opts.sizes:
+            rows += bench_precision(size, device, opts, log)
+        print(f"\nmachine: {machine}; torch {torch.__version__}; device {device}; "
+              f"load average at the end {os.getloadavg()[0]:.1f}\n")
+        cols = ("size", "path", "batch", "train img/s", "x fp32 plain")
+        print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+        print("\n".join("| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows))
+        if opts.json:
+            opts.json.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "rows": rows}, indent=1))
+        return 0
     for size in opts.sizes:
         rows += bench_size(size, device, opts, log)
     ceiling.append(matmul_gflops(mm_n, device))

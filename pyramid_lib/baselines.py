@@ -17,7 +17,7 @@ PCA features it ignores everything outside the normals' subspace, which is where
 differ (the comparison is in benchmarks/README.md).  To keep them cheap, OC-SVM and KDE fit on at
 most `SKLEARN_TRAIN_LIMIT` training normals (a seeded subsample of the same images our network
 trains on); results say so (`fit_images`).  The held-out training normals and the test split are
-exactly those of our network's runs (`engine.trainer.fit_and_heldout`), and the metrics are
+exactly those of our network's runs (`data.splits.fit_and_heldout`), and the metrics are
 computed by the same `metrics.summarize`, so the thresholds and AUROCs are comparable.
 
 The autoencoders train with the same profile as our network (epochs, batch size, learning rate,
@@ -44,9 +44,10 @@ from sklearn.svm import OneClassSVM
 from torch import nn
 
 from . import data as data_mod
+from .data.splits import fit_and_heldout
 from .engine.build import pick_device, versions
 from .engine.run_dir import RunDir
-from .engine.trainer import NonFiniteLoss, epoch_steps, fit_and_heldout, learning_rate, steps_per_epoch
+from .engine.trainer import NonFiniteLoss, epoch_steps, learning_rate, steps_per_epoch
 from .errors import ConfigError, PyramidError
 from .files import atomic_write_csv, atomic_write_json
 from .metrics import summarize
@@ -215,7 +216,7 @@ def run_baseline(method: str, cfg, run_dir, device="cpu", data: data_mod.OneClas
     run.dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
     t0 = time.perf_counter()
-    data = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
+    data = data or data_mod.load_for(cfg)
     fit, held = fit_and_heldout(data, cfg)
     atomic_write_json(run.config, {**cfg.to_dict(), "method": method})
     state = {"status": "running", "method": method, "device": str(device), "versions": versions()}

@@ -25,7 +25,7 @@ decay, lambda = 1, four encoders) is the same for all.  A config built in code w
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, astuple, dataclass, field, fields, replace
 from typing import Literal, get_args, get_origin, get_type_hints
 
 from . import data as data_mod
@@ -34,7 +34,7 @@ from .errors import ConfigError
 from .model.network import Encoders, ModelConfig, Pyramid, shape_error
 from .model.weights import Request, Used
 
-Dataset = Literal["mnist-sample", "mnist", "fmnist", "mvtec", "folder"]  # data.DATASETS, in this order
+Dataset = Literal[data_mod.DATASETS]  # a Literal of the tuple's names: the choices of --dataset
 
 
 Profile = Literal["quick", "laptop", "cpu", "paper"]
@@ -88,8 +88,8 @@ class TrainConfig:
     split, the weights and where data lives).  Flat, so that config.json is one flat mapping."""
 
     dataset: Dataset = setting("mnist-sample", "the dataset (mnist-sample ships with the kit: no download)")
-    normal_class: str = setting("0", "the normal class: digit/class index or name; MVTec category; unused for "
-                                     "folder")
+    normal_class: str | None = setting("0", "the normal class: digit/class index or name; MVTec category; unused "
+                                            "for folder")
     epochs: int = setting(8, "training epochs")
     input_size: int | None = setting(None, "image side in pixels (default: 28 for MNIST-like, 120 for MVTec)")
     encoders: Encoders = setting(4, "number of pyramid encoders (paper: 4)")
@@ -122,7 +122,7 @@ class TrainConfig:
     download: bool = setting(True, "never download; fail clearly if data is missing")
 
     def __post_init__(self):
-        self.normal_class = str(self.normal_class)
+        self.normal_class = None if self.normal_class is None else str(self.normal_class)
         if self.input_size is None and self.dataset in data_mod.DEFAULT_INPUT_SIZE:
             self.input_size = data_mod.DEFAULT_INPUT_SIZE[self.dataset]
 
@@ -143,7 +143,17 @@ class TrainConfig:
         Raises ConfigError "<flag>: <what is wrong>" for the first bad setting (the flag as the
         command line spells it, e.g. `--lambda`), DataError naming --normal-class for a class
         the dataset does not have.  `weights` may still be a request (auto, none): resolve it
-        with `engine.build.resolve_weights` before training."""
+        with `with_weights` (`engine.build.resolve_weights`) before training.  A config checked
+        once and not changed since is not checked again: the command line checks it before any
+        download, `engine.trainer.train` for callers in code, and a `train` command does each
+        check once."""
+        if self.__dict__.get("_checked") == astuple(self):
+            return self
+        self._check()
+        self.__dict__["_checked"] = astuple(self)
+        return self
+
+    def _check(self) -> None:
         def bad(name, msg):
             raise ConfigError(f"{FLAGS[name]}: {msg}")
 
@@ -151,7 +161,10 @@ class TrainConfig:
             value, allowed = getattr(self, name), get_args(_HINTS[name])
             if value not in allowed:
                 bad(name, f"must be one of {', '.join(allowed)}, got {value!r}")
-        if self.dataset in ("mnist-sample", "mnist", "fmnist"):
+        problem = data_mod.request_error(self.dataset, self.normal_class, self.input_size)
+        if problem:
+            raise ConfigError(problem)
+        if self.dataset in data_mod.MNIST_LIKE:
             names = data_mod.FMNIST_CLASSES if self.dataset == "fmnist" else data_mod.MNIST_CLASSES
             data_mod.class_index(self.normal_class, names)  # raises DataError naming --normal-class
         if not _is_int(self.epochs) or self.epochs < 1:
@@ -159,8 +172,6 @@ class TrainConfig:
         problem = shape_error(self.input_size, self.encoders, self.pyramid)
         if problem:
             bad(*problem)
-        if self.dataset in ("mnist-sample", "mnist", "fmnist") and self.input_size != 28:
-            bad("input_size", f"{self.dataset} images are 28x28, got {self.input_size!r}; leave --input-size unset")
         if not _is_int(self.seed) or not 0 <= self.seed < 2**32:
             bad("seed", f"must be an integer in 0..{2**32 - 1}, got {self.seed!r}")
         for name in ("lambda_", "lr", "weight_decay"):
@@ -179,10 +190,22 @@ class TrainConfig:
                 bad(name, f"must be an integer of at least 2, got {v!r}")
         if not isinstance(self.fast, bool) or not isinstance(self.download, bool):
             bad("fast" if not isinstance(self.fast, bool) else "download", "must be True or False")
+        self._check_weights()
+
+    def _check_weights(self) -> None:
         if self.profile == "paper" and self.weights in ("none", "random"):
             raise ConfigError("--profile paper: reproduces the paper and needs ImageNet weights (--weights imagenet "
                               "or auto); use --profile cpu or quick for random weights")
-        return self
+
+    def with_weights(self, used: Used) -> TrainConfig:
+        """This config with its weights request replaced by the weights a run uses ("imagenet" or
+        "random", `model.weights.resolve`).  A checked config stays checked (only the weights rule
+        runs again: `--profile paper` with `auto` that fell back to random is refused)."""
+        out = replace(self, weights=used)
+        if "_checked" in self.__dict__:
+            out._check_weights()
+            out.__dict__["_checked"] = astuple(out)
+        return out
 
     def to_dict(self) -> dict:
         """The flat mapping config.json (and a checkpoint's saved config) holds: field names,
@@ -239,7 +262,8 @@ RUN_FIELDS = SHAPE_FIELDS + ("dataset", "normal_class", "lambda_", "lr", "lr_sch
 FIELD_KEYS = {"lambda_": "lambda"}
 
 
-# Key in config.json -> field: "lambda", and the names that files of earlier versions used.
+# Key in config.json -> field: "lambda", and the older key names (lam, val_fraction) that committed
+# runs' config.json files still hold.
 LEGACY_KEYS = {"lambda": "lambda_", "lam": "lambda_", "val_fraction": "heldout_fraction"}
 
 

@@ -98,8 +98,6 @@ def read_json(path) -> dict:
     path = Path(path)
     try:
         return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: not valid JSON ({e}); delete it or restore it from a backup") from e
 

@@ -5,11 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["size", "path", "train img/s", "score img/s", "train GFLOP/img", "score GFLOP/img",
            "train GFLOP/s", "score GFLOP/s", "train peak MB", "score peak MB"]
 
 
+@pytest.mark.slow
 def test_quick_benchmark_prints_the_table(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--quick", "--json", str(out)],

@@ -4,11 +4,9 @@ thresholds reproduce its rates exactly from its scores.csv (issue 13g)."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
-from helpers import tiny_cfg
+from helpers import copy_run
 
 from pyramid_lib.engine.evaluate import evaluate_run
-from pyramid_lib.engine.trainer import train
 from pyramid_lib.metrics import PRIMARY_SCORE
 from pyramid_lib.threshold import from_normals, rates, youden
 
@@ -47,9 +45,8 @@ def test_youden_without_any_separation_returns_the_highest_score():
     assert youden([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5]) == 0.5
 
 
-@pytest.mark.slow
-def test_a_runs_thresholds_reproduce_its_rates_from_scores_csv(tmp_path, tiny):
-    run = train(tiny_cfg(epochs=1), tmp_path / "run", data=tiny, progress=False)
+def test_a_runs_thresholds_reproduce_its_rates_from_scores_csv(tmp_path, tiny_run, tiny):
+    run = copy_run(tiny_run, tmp_path / "run")
     m = evaluate_run(run, data=tiny, progress=False).iloc[0]
     test, held = run.read_scores()
     assert test[PRIMARY_SCORE].dtype == np.float64

@@ -6,14 +6,14 @@
     walk.py       finding images in folders; which mask file belongs to which image
     folder.py     image folders in MVTec AD's layout, MVTec AD itself
     synthetic.py  a synthetic stand-in folder in MVTec AD's layout (not MVTec AD)
-    datasets.py   load(dataset, normal_class): the one entry point
+    datasets.py   load(dataset, normal_class), load_for(cfg): the one entry point
     splits.py     held-out training normals, seeded subsets
 
 Under the one-class protocol the training split holds normal images only; the test split holds
 both, label 0 = normal, 1 = anomalous.
 """
 
-from .datasets import DATASETS, DEFAULT_INPUT_SIZE, load
+from .datasets import DATASETS, DEFAULT_INPUT_SIZE, MNIST_LIKE, load, load_for, request_error
 from .folder import MVTEC_CATEGORIES, MVTEC_URL, load_folder, load_mvtec
 from .images import ImageSet, OneClassData, data_root, to_input
 from .images_io import IMAGE_SUFFIXES, read_image, read_mask
@@ -32,6 +32,7 @@ __all__ = [
     "FMNIST_CLASSES",
     "IMAGE_SUFFIXES",
     "MNIST_CLASSES",
+    "MNIST_LIKE",
     "MNIST_SAMPLE_TRAIN",
     "MVTEC_CATEGORIES",
     "MVTEC_URL",
@@ -40,11 +41,13 @@ __all__ = [
     "class_index",
     "data_root",
     "load",
+    "load_for",
     "load_folder",
     "load_mnist_like",
     "load_mnist_sample",
     "load_mvtec",
     "read_image",
     "read_mask",
+    "request_error",
     "to_input",
 ]

@@ -49,18 +49,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import DataError
+from ..paper import MVTEC_CATEGORIES
 from .images import ImageSet, OneClassData, data_root
-from .images_io import IMAGE_SUFFIXES, decode_image, decode_mask, is_junk, read_image, read_mask
-from .images_io import JUNK_FOLDERS as _JUNK_FOLDERS
-from .walk import mask_stems, same_aspect, walk_images
+from .images_io import IMAGE_SUFFIXES, decode_image, decode_mask, read_image, read_mask
+from .walk import JUNK, left_out, mask_stems, same_aspect, walk_images
 
 __all__ = ["IMAGE_SUFFIXES", "MVTEC_CATEGORIES", "MVTEC_URL", "load_folder", "load_mvtec", "read_image", "read_mask"]
 
 log = logging.getLogger(__name__)
-
-MVTEC_CATEGORIES = ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill",
-                    "screw", "tile", "toothbrush", "transistor", "wood", "zipper")
-
 
 MVTEC_URL = "https://www.mvtec.com/company/research/datasets/mvtec-ad"
 
@@ -131,10 +127,11 @@ def _class_folders(parent: Path, report: _Report, stray: str) -> dict[str, list[
     except OSError as e:
         raise DataError(f"{parent}: folder cannot be listed ({e.strerror or e}); check its permissions") from e
     for p in entries:
-        if (p.is_dir() and p.name.lower() in _JUNK_FOLDERS) or (p.is_file() and is_junk(p.name)):
+        why = left_out(p)
+        if why == JUNK:
             report.junk.append(report.rel(p))
-        elif p.name.startswith("."):
-            report.skip(p, "hidden file or folder")
+        elif why:
+            report.skip(p, why)
         elif p.is_dir():
             groups[p.name.lower()].append(p)
         else:
@@ -177,6 +174,34 @@ def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_c
         raise DataError(f"{folder}: no such folder. "
                         f"{hint or 'Point --data-root at a folder holding train/good and test/.'}")
     report = _Report(folder)
+    train_paths = _train_images(folder, report)
+    test_paths, test_classes = _test_images(folder / "test", report)
+    gt_dir = folder / "ground_truth"
+    mask_for = _match_masks(gt_dir, test_paths, test_classes, folder / "test", report) if gt_dir.is_dir() else None
+
+    train, _, notes = _read_all(train_paths, input_size, f"{folder.name} train")
+    _note(report, train_paths, notes)
+    test, sizes, notes = _read_all(test_paths, input_size, f"{folder.name} test")
+    _note(report, test_paths, notes)
+    masks = None
+    if mask_for is not None:
+        masks = torch.zeros(len(test_paths), input_size, input_size, dtype=torch.uint8)
+        for i, (p, wh) in enumerate(zip(test_paths, sizes)):
+            if p in mask_for:
+                masks[i] = _read_matching_mask(mask_for[p], p, wh, input_size, report)
+    report.emit()
+    return OneClassData(
+        dataset, normal_class or folder.name,
+        ImageSet(torch.stack(train), torch.zeros(len(train), dtype=torch.long), ["good"] * len(train),
+                 [str(p) for p in train_paths]),
+        ImageSet(torch.stack(test), torch.tensor([int(c != _NORMAL) for c in test_classes]), test_classes,
+                 [str(p) for p in test_paths], masks),
+        input_size, tuple(sorted(set(test_classes))))
+
+
+def _train_images(folder: Path, report: _Report) -> list[Path]:
+    """The image files under train/good/ (any letter case); other train/ folders are reported.
+    DataError when the folder is not in MVTec AD's layout or train/good/ holds no image."""
     train_root, test_dir = folder / "train", folder / "test"
     train_groups = _class_folders(train_root, report, "in train/, not in train/good/") if train_root.is_dir() else {}
     train_dirs = train_groups.pop(_NORMAL, [])
@@ -193,7 +218,12 @@ def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_c
         raise DataError(f"{train_dir}: no images" + (f" (found only: {', '.join(found[:5])}"
                                                      f"{' ...' if len(found) > 5 else ''})" if found else "")
                         + "; the normal class must have training images")
+    return train_paths
 
+
+def _test_images(test_dir: Path, report: _Report) -> tuple[list[Path], list[str]]:
+    """The image files under test/<class>/ and their classes; a test split without normal or
+    without defect images is remarked on (AUROC is undefined).  DataError when there are none."""
     test_paths, test_classes = [], []
     for name, dirs in _class_folders(test_dir, report, "in test/, not in a class folder test/<class>/").items():
         paths = [p for d in dirs for p in _walk(d, report)]
@@ -211,29 +241,7 @@ def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_c
                                                               f"to test/good/" if likely else ""))
     elif classes == [_NORMAL]:
         report.lines.append("test/: only normal test images (no test/<defect>/): AUROC is undefined without defects")
-
-    gt_dir = folder / "ground_truth"
-    mask_for = _match_masks(gt_dir, test_paths, test_classes, test_dir, report) if gt_dir.is_dir() else None
-
-    train, _, notes = _read_all(train_paths, input_size, f"{folder.name} train")
-    _note(report, train_paths, notes)
-    test, sizes, notes = _read_all(test_paths, input_size, f"{folder.name} test")
-    _note(report, test_paths, notes)
-    masks = None
-    if mask_for is not None:
-        masks = torch.zeros(len(test_paths), input_size, input_size, dtype=torch.uint8)
-        for i, (p, wh) in enumerate(zip(test_paths, sizes)):
-            if p in mask_for:
-                masks[i] = _read_matching_mask(mask_for[p], p, wh, input_size, report)
-    report.emit()
-    name = normal_class or folder.name
-    return OneClassData(
-        dataset, name,
-        ImageSet(torch.stack(train), torch.zeros(len(train), dtype=torch.long), ["good"] * len(train),
-                 [str(p) for p in train_paths]),
-        ImageSet(torch.stack(test), torch.tensor([int(c != _NORMAL) for c in test_classes]), test_classes,
-                 [str(p) for p in test_paths], masks),
-        input_size, tuple(classes))
+    return test_paths, test_classes
 
 
 def _match_masks(gt_dir: Path, test_paths, test_classes, test_dir: Path, report: _Report) -> dict[Path, Path]:

@@ -5,14 +5,20 @@ fraction of them (10% by default, seeded) is held out of training: their scores 
 decision threshold without looking at any test label (`threshold.py`).  The paper trains on all
 training normals and picks its threshold on the test set; `heldout_fraction=0` restores the former.
 
+A run's split is `run_split(cfg, n)`, computed once when training starts and recorded in the
+run's data.json (engine/data_record.py); `fit_and_heldout` gives the two image sets.
+
 `limit` and `stratified_subset` pick the smaller, seeded sets of images that short runs train on
 (`train_limit`) and score (`test_limit`)."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from ..errors import ConfigError
+from .images import ImageSet, OneClassData
 
 DEFAULT_HELDOUT_FRACTION = 0.1
 
@@ -39,6 +45,26 @@ def fit_and_heldout_indices(n: int, fraction: float = DEFAULT_HELDOUT_FRACTION, 
     not used.  Raises what `holdout` raises."""
     fit_idx, held_idx = holdout(n, fraction, seed)
     return fit_idx[limit(len(fit_idx), max_fit, seed)], held_idx
+
+
+class Split(NamedTuple):
+    """Sorted indices into a run's training images: those it fits and those held out."""
+
+    fit: torch.Tensor
+    held_out: torch.Tensor
+
+
+def run_split(cfg, n: int) -> Split:
+    """The split of n training images under a run's config (`cfg`: a TrainConfig; its
+    heldout_fraction, seed and train_limit): `fit_and_heldout_indices`.  Raises what `holdout` raises."""
+    return Split(*fit_and_heldout_indices(n, cfg.heldout_fraction, cfg.seed, cfg.train_limit))
+
+
+def fit_and_heldout(data: OneClassData, cfg, split: Split | None = None) -> tuple[ImageSet, ImageSet]:
+    """(images the network trains on, held-out training normals for the threshold), both subsets
+    of data.train: `split`, by default `run_split(cfg, len(data.train))`."""
+    split = split if split is not None else run_split(cfg, len(data.train))
+    return data.train.subset(split.fit), data.train.subset(split.held_out)
 
 
 def limit(n: int, max_images: int | None, seed: int = 0) -> torch.Tensor:

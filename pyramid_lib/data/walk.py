@@ -25,6 +25,22 @@ from .images_io import JUNK_FOLDERS, identify, is_junk, why_not_an_image
 NOT_AN_IMAGE = "not an image Pillow can read"
 
 
+JUNK = "OS or tool leftover"  # counted, not named
+
+
+def left_out(p: Path) -> str | None:
+    """Why the folder entry `p` is left out whatever it holds, or None when it is looked at:
+    JUNK for OS and tool leftovers (.DS_Store, Thumbs.db, '._x.png', .ipynb_checkpoints/,
+    __MACOSX/), "hidden folder" or "hidden file" for a name starting with a dot.  The one rule of
+    the walk (`walk_images`) and of the class folders of data/folder.py."""
+    folder = p.is_dir()
+    if (p.name.lower() in JUNK_FOLDERS) if folder else is_junk(p.name):
+        return JUNK
+    if p.name.startswith("."):
+        return "hidden folder" if folder else "hidden file"
+    return None
+
+
 @dataclass
 class Walk:
     """What `walk_images` found.  `skipped`: (path, reason, detail) not used; `failed`: (path, reason)
@@ -67,19 +83,15 @@ def walk_images(folder: Path, seen: set[Path] | None = None, exclude: Path | Non
             walk.skipped.append((folder, why, ""))
         return walk
     for p in entries:
-        if p.is_dir():
-            if p.name.lower() in JUNK_FOLDERS:
-                walk.junk.append(p)
-            elif p.name.startswith("."):
-                walk.skipped.append((p, "hidden folder", ""))
-            else:
-                walk_images(p, seen, exclude, errors, walk)
+        why = left_out(p)
+        if why == JUNK:
+            walk.junk.append(p)
+        elif why:
+            walk.skipped.append((p, why, ""))
+        elif p.is_dir():
+            walk_images(p, seen, exclude, errors, walk)
         elif not p.is_file():
             walk.skipped.append((p, "not a regular file (broken link, socket, ...)", ""))
-        elif is_junk(p.name):
-            walk.junk.append(p)
-        elif p.name.startswith("."):
-            walk.skipped.append((p, "hidden file", ""))
         else:
             try:
                 why = not_an_image(p)

@@ -1,14 +1,15 @@
 """From a config to a network: the device (`pick_device`), the weights a run uses
 (`resolve_weights`), the network and loss (`build`), and the versions run.json records.
 
-`build` is what training, scoring and every notebook call; it applies the exact speed-ups of
-model/fast.py unless the config says `fast=False` (`--no-fast`)."""
+`build` is what training, scoring and every notebook call: the paper's layers (a printed model
+shows them).  `training_optimizer` is where training runs: with `fast` (the default; `--no-fast`
+turns it off) it applies the exact speed-ups of model/fast.py there, measured to pay on a CPU
+(benchmarks/README.md)."""
 
 from __future__ import annotations
 
 import platform
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -64,15 +65,17 @@ def resolve_weights(cfg: TrainConfig) -> TrainConfig:
     """The config with its weights request (auto, imagenet, none) replaced by what the run uses
     ("imagenet" or "random"; model/weights.py).  Call it after `cfg.validate()` and before
     training: it may download the ImageNet weights.  Raises WeightsUnavailable when `imagenet`
-    cannot be had; `auto` then falls back to "random" with a UserWarning."""
-    return replace(cfg, weights=weights.resolve(cfg.weights))
+    cannot be had; `auto` then falls back to "random" with a UserWarning, refused with ConfigError
+    for `--profile paper` (`TrainConfig.with_weights`)."""
+    return cfg.with_weights(weights.resolve(cfg.weights))
 
 
 def build(cfg: TrainConfig, device="cpu", pretrained_backbone: bool = True) -> tuple[PyramidalAutoencoder, PyramidLoss]:
     """The network and loss of a config (Sec. III, Fig. 2), seeded, on `device`.
 
-    With `cfg.fast` (the default) both get the exact speed-ups of model/fast.py (same method,
-    other float rounding); `fast=False` gives the plain modules.  With pretrained_backbone=False
+    The modules are the paper's layers in every case; with `cfg.fast` (the default) both are
+    stored channels-last (oneDNN's faster layout on CPU; values unchanged), and training rewrites
+    the network's convs (`training_optimizer`).  With pretrained_backbone=False
     the backbone starts random even for ImageNet runs (a checkpoint is about to overwrite it).
     Raises ConfigError when `cfg.weights` is still a request (see `resolve_weights`)."""
     resnet_w, vgg_w = weights.enums(cfg.weights)
@@ -80,6 +83,20 @@ def build(cfg: TrainConfig, device="cpu", pretrained_backbone: bool = True) -> t
     torch.manual_seed(cfg.seed)
     model = PyramidalAutoencoder(cfg.input_size, cfg.encoders, cfg.pyramid, backbone_weights=resnet_w)
     loss = PyramidLoss(cfg.lambda_, weights=vgg_w)
+    model, loss = model.to(device), loss.to(device)
     if not cfg.fast:
-        return model.to(device), loss.to(device)
-    return fast.optimize(model.to(device)), fast.optimize_loss(loss.to(device))  # exact speed-ups, see fast.py
+        return model, loss
+    return fast.optimize(model, convs=False), fast.optimize_loss(loss)  # the layout only
+
+
+def training_optimizer(cfg: TrainConfig, model: PyramidalAutoencoder) -> torch.optim.Adam:
+    """Adam with Table I's settings (cfg.lr, cfg.weight_decay) for training `model`.  With `cfg.fast`
+    the model's convs on 1x1 and 2x2 maps are first replaced, in place, by their exact rewrites
+    (`fast.optimize`: the same Parameters, other float rounding; at 28x28 a training step runs about
+    twice as fast on a CPU, benchmarks/README.md) and Adam is the fused kernel (`fast.adam`); the
+    model then prints the rewritten layers (`fast.plain` undoes it).  Call it where training runs,
+    on a model from `build`."""
+    if not cfg.fast:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    fast.optimize(model, channels_last=False)  # build stored it channels-last already
+    return fast.adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

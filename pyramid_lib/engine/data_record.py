@@ -33,7 +33,7 @@ import torch
 
 from .. import data as data_mod
 from ..config import TrainConfig
-from ..data.splits import fit_and_heldout_indices
+from ..data.splits import Split
 from ..errors import CheckpointError, DataChangedWarning, DataError
 from ..files import atomic_write_json, read_json
 from .run_dir import RunDir
@@ -80,11 +80,11 @@ def digest(items: dict[str, str]) -> str:
                            digest_size=8).hexdigest()
 
 
-def make(cfg: TrainConfig, data: data_mod.OneClassData) -> dict:
-    """The record of `data` under `cfg`'s split (`splits.fit_and_heldout_indices`, as `fit_and_heldout`)."""
+def make(cfg: TrainConfig, data: data_mod.OneClassData, split: Split) -> dict:
+    """The record of `data` under the run's split (`splits.run_split`, computed once by the trainer)."""
     folder = image_folder(data)
     train, test = entries(data.train, folder), entries(data.test, folder)
-    fit_idx, held_idx = fit_and_heldout_indices(len(data.train), cfg.heldout_fraction, cfg.seed, cfg.train_limit)
+    fit_idx, held_idx = split
     keys = list(train)
     fit = {keys[i]: train[keys[i]] for i in fit_idx.tolist()}
     per_image = data.dataset in FOLDER_DATASETS
@@ -193,11 +193,11 @@ def make_entries(data: data_mod.OneClassData) -> dict:
     return out
 
 
-def check_resume(run: RunDir, cfg: TrainConfig, data: data_mod.OneClassData) -> None:
+def check_resume(run: RunDir, cfg: TrainConfig, data: data_mod.OneClassData, split: Split) -> None:
     """Before training resumes: refuse (DataError) when the training split, the fit images or the
     held-out normals differ from data.json's; write data.json for a run begun before runs
     recorded their data (warned).  Changes to the test split are left to `evaluate_run`'s warning."""
-    record, now = read(run), make(cfg, data)
+    record, now = read(run), make(cfg, data, split)
     if record is None:
         warnings.warn(f"{run.dir}: no {run.data_record.name} (begun before runs recorded their data): training "
                       "resumes on the data as it is now, recorded from now on", DataChangedWarning, stacklevel=4)

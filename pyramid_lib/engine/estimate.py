@@ -15,8 +15,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..config import TrainConfig
-from ..model import fast
-from .build import build, pick_device
+from .build import build, pick_device, training_optimizer
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ def step_seconds(cfg: TrainConfig, device=None, steps: int = 3) -> float:
     cfg asks (speed does not depend on them), so nothing is downloaded."""
     device = pick_device(device)
     model, loss = build(replace(cfg, weights="random"), device)
-    opt = fast.adam(model.parameters(), lr=cfg.lr) if cfg.fast else torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = training_optimizer(cfg, model)
     x = torch.rand(cfg.batch_size, 3, cfg.input_size, cfg.input_size, device=device)
     if cfg.fast:
         x = x.contiguous(memory_format=torch.channels_last)

@@ -33,7 +33,6 @@ from ..model.loss import PyramidLoss
 from ..plots import pick_labelled, reconstructions_figure, roc_figure, score_label, weights_note
 from . import data_record
 from .run_dir import RunDir, holding_lock
-from .trainer import fit_and_heldout
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +96,13 @@ def evaluate_run(run_dir, device=None, data: data_mod.OneClassData | None = None
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     t0 = time.perf_counter()
     cfg, model, loss = run.load(device)
-    data = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
+    data = data or data_mod.load_for(cfg)
     held_out = data_record.held_out_normals(run, data)  # data.json's; warns what changed since training
     if held_out is None:  # a run from before data.json: the split is recomputed (warned)
-        _, held_out = fit_and_heldout(data, cfg)
-    test_limit = getattr(cfg, "test_limit", None)
-    if test_limit is not None:
-        data = dataclasses.replace(data, test=data.test.subset(splits.stratified_subset(data.test.labels, test_limit,
-                                                                                  cfg.seed)))
+        _, held_out = splits.fit_and_heldout(data, cfg)
+    if cfg.test_limit is not None:
+        data = dataclasses.replace(data, test=data.test.subset(splits.stratified_subset(data.test.labels,
+                                                                                  cfg.test_limit, cfg.seed)))
     masks = data.test.masks  # ground-truth defect masks (MVTec AD, folders with ground_truth/), or None
     test = score_images(model, loss, data.test, progress=progress, desc="scoring test split",
                         with_maps=masks is not None)
@@ -134,7 +132,7 @@ def run_columns(cfg: TrainConfig, state: dict) -> dict:
     hist = state.get("history", [])
     return {"dataset": cfg.dataset, "normal_class": cfg.normal_class, "weights": cfg.weights,
             "profile": cfg.profile, "epochs": len(hist), "encoders": cfg.encoders, "lambda": cfg.lambda_,
-            "pyramid": cfg.pyramid, "fast": getattr(cfg, "fast", True), "input_size": cfg.input_size,
+            "pyramid": cfg.pyramid, "fast": cfg.fast, "input_size": cfg.input_size,
             "seed": cfg.seed, "train_limit": cfg.train_limit, "fit_images": state.get("fit_images"),
             "final_loss": hist[-1]["loss"] if hist else np.nan, "train_seconds": state.get("wall_time_s"),
             "device": state.get("device")}

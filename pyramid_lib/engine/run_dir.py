@@ -208,8 +208,8 @@ def load_checkpoint(path, cfg: TrainConfig | None = None) -> dict:
 def load_perceptual(loss: PyramidLoss, ckpt: dict, path, cfg: TrainConfig) -> None:
     """Give the loss's perceptual network F the weights the run trained with (saved in every
     checkpoint as "perceptual").  A checkpoint without them is accepted for ImageNet runs (F is
-    torchvision's fixed VGG11) and refused with CheckpointError for random-weight runs: made
-    before F's weights were saved, its F cannot be drawn again exactly."""
+    torchvision's fixed VGG11) and refused with CheckpointError for random-weight runs: their
+    random F cannot be drawn again exactly."""
     if "perceptual" in ckpt:
         load_state(loss.features, ckpt["perceptual"], path, "perceptual network (VGG11)")
     elif cfg.weights != "imagenet":

@@ -25,13 +25,13 @@ from tqdm.auto import tqdm
 
 from .. import data as data_mod
 from ..config import TrainConfig
-from ..data.splits import fit_and_heldout_indices
+from ..data.splits import fit_and_heldout, run_split
 from ..errors import ConfigError, TrainingError
 from ..files import atomic_torch_save, atomic_write_json, read_json, remove_temp_files
-from ..model import fast, weights
+from ..model import weights
 from ..model.loss import PyramidLoss
 from . import data_record
-from .build import build, pick_device, versions
+from .build import build, pick_device, training_optimizer, versions
 from .precision import autocast, resolve
 from .run_dir import CHECKPOINT_FORMAT, RunDir, check_compatible, load_checkpoint, load_perceptual, load_state
 
@@ -64,14 +64,6 @@ def batches(order: torch.Tensor, batch_size: int):
         b = order[i:i + batch_size]
         if len(b) >= 2:
             yield b
-
-
-def fit_and_heldout(data: data_mod.OneClassData, cfg: TrainConfig):
-    """(images the network trains on, held-out training normals for the threshold), both subsets of
-    data.train (`splits.fit_and_heldout_indices`).  A trained run records both in its data.json;
-    `evaluate_run` uses that record, not this function."""
-    fit_idx, val_idx = fit_and_heldout_indices(len(data.train), cfg.heldout_fraction, cfg.seed, cfg.train_limit)
-    return data.train.subset(fit_idx), data.train.subset(val_idx)
 
 
 class NonFiniteLoss(TrainingError):
@@ -213,13 +205,11 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
     # an unsafe, damaged or foreign checkpoint is refused before any data is read or downloaded
     ckpt = load_checkpoint(run.checkpoint, cfg) if run.checkpoint.exists() else None
 
-    data = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
-    fit, _ = fit_and_heldout(data, cfg)  # the same split as data.json's (data_record.make)
+    data = data or data_mod.load_for(cfg)
+    split = run_split(cfg, len(data.train))  # once per run; data.json records it
+    fit, _ = fit_and_heldout(data, cfg, split)
     model, loss_fn = build(cfg, device)
-    if cfg.fast:  # fused Adam, one of the exact speed-ups (model/fast.py)
-        opt = fast.adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = training_optimizer(cfg, model)  # with cfg.fast, also the exact conv rewrites (model/fast.py)
 
     if ckpt is not None:
         if int(ckpt["epoch"]) >= cfg.epochs and run.trained:
@@ -231,9 +221,9 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
         del ckpt
     cfg, measured = resolve(cfg, model, loss_fn, fit.batch(torch.arange(min(len(fit), cfg.batch_size, 32)), device))
     if start_epoch > 0:  # DataError when the training images changed since the run started
-        data_record.check_resume(run, cfg, data)
+        data_record.check_resume(run, cfg, data, split)
     else:
-        data_record.write(run, data_record.make(cfg, data))
+        data_record.write(run, data_record.make(cfg, data, split))
     state = {"status": "running", "config": cfg.to_dict(), "device": str(device), "versions": versions(),
              "fit_images": len(fit), "history": history, "init": weights_init(cfg),
              "machine": machine_load(run.read_state().get("machine", {}), "start"),

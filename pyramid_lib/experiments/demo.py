@@ -30,7 +30,7 @@ def run_demo(cfg: TrainConfig, out: Path, device=None, progress: bool = True, ec
     once (by the evaluation, which draws the figures)."""
     t0 = time.perf_counter()
     out = Path(out)
-    data = data_mod.load(cfg.dataset, cfg.normal_class)
+    data = data_mod.load_for(cfg)
     echo(data.describe())
     run = RunDir(out / "run", device)
     metrics = run_one("demo", cfg, run, device, progress, data=data)

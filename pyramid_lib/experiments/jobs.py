@@ -34,7 +34,7 @@ def run_one(name: str, cfg: TrainConfig, run_dir, device=None, progress: bool = 
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     if run.trained and run.evaluated:
         return run.read_metrics()
-    d = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
+    d = data or data_mod.load_for(cfg)
     train(cfg, run, resume=run.dir.exists() and (run.checkpoint.exists() or run.state.exists()),
           device=device, progress=progress, data=d)  # the same RunDir: its lock, if held here, is reentrant
     return evaluate_run(run, device=device, data=d, progress=progress, figures=True)
@@ -60,8 +60,8 @@ def twin_run(run_dir, cfg: TrainConfig) -> Path | None:
     (every field but `download`), or None.  `run_dir` is <root>/<experiment>/<variant>/runs/<name>;
     the twin is looked for in <root>/*/*/runs/*, an original before a copy.  Such a run is what this
     job would compute: the lambda-1 and 4-encoder runs of the ablations are the Table II runs of
-    the same classes and seeds (issue 13 found two such runs trained twice, at different commits,
-    differing by more than the effect they were compared on)."""
+    the same classes and seeds, and two trainings of one config at different commits can differ
+    (float rounding) by more than the effect they are compared on."""
     run_dir = Path(run_dir).resolve()
     root = run_dir.parents[3]
     found = []

@@ -13,16 +13,16 @@ Experiments (`EXPERIMENTS`):
 Layout: results/<experiment>/<profile>/ (or <profile>-<setting><value>... when options such as
 --epochs 30 or --lambda 0 change the profile's runs: `variant`, so that they never mix with, or
 are silently skipped as, the profile's own finished runs)
-    runs/<name>/        one run folder each (train.py, evaluate.py, baselines.py)
+    runs/<name>/        one run folder each (engine/trainer.py, engine/evaluate.py, baselines.py)
     results.csv         one row per finished run (the per-run metrics.csv rows, combined)
     comparison.csv      ours beside the paper's numbers (paper.py), where the paper has a table
     sweeps.csv          one row per sweep invocation: command, commit, start/end, runs done/skipped/failed
-    *.png, README.md    figures and the results page (report.py)
+    *.png, README.md    figures and the results page (reporting/pages.py)
 
 Idempotent and resumable: a run is finished when its metrics.csv exists (written last); a finished
 run is never redone nor overwritten.  An interrupted network run resumes from its last complete
 epoch; an interrupted baseline is redone (seconds to minutes).  Each run holds an exclusive lock
-(`fcntl.flock` on runs/<name>/.lock) while it works, so two sweeps started at once (or a sweep
+(`RunDir.hold`: a `filelock` on runs/<name>/.lock) while it works, so two sweeps started at once (or a sweep
 and a SLURM array) never train the same run twice: the second one skips it as busy.
 
 Parallelism: `jobs` runs at once on this machine, a fresh process per run
@@ -48,7 +48,7 @@ from ..files import atomic_write_csv, read_json
 
 MAIN = {"mnist": ("mnist", data_mod.MNIST_CLASSES),
         "fmnist": ("fmnist", tuple(str(i) for i in range(10))),
-        "mvtec": ("mvtec", data_mod.MVTEC_CATEGORIES)}
+        "mvtec": ("mvtec", tuple(sorted(data_mod.MVTEC_CATEGORIES)))}  # MVTec AD's folder order
 
 
 ABLATIONS = ("ablation-encoders", "ablation-lambda")
@@ -87,7 +87,7 @@ class Job:
 
 def _classes_of(dataset: str) -> tuple[str, ...]:
     if dataset == "mvtec":
-        return data_mod.MVTEC_CATEGORIES
+        return MAIN["mvtec"][1]
     return tuple(str(i) for i in range(10))
 
 

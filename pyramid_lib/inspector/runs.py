@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 
 from .. import data as data_mod
+from ..data.splits import fit_and_heldout
 from ..engine.evaluate import score_images
 from ..engine.run_dir import RunDir
-from ..engine.trainer import fit_and_heldout
 from ..metrics import PIXEL_METRICS, PRIMARY_SCORE, PRO_FPR_LIMIT
 from ..model.anomaly_map import predict
 
@@ -64,8 +64,7 @@ class RunView:
             try:
                 _, model, _ = self.run.load()
                 if self._data is None:
-                    self._data = data_mod.load(self.cfg.dataset, self.cfg.normal_class, self.cfg.data_root,
-                                               download=False, input_size=self.cfg.input_size)
+                    self._data = data_mod.load_for(self.cfg, download=False)
                 self._index = {n: i for i, n in enumerate(self._data.test.names)}
             except Exception as e:  # no checkpoint, no dataset here: scores only
                 self._problem = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"

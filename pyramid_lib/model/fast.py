@@ -1,6 +1,9 @@
 """Speed-ups that leave what the network computes unchanged (see benchmarks/README.md).
 
-`optimize(model)` is applied by `train.build`, so training, scoring and every run folder get it:
+A model a student builds (`engine.build.build`) shows the paper's layers; training applies
+`optimize` and `adam` where it runs (`engine.build.training_optimizer`), because there they pay:
+on a 2-core AVX2 CPU a 28x28 training step runs about twice as fast with them, while bf16
+autocast, without AVX-512-BF16 or AMX, runs 4 to 20 times slower (benchmarks/README.md):
 
 * Exact-tap convolutions.  At 28x28 the ResNet18 map is 1x1 in layer4 and 2x2 in layer3.  A 3x3
   conv with padding 1 on a 1x1 map only ever meets real input with its centre tap (the others only
@@ -217,18 +220,19 @@ def _set(model: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def optimize(model: nn.Module, input_size: int | None = None, matrix: bool = True,
-             channels_last: bool = True) -> nn.Module:
+             channels_last: bool = True, convs: bool = True) -> nn.Module:
     """The library's default speed-ups, in place; returns the model.
 
-    Every conv that skips taps at this input size becomes a `TapConv2d`; with `matrix`, every
-    3x3 conv on a map smaller than 3x3 that still uses all taps becomes a `MatrixConv2d`; with
-    `channels_last`, 4-d weights are stored NHWC (oneDNN's faster layout on CPU; values
-    unchanged).  `input_size` defaults to `model.config.input_size`.  Idempotent; undo with
-    `plain(model)`.  Outputs and gradients equal the plain model's up to float rounding
-    (tests/test_fast.py); state_dict keys and values are unchanged.
+    With `convs`, every conv that skips taps at this input size becomes a `TapConv2d` and, with
+    `matrix`, every 3x3 conv on a map smaller than 3x3 that still uses all taps becomes a
+    `MatrixConv2d`; with `channels_last`, 4-d weights are stored NHWC (oneDNN's faster layout on
+    CPU; values unchanged; a printed model does not show it).  `input_size` defaults to
+    `model.config.input_size`.  Idempotent; undo with `plain(model)`.  Outputs and gradients
+    equal the plain model's up to float rounding (tests/model/test_fast.py); state_dict keys and
+    values are unchanged.
     """
     size = model.config.input_size if input_size is None else input_size
-    sizes = conv_input_sizes(model, size)
+    sizes = conv_input_sizes(model, size) if convs else {}
     for name, s in sizes.items():
         conv = model.get_submodule(name)
         if s > 0 and rewritable(conv, s):

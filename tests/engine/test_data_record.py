@@ -19,9 +19,10 @@ from helpers import tiny_cfg
 from PIL import Image
 
 from pyramid_lib import cli, data
+from pyramid_lib.data.splits import fit_and_heldout
 from pyramid_lib.engine import data_record
 from pyramid_lib.engine.evaluate import evaluate_run
-from pyramid_lib.engine.trainer import fit_and_heldout, train
+from pyramid_lib.engine.trainer import train
 from pyramid_lib.errors import DataChangedWarning, DataError
 
 folder_run, copies = folder_helpers.folder_run, folder_helpers.copies  # fixtures

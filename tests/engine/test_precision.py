@@ -37,7 +37,7 @@ def test_bf16_step_runs_the_network_in_bf16_and_returns_fp32_terms():
 
 @pytest.mark.parametrize(("bf16_s", "chosen"), [(0.5, "bf16"), (0.89, "bf16"), (0.95, "fp32"), (1.3, "fp32")])
 def test_auto_chooses_bf16_only_when_measured_faster(monkeypatch, bf16_s, chosen):
-    monkeypatch.setattr(precision, "step_seconds", lambda m, l, x, p, repeats=3: 1.0 if p == "fp32" else bf16_s)
+    monkeypatch.setattr(precision, "step_seconds", lambda model, loss, x, p, repeats=3: 1.0 if p == "fp32" else bf16_s)
     m = precision.measure(None, None, torch.zeros(1))
     assert m["chosen"] == chosen and m["ratio"] == pytest.approx(bf16_s)
 
