@@ -17,6 +17,7 @@ from . import config
 from . import data as data_mod
 from .baselines import METHODS
 from .config import PROFILES, TrainConfig
+from .data import mvtec
 from .engine.build import pick_device, resolve_weights
 from .engine.estimate import duration, estimate
 from .engine.evaluate import evaluate_run
@@ -306,6 +307,8 @@ def cmd_reproduce(a) -> int:
                  if k not in ("profile", "weights", "data_root", "download")}
     download = a.download is not False
     seeds = a.seeds or (list(DEFAULT_SEEDS) if profile in SEEDED_PROFILES and a.seed is None else None)
+    if "mvtec" in (a.datasets or [a.experiment]) and not a.classes:
+        print(mvtec.coverage(a.data_root).describe(), flush=True)
     todo = plan(a.experiment, profile, a.classes, request, a.data_root, download, a.datasets, a.methods, seeds,
                 **overrides)  # validate
     device = pick_device(a.device)

@@ -5,6 +5,8 @@
     mnist.py      MNIST, Fashion-MNIST, the embedded mnist-sample
     walk.py       finding images in folders; which mask file belongs to which image
     folder.py     image folders in MVTec AD's layout, MVTec AD itself
+    mvtec.py      which MVTec AD categories a data root holds, and which are subsets
+    validation.py validation sets that read no test image (synthetic defects, other classes)
     synthetic.py  a synthetic stand-in folder in MVTec AD's layout (not MVTec AD)
     datasets.py   load(dataset, normal_class), load_for(cfg): the one entry point
     splits.py     held-out training normals, seeded subsets

@@ -2,7 +2,7 @@
 
 Experiments (`EXPERIMENTS`):
     mnist, fmnist        Table III / Table II: one run per normal class
-    mvtec                Table IV: one run per category (only what is under <data>/mvtec_ad/)
+    mvtec                Table IV: one run per category found under <data>/mvtec_ad/ (data/mvtec.py)
     ablation-encoders    Fig. 3-4: 1, 2, 4, 6 encoders on two classes (paper: MVTec bottle, carpet;
                          default here: Fashion-MNIST classes 0 and 4 as a stand-in, `--dataset mvtec`
                          for the real thing)
@@ -42,8 +42,9 @@ import pandas as pd
 from .. import baselines as bl
 from .. import data as data_mod
 from ..config import RUN_FIELDS, TrainConfig, get_profile
+from ..data import mvtec
 from ..engine.run_dir import RunDir, check_compatible
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..files import atomic_write_csv, read_json
 
 MAIN = {"mnist": ("mnist", data_mod.MNIST_CLASSES),
@@ -131,6 +132,11 @@ def plan(experiment: str, profile: str = "quick", classes=None, weights: str = "
     if experiment in MAIN:
         dataset, all_classes = MAIN[experiment]
         dataset = (datasets or [dataset])[0]
+        if dataset == "mvtec" and not classes:  # the categories this data root holds (a user may have a few)
+            all_classes = tuple(mvtec.coverage(data_root).present)
+            if not all_classes:
+                raise DataError(f"no MVTec AD category under {mvtec.coverage(data_root).root}; get MVTec AD from "
+                                f"{data_mod.MVTEC_URL} and unpack its categories there (mvtec_ad/bottle/train/good)")
         for c in classes or all_classes:
             jobs.append(Job(f"{dataset}-{_safe(c)}", "pyramid", cfg(dataset, c), "ours"))
     elif experiment in ABLATIONS:
@@ -159,7 +165,7 @@ _VARIANT_LABELS = {"lambda_": "lambda", "input_size": "size", "heldout_fraction"
 
 
 _VARIANT_FIELDS = ("epochs", "encoders", "pyramid", "lambda_", "input_size", "seed", "lr", "batch_size", "train_limit",
-                   "weight_decay", "heldout_fraction", "test_limit", "fast")
+                   "weight_decay", "heldout_fraction", "test_limit", "fast", "precision")
 
 
 def variant(profile: str, todo: list[Job], plain: list[Job]) -> str:
