@@ -46,9 +46,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..errors import DataError
+from ..progress import tqdm
 from .images import ImageSet, OneClassData, data_root
 from .images_io import IMAGE_SUFFIXES, decode_image, decode_mask, is_junk, read_image, read_mask
 from .images_io import JUNK_FOLDERS as _JUNK_FOLDERS

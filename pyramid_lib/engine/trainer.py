@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from .. import data as data_mod
 from ..config import TrainConfig
@@ -29,6 +28,7 @@ from ..errors import ConfigError, TrainingError
 from ..files import atomic_torch_save, atomic_write_json, read_json, remove_temp_files
 from ..model import fast, weights
 from ..model.loss import PyramidLoss
+from ..progress import tqdm
 from . import data_record
 from .build import build, pick_device, versions
 from .run_dir import CHECKPOINT_FORMAT, RunDir, check_compatible, load_checkpoint, load_perceptual, load_state
