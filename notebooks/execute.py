@@ -111,7 +111,8 @@ def run(out: Path, notebooks: list[Path], parameters: dict) -> int:
             error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:300]
         seconds = time.perf_counter() - t0
         if not partial.is_file():  # the kernel did not even start
-            status[name] = {"ok": False, "message": error or "no output written", "seconds": round(seconds)}
+            status[name] = {"ok": False, "kind": "failed", "message": error or "no output written",
+                            "seconds": round(seconds)}
             bad.append(name)
             print(f"    FAILED after {seconds:.0f} s: {status[name]['message']}", flush=True)
             continue
@@ -122,17 +123,18 @@ def run(out: Path, notebooks: list[Path], parameters: dict) -> int:
         old = nbformat.read(target, as_version=4).metadata.get("pyramid_ad") if target.is_file() else None
         why_not = refusal(old, meta)
         if error is not None:
-            kept = out / f"{name}.failed.ipynb"
+            kind, kept = "failed", out / f"{name}.failed.ipynb"
             message = f"failed ({error}); the execution with the error is {kept}"
         elif why_not is not None:
-            kept = out / f"{name}.stand-in.ipynb"
+            kind, kept = "refused", out / f"{name}.stand-in.ipynb"
             message = f"REFUSED to replace {target}: it was {why_not}; the new execution is {kept}"
         else:
-            kept, message = target, f"done on {describe(meta['data_sources'])}"
-            (out / f"{name}.failed.ipynb").unlink(missing_ok=True)
+            kind, kept, message = "done", target, f"done on {describe(meta['data_sources'])}"
+            for stale in (f"{name}.failed.ipynb", f"{name}.stand-in.ipynb"):  # superseded by this success
+                (out / stale).unlink(missing_ok=True)
         nbformat.write(nb, partial)
         os.replace(partial, kept)
-        status[name] = {"ok": kept == target, "message": message, "seconds": round(seconds),
+        status[name] = {"ok": kept == target, "kind": kind, "message": message, "seconds": round(seconds),
                         "executed_at": meta["executed_at"]}
         _atomic_write(status_file, json.dumps(status, indent=1, sort_keys=True) + "\n")
         print(f"    {message}; {seconds:.0f} s", flush=True)
@@ -145,33 +147,41 @@ def run(out: Path, notebooks: list[Path], parameters: dict) -> int:
 
 def html(out: Path, html_dir: Path, notebooks: list[Path]) -> int:
     """Render the executed copies of `notebooks` found in `out` into `html_dir`; executes nothing.
-    Returns the number of notebooks without a page of a successful execution."""
+    Besides `<name>.html`, a kept failed or stand-in execution gets `<name>.failed.html` or
+    `<name>.stand-in.html`.  Returns the number of notebooks whose last execution failed or that
+    were never executed (a refused stand-in execution is said, not counted: the page shows the
+    execution on real data, as it should)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     html_dir.mkdir(parents=True, exist_ok=True)
     status = json.loads((out / STATUS).read_text()) if (out / STATUS).is_file() else {}
-    exporter, missing = HTMLExporter(), []
+    exporter, bad, said = HTMLExporter(), [], []
     for nb_path in notebooks:
         name = nb_path.stem
-        for src, page in ((out / f"{name}.ipynb", html_dir / f"{name}.html"),
-                          (out / f"{name}.failed.ipynb", html_dir / f"{name}.failed.html")):
-            if src.is_file():
-                body, _ = exporter.from_notebook_node(nbformat.read(src, as_version=4))
-                _atomic_write(page, body)
-                meta = nbformat.read(src, as_version=4).metadata.get("pyramid_ad", {})
-                print(f"{page}  ({describe(meta.get('data_sources') or [])}, executed {meta.get('executed_at', '?')})")
-            elif src.name.endswith(".failed.ipynb"):  # a page of a failure since fixed
-                page.unlink(missing_ok=True)
+        for suffix in ("", ".failed", ".stand-in"):
+            src, page = out / f"{name}{suffix}.ipynb", html_dir / f"{name}{suffix}.html"
+            if not src.is_file():
+                page.unlink(missing_ok=True)  # a page of an execution since superseded
+                continue
+            nb = nbformat.read(src, as_version=4)
+            body, _ = exporter.from_notebook_node(nb)
+            _atomic_write(page, body)
+            meta = nb.metadata.get("pyramid_ad", {})
+            print(f"{page}  ({describe(meta.get('data_sources') or [])}, executed {meta.get('executed_at', '?')})")
         last = status.get(name)
         if not (out / f"{name}.ipynb").is_file():
-            missing.append(f"{name}: never executed successfully" + (f" ({last['message']})" if last else ""))
-        elif last and not last["ok"]:
-            missing.append(f"{name}: its last execution {last['message']}; the page shows the earlier one")
-    if missing:
-        print("NOT RENDERED FROM A SUCCESSFUL LAST EXECUTION:\n  " + "\n  ".join(missing)
+            bad.append(f"{name}: " + (f"never executed successfully ({last['message']})" if last else "not executed"))
+        elif last and last.get("kind") == "failed":
+            bad.append(f"{name}: its last execution {last['message']}; {name}.html shows the earlier one")
+        elif last and last.get("kind") == "refused":
+            said.append(f"{name}: {last['message']}")
+    if said:
+        print("KEPT THE EXECUTION ON REAL DATA:\n  " + "\n  ".join(said))
+    if bad:
+        print("NOT RENDERED FROM A SUCCESSFUL LAST EXECUTION:\n  " + "\n  ".join(bad)
               + "\n(`make notebooks` executes them)")
-    return len(missing)
+    return len(bad)
 
 
 def main(argv=None) -> int:

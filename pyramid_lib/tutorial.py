@@ -273,22 +273,26 @@ def train_cached(cfg: TrainConfig, data: data_mod.OneClassData, setup: Setup,
 
 # |AUROC - 0.5| below this: the score ranks anomalies barely better (or worse) than a coin
 CHANCE_MARGIN = 0.1
+WORKS_FROM = 0.8  # an AUROC from here on: the method works; between chance and here: weak
 
 
 def verdict(auroc: float, note: str = "") -> tuple[str, str]:
     """The sentence a notebook prints under a run's AUROC, chosen from the number: returns (case,
     sentence) with case "stand-in" (`note` from `load_data` is not empty: the numbers say nothing
     about the dataset asked for), "chance" (within CHANCE_MARGIN of 0.5), "inverted" (below
-    0.5 - CHANCE_MARGIN) or "works".  A stand-in's sentence also gives the level of its AUROC."""
+    that), "weak" (above chance, under WORKS_FROM) or "works".  A stand-in's sentence also gives
+    the level of its AUROC."""
+    share = f"a random anomalous test image scores above a random normal one {auroc:.0%} of the time"
     if abs(auroc - 0.5) < CHANCE_MARGIN:
         case, text = "chance", (f"AUROC {auroc:.3f} is close to chance (within {CHANCE_MARGIN} of 0.5): the score "
                                 "barely ranks the anomalous test images above the normal ones")
     elif auroc < 0.5:
         case, text = "inverted", (f"AUROC {auroc:.3f} is below chance: the score ranks the anomalous test images "
                                   "LOWER than the normal ones")
+    elif auroc < WORKS_FROM:
+        case, text = "weak", f"AUROC {auroc:.3f} is above chance but weak: {share}"
     else:
-        case, text = "works", (f"AUROC {auroc:.3f}: the method works here; a random anomalous test image scores "
-                               f"above a random normal one {auroc:.0%} of the time")
+        case, text = "works", f"AUROC {auroc:.3f}: the method works here; {share}"
     if note:
         return "stand-in", (f"STAND-IN DATA: {text}; on a stand-in that only shows the pipeline runs, it says "
                             "nothing about the dataset asked for")

@@ -22,10 +22,10 @@ import pytest
 import torch
 
 from pyramid_lib import data, tutorial
-from pyramid_lib.experiments import results
 from pyramid_lib.config import PROFILES, TrainConfig
 from pyramid_lib.data import splits
 from pyramid_lib.errors import ConfigError, DataError
+from pyramid_lib.experiments import results
 from pyramid_lib.files import safe_torch_load
 from pyramid_lib.tutorial import committed_results, default_profile, load_data, made_by, run_dir, setup, train_cached
 
