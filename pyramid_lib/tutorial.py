@@ -41,13 +41,13 @@ from .engine.estimate import duration, estimate
 from .engine.run_dir import RunDir
 from .errors import DataError
 from .experiments.jobs import run_one
-from .experiments.results import committed_results, made_by
+from .experiments.results import RESULTS, committed_results, made_by
 from .model import weights
 from .model.anomaly_map import predict
 from .plots import weights_note
 
-__all__ = ["DATA_SOURCE_MIME", "RunResult", "Setup", "committed_results", "default_profile", "load_data", "made_by",
-           "roc_inputs", "run_dir", "setup", "train_cached"]
+__all__ = ["CHANCE_MARGIN", "DATA_SOURCE_MIME", "RESULTS", "WORKS_FROM", "RunResult", "Setup", "committed_results",
+           "default_profile", "load_data", "made_by", "roc_inputs", "run_dir", "setup", "train_cached", "verdict"]
 
 KIT = Path(__file__).resolve().parents[1]  # the clone: notebooks may run from a copy elsewhere
 DEFAULT_WORK, DEFAULT_DATA = KIT / "build" / "notebook-runs", KIT / "data"
