@@ -47,22 +47,21 @@ test-fast: env
 lab: env
 	$(BIN)/jupyter lab notebooks/
 
-# Every notebook executed with papermill into build/notebooks/, outputs kept.  Each runs its own
-# default profile (PROFILE = None: $PYRAMID_PROFILE, else laptop on a CPU, paper on a GPU);
+# Every notebook executed with papermill into build/notebooks/, outputs kept, by notebooks/execute.py:
+# it shows which notebook runs and a bar of its cells, records in each executed copy the data it
+# used, and never lets a notebook executed on a stand-in replace one executed on real data, nor a
+# failed execution replace a successful one (both are kept beside it, named so).  Each notebook runs
+# its own default profile (PROFILE = None: $PYRAMID_PROFILE, else laptop on a CPU, paper on a GPU);
 # PAPERMILL_ARGS overrides parameters: `make notebooks PAPERMILL_ARGS="-p PROFILE quick"`, or
 # "-p PROFILE laptop -p CATEGORY bottle".  A failing notebook does not stop the others; the target
-# fails at the end.
+# fails at the end, naming it.
 notebooks: env
-	@mkdir -p build/notebooks
-	@failed=""; for nb in $(NOTEBOOKS); do \
-	    echo "$$nb -> build/notebooks/$$(basename $$nb)"; \
-	    $(BIN)/papermill "$$nb" "build/notebooks/$$(basename $$nb)" --cwd notebooks --kernel python3 \
-	        --no-progress-bar --execution-timeout 1800 $(PAPERMILL_ARGS) || failed="$$failed $$nb"; \
-	done; \
-	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
+	$(BIN)/python notebooks/execute.py run build/notebooks $(NOTEBOOKS) $(PAPERMILL_ARGS)
 
-html: notebooks
-	$(BIN)/jupyter nbconvert --to html $(addprefix build/notebooks/,$(notdir $(NOTEBOOKS))) --output-dir build/html
+# Renders what `make notebooks` executed (build/notebooks/) to build/html/; executes nothing.  Every
+# executed notebook gets its page; the target then names the notebooks that failed or never ran.
+html: env
+	$(BIN)/python notebooks/execute.py html build/notebooks build/html $(NOTEBOOKS)
 
 benchmark: env
 	$(BIN)/python benchmarks/throughput.py

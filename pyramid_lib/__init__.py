@@ -10,7 +10,7 @@ Layout, top to bottom; a module imports only from the layers below it (`lint-imp
     cli.py, __main__.py   the command line `pyramid-ad`
     reporting/            tables.py, figures.py, analysis.py, pages.py: results pages (only cli imports it)
     tutorial.py           what the notebooks call        inspector/     app.py, runs.py: the ipywidgets inspector
-    experiments/          plan.py (which runs), jobs.py (one run), sweep.py, executors.py, demo.py
+    experiments/          plan.py (which runs), jobs.py (one run), results.py, sweep.py, executors.py, demo.py
     baselines.py          OC-SVM, KDE, plain autoencoders
     engine/               build.py, run_dir.py (RunDir), trainer.py (train), evaluate.py (evaluate_run),
                           predict.py (predict_paths: score new images), predict_inputs.py
@@ -18,7 +18,7 @@ Layout, top to bottom; a module imports only from the layers below it (`lint-imp
     model/                network.py (PyramidalAutoencoder, ModelConfig), loss.py (PyramidLoss),
                           anomaly_map.py (predict, scores, error maps), weights.py, fast.py, introspect.py
     data/                 images.py, mnist.py, folder.py, datasets.py (load), splits.py
-    metrics.py threshold.py paper.py plots.py files.py   utilities        errors.py   the exceptions
+    metrics.py threshold.py paper.py plots.py files.py progress.py   utilities    errors.py   the exceptions
 
 The names in `__all__` are the public API; everything else is reachable by its module path.
 """

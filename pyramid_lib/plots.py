@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from sklearn.metrics import roc_auc_score, roc_curve
+
+from .metrics import SCORE_NAMES
 
 
 def weights_note(weights: str) -> str:
@@ -246,4 +249,98 @@ def top_sheet(xs, amaps, vmax: float, titles, masks=None, title: str = "", map_l
         norm, cmap = overlay_axes(b, xs[i], amaps[i], vmax, None if masks is None else masks[i])
     map_colorbar(fig, norm, cmap, axes, map_label)
     fig.suptitle(drawable(title), fontsize="small")
+    return fig
+
+
+# The notebooks' figures of a run (`tutorial.RunResult`: its test scores, metrics, history, model)
+
+
+def show_images(images, idx, titles=None, title: str = "", masks: bool = False):
+    """A row of images `idx` of an ImageSet (and, with masks=True, their ground-truth masks below);
+    returns the matplotlib Figure."""
+    idx = list(idx)
+    rows = 2 if masks and images.masks is not None else 1
+    fig, axes = plt.subplots(rows, len(idx), figsize=(1.5 * len(idx), 1.6 * rows), squeeze=False)
+    x = images.batch(torch.tensor(idx))
+    for j, i in enumerate(idx):
+        a = x[j].permute(1, 2, 0).numpy()
+        axes[0, j].imshow(a[..., 0] if images.images.shape[1] == 1 else a, cmap="gray", vmin=0, vmax=1)
+        axes[0, j].set_title(titles[j] if titles else images.classes[i], fontsize="small")
+        if rows == 2:
+            axes[1, j].imshow(images.masks[i].numpy(), cmap="gray", vmin=0, vmax=1)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(result):
+    """Training loss per epoch (log scale) of a `tutorial.RunResult`: the total (Eq. 1) and its two
+    terms (`history_figure`)."""
+    return history_figure(result.history, f"training {result.cfg.dataset}:{result.cfg.normal_class}{result.note}")
+
+
+def plot_scores(result):
+    """Of a `tutorial.RunResult`: left, histogram of the test scores (`loss`) with both thresholds
+    (Youden, chosen on the test labels; held-out normals, no test label).  Right: the ROC of every
+    score, `ssim` shown as "1 - SSIM" (`scores_figure`)."""
+    m = result.metrics
+    return scores_figure(result.test, {"Youden (test labels)": m.youden_threshold,
+                                       "held-out normals": m.heldout_threshold}, result.note, SCORE_NAMES)
+
+
+def plot_reconstructions(result, data, rows=None, n: int = 8, score: str = "loss"):
+    """Of a `tutorial.RunResult` on its data (`tutorial.load_data`): input, reconstruction, error
+    map of `score` (one colour scale, one colour bar) and mask (where the data has masks) of rows
+    `rows` of result.test; default: `pick_labelled`'s best- and worst-scored normals and
+    anomalies, each column saying which.  One `result.predict` call; `data`
+    must hold the scored test images (looked up by name)."""
+    t = result.test
+    picks = pick_labelled(t, n, score) if rows is None else \
+        [(r, "anomaly" if t.label.iloc[r] else "normal") for r in rows]
+    index = {name: i for i, name in enumerate(data.test.names)}
+    idx = torch.tensor([index[t["name"].iloc[r]] for r, _ in picks])
+    x = data.test.batch(idx, next(result.model.parameters()).device)
+    p = result.predict(x)
+    masks = None if data.test.masks is None else data.test.masks[idx]
+    titles = ["{}\n{}: {:.3g}".format(role.replace(" ", "\n", 1), t["class"].iloc[r], t[score].iloc[r])
+              for r, role in picks]
+    short = score_label(score).split(" (")[0]
+    what = " (\"best\": lowest for a normal, highest for an anomaly)" if rows is None else ""
+    return reconstructions_figure(x.cpu(), p.reconstruction.cpu(), p.maps[score].cpu(), titles, masks,
+                                  title=f"each column: role, class and {short}{what}{result.note}",
+                                  map_label=f"{short} map")
+
+
+def auroc_barplot(comparison, title: str = "", class_names=None):
+    """Per-class AUROC of a `paper.compare` frame (a DataFrame), ours beside the paper's, classes in its order (the
+    paper's), the best and worst of ours labelled, the legend beside the axes; error bars where a
+    class has several runs (its `ours_sd`: the s.d. over seeds).  `class_names`: names by class
+    index (e.g. `data.FMNIST_CLASSES`), written under the indices on the x axis."""
+    c = comparison[comparison["class"] != "mean"].reset_index(drop=True)
+    x, ours = np.arange(len(c)), c["ours"].to_numpy(float)
+    sd = c["ours_sd"].to_numpy(float) if "ours_sd" in c else None
+    sd = sd if sd is not None and np.isfinite(sd).any() else None
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(c) + 3.5), 3.4))
+    off = 0.2 if c["paper"].notna().any() else 0.0  # ours beside the paper's bar, or alone
+    ax.bar(x - off, ours, 0.4, yerr=sd, capsize=3, color="tab:blue",
+           label="ours" + " (mean, s.d. over seeds)" * (sd is not None))
+    if off:
+        ax.bar(x + off, c["paper"], 0.4, color="tab:grey", label="paper")
+    mean = comparison.loc[comparison["class"] == "mean", "paper"].dropna()
+    if len(mean) and c["paper"].isna().all():  # Table II: the paper gives a mean only
+        ax.axhline(mean.iloc[0], c="tab:grey", ls="--", label=f"paper, mean {mean.iloc[0]:.3f}")
+    ax.axhline(0.5, c="k", ls=":", lw=0.8, label="chance (0.5)")
+    if np.isfinite(ours).any():
+        for i, word in {int(np.nanargmin(ours)): "worst", int(np.nanargmax(ours)): "best"}.items():
+            ax.annotate(f"{word}\n{ours[i]:.3f}", (x[i] - off, ours[i]), xytext=(0, 3), textcoords="offset points",
+                        ha="center", va="bottom", fontsize="x-small")
+    ticks = [f"{k}\n{class_names[int(k)]}" if class_names is not None and str(k).isdigit() else str(k)
+             for k in c["class"]]
+    ax.set_xticks(x, ticks, fontsize="small" if class_names is not None else None)
+    ax.set(ylim=(0, 1.18), yticks=np.linspace(0, 1, 6), xlabel="normal class", ylabel="AUROC")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    ax.set_title(title, fontsize="medium")
+    fig.tight_layout()
     return fig

@@ -1,19 +1,20 @@
-"""Helpers that two or more of the tutorial notebooks (notebooks/00_tour ... 08_ablations) share.
+"""Notebook setup and the run cache that the tutorial notebooks (notebooks/00_tour ... 08_ablations) share.
 
     setup(profile, device, data_root, work, notebook)   the settings of one notebook run (Setup)
     load_data(dataset, normal_class, setup)             a dataset, or a clearly announced stand-in
     train_cached(cfg, data, setup)                      train once (or reuse) one run, score it (RunResult)
-    committed_results(experiment), made_by(frame)       the committed full results, and how they were made
-    show_images, plot_history, plot_scores, plot_reconstructions, auroc_barplot, roc_inputs
+    roc_inputs(run_dirs)                                the scores of cached runs, for plots.roc_figure
+    committed_results, made_by                         re-exported from experiments.results
 
-What only one notebook teaches is written in that notebook, where the reader sees it.  Every
-notebook's parameters cell takes a profile (config.PROFILES): `laptop` by default on a CPU (about
-a minute per run), `quick` in CI (seconds; scores at most 1,000 test images, recorded as the
-run's `test_limit`), `cpu` and `paper` for the full runs (an estimate of their time is printed
-first on a CPU).  Runs live under `work`/runs (build/notebook-runs, or $PYRAMID_WORK), named by
-their whole config, never in results/.  Standard tools execute the notebooks: nbmake in
-`make test`, papermill in `make notebooks`.  The helpers print what they did: telling the
-notebook's reader is their job.
+The figures are in plots.py; what only one notebook teaches is written in that notebook, where
+the reader sees it.  Every notebook's parameters cell takes a profile (config.PROFILES): `laptop`
+by default on a CPU, `quick` in CI (seconds; scores at most 1,000 test images, recorded as the
+run's `test_limit`), `cpu` and `paper` for the full runs.  Before a run trains, `train_cached`
+prints the time it should take on this machine now (`engine.estimate`, measured in the process)
+and, after, the time it took.  Runs live under `work`/runs (build/notebook-runs, or
+$PYRAMID_WORK), named by their whole config, never in results/.  Standard tools execute the
+notebooks: nbmake in `make test`, papermill in `make notebooks` (notebooks/execute.py).  The
+helpers print what they did: telling the notebook's reader is their job.
 """
 
 from __future__ import annotations
@@ -24,29 +25,35 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 from filelock import FileLock
 
 from . import data as data_mod
-from .config import PROFILES, TrainConfig, get_profile
+from .config import TrainConfig, get_profile
+from .data.splits import holdout
 from .data.synthetic import synthetic_mvtec
 from .engine.build import pick_device
-from .engine.estimate import estimate
-from .engine.evaluate import evaluate_run
+from .engine.estimate import duration, estimate
 from .engine.run_dir import RunDir
-from .engine.trainer import train
 from .errors import DataError
+from .experiments.jobs import run_one
+from .experiments.results import RESULTS, committed_results, made_by
 from .model import weights
-from .model.anomaly_map import SCORE_NAMES, predict
-from .plots import history_figure, pick_labelled, reconstructions_figure, score_label, scores_figure, weights_note
+from .model.anomaly_map import predict
+from .plots import weights_note
+
+__all__ = ["CHANCE_MARGIN", "DATA_SOURCE_MIME", "RESULTS", "WORKS_FROM", "RunResult", "Setup", "committed_results",
+           "default_profile", "load_data", "made_by", "roc_inputs", "run_dir", "setup", "train_cached", "verdict"]
 
 KIT = Path(__file__).resolve().parents[1]  # the clone: notebooks may run from a copy elsewhere
-DEFAULT_WORK, DEFAULT_DATA, RESULTS = KIT / "build" / "notebook-runs", KIT / "data", KIT / "results"
+DEFAULT_WORK, DEFAULT_DATA = KIT / "build" / "notebook-runs", KIT / "data"
+# the mime type of the record load_data leaves in a notebook's outputs: notebooks/execute.py reads it
+# to tell a notebook executed on real data from one executed on a stand-in
+DATA_SOURCE_MIME = "application/vnd.pyramid-ad.data-source+json"
 
 
 def default_profile(environ=None) -> str:
@@ -108,8 +115,8 @@ def setup(profile: str | None = None, device: str = "auto", data_root=None, work
     work = Path(work or os.environ.get("PYRAMID_WORK") or DEFAULT_WORK)
     if profile in ("cpu", "paper") and dev == "cpu":  # before anything starts (a weights download included)
         e = estimate(TrainConfig.from_profile(profile, dataset="mnist", weights="random"), 5400, 10_000, dev, 2)
-        print(f"ESTIMATED TIME on this CPU: one MNIST run of the {profile} profile takes {e.describe()}; "
-              "each notebook says how many runs it trains. PROFILE = 'laptop' takes a minute or two per run.")
+        print(f"ESTIMATED TIME on this CPU now: one MNIST run of the {profile} profile takes {e.describe()}; "
+              "each notebook says how many runs it trains, and each run prints its own estimate before it starts.")
     if profile in ("quick", "laptop"):
         w = "random"
     elif profile == "paper":
@@ -164,7 +171,23 @@ def load_data(dataset: str, normal_class, setup: Setup) -> tuple[data_mod.OneCla
     if note:
         print("=" * 78 + "\n" + note + "\n" + "=" * 78)
     print(data.describe())
+    _record_source(dataset, normal_class, data, note, setup)
     return data, note
+
+
+def _record_source(dataset, normal_class, data, note: str, setup: Setup) -> None:
+    """Leave in the notebook's outputs (when it runs in a kernel) which data it used, real or
+    stand-in, for notebooks/execute.py; the record shows as nothing (its text is empty)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return
+    if get_ipython() is None:
+        return
+    record = {"dataset": dataset, "normal_class": str(normal_class), "stand_in": bool(note),
+              "used": f"{data.dataset}:{data.normal_class}", "root": str(setup.data_root)}
+    display({DATA_SOURCE_MIME: record, "text/plain": ""}, raw=True)
 
 
 @dataclass
@@ -179,6 +202,8 @@ class RunResult:
     metrics: pd.Series  # metrics.csv's row: AUROC, rates at both thresholds, n_test, ...
     test: pd.DataFrame  # per scored test image: name, class, label (1 = anomalous), every score
     held_out: pd.DataFrame  # the same for the held-out training normals
+    reused: bool = False  # True when this call trained nothing and read a finished run
+    made: str = ""  # when the run was finished (its metrics.csv written), local time "YYYY-MM-DD HH:MM"
 
     @property
     def history(self) -> pd.DataFrame:
@@ -197,17 +222,23 @@ class RunResult:
     def note(self) -> str:
         return weights_note(self.cfg.weights)
 
+    def predict(self, x: torch.Tensor):
+        """`model.predict` of this run's model and loss on images x (N, C, H, W in [0, 1], on the
+        model's device): reconstructions, scores and error maps (`Prediction`)."""
+        return predict(self.model, self.loss, x)
+
 
 def train_cached(cfg: TrainConfig, data: data_mod.OneClassData, setup: Setup,
                  progress: bool | None = None) -> RunResult:
     """Train `cfg` once and reuse it: the run's folder is named by its whole config (`run_dir`),
     so a cell run again, or another notebook asking for the same config, reads the finished run
-    instead of training.  Two notebooks asking at once take turns (a file lock on the folder's
-    name); an interrupted run resumes.  A finished run keeps its weights only (the optimiser
-    state is dropped: about a third of the checkpoint).  Scores the test split (at most
-    cfg.test_limit images) and the held-out normals, and prints one line saying what was done.
-    Raises what `train` and `evaluate_run` raise (ConfigError, CheckpointError, TrainingError,
-    PyramidError)."""
+    instead of training.  Training and scoring are `experiments.jobs.run_one`, the path sweeps and
+    the demo take.  Two notebooks asking at once take turns (a file lock on the folder's name); an
+    interrupted run resumes.  A finished run keeps its weights only (the optimiser state is
+    dropped: about a third of the checkpoint).  Before training, prints the time it should take
+    on this machine now (`engine.estimate`: a few steps measured in this process); after, one line
+    saying what this call did and how long it took (a reused run: when it was made).
+    Raises what `run_one` raises (ConfigError, CheckpointError, TrainingError, PyramidError)."""
     progress = setup.profile != "quick" if progress is None else progress
     run = run_dir(setup, cfg)
     run.dir.parent.mkdir(parents=True, exist_ok=True)
@@ -215,167 +246,57 @@ def train_cached(cfg: TrainConfig, data: data_mod.OneClassData, setup: Setup,
     with FileLock(str(run.dir) + ".cache.lock"):
         reused = run.trained and run.evaluated
         if not reused:
-            if setup.profile in ("cpu", "paper") and setup.device == "cpu":
-                fit = len(data.train) - round(len(data.train) * cfg.heldout_fraction)
-                print(f"training {run.name}: {estimate(cfg, fit, len(data.test), setup.device, 2).describe()}")
-            train(cfg, run.dir, resume=run.checkpoint.exists() or run.state.exists(), device=setup.device,
-                  progress=progress, data=data)
-            evaluate_run(run, device=setup.device, data=data, progress=progress)
+            n_fit = len(holdout(len(data.train), cfg.heldout_fraction, cfg.seed)[0])
+            n_score = min(len(data.test), cfg.test_limit or len(data.test))
+            e = estimate(cfg, n_fit, n_score, setup.device, 2)
+            print(f"training {run.name}; estimated time on this machine now: {e.describe()}. Other work on the "
+                  "same cores slows it.", flush=True)
+            t0 = time.perf_counter()  # the estimate's own seconds are not the run's
+            run_one(run.name, cfg, run, setup.device, progress, data=data, figures=False)
             run.drop_optimizer()
     metrics = run.read_metrics().iloc[0]
     test, held = run.read_scores()
-    what = "reused the finished run" if reused else f"trained {len(run.history())} epochs on " \
-        f"{run.read_state().get('fit_images')} images"
-    print(f"{cfg.dataset}:{cfg.normal_class} ({cfg.profile} profile, {cfg.weights} weights): {what}, "
+    took = time.perf_counter() - t0
+    made = datetime.fromtimestamp(run.metrics.stat().st_mtime).astimezone().strftime("%Y-%m-%d %H:%M")
+    if reused:
+        what = (f"REUSED the run made {made} (it trained {len(run.history())} epochs in "
+                f"{duration(float(metrics.train_seconds))} then; nothing was trained now, reading it took "
+                f"{duration(took)})")
+    else:
+        what = (f"trained {len(run.history())} epochs on {run.read_state().get('fit_images')} images and scored "
+                f"them: {duration(took)} (estimated {duration(e.seconds)})")
+    print(f"{cfg.dataset}:{cfg.normal_class} ({cfg.profile} profile, {cfg.weights} weights): {what}; "
           f"{len(test)} test images scored, AUROC {metrics.auroc:.3f}, SSIM of normal reconstructions "
-          f"{metrics.ssim_normal:.2f}, {time.perf_counter() - t0:.0f} s "
-          f"[{run.dir}]")
-    return RunResult(run, cfg, metrics, test, held)
+          f"{metrics.ssim_normal:.2f} [{run.dir}]")
+    return RunResult(run, cfg, metrics, test, held, reused, made)
 
 
-def committed_results(experiment: str, profile: str | None = None, runs: str = "current") -> pd.DataFrame:
-    """The committed full results of an experiment (results/<experiment>/<profile>/results.csv:
-    one row per run; mnist, fmnist, mvtec, ablation-lambda, ablation-encoders), with the columns
-    that say how they were made (profile, epochs, weights, seed, device).  `profile`: None takes
-    the one folder there (DataError when there are several or none).  A folder may hold runs of an
-    earlier version of its profile beside runs of today's: runs="current" (default) keeps only
-    today's when there are any (`made_by` says which were kept), runs="all" keeps every row."""
-    base = RESULTS / experiment
-    found = sorted(p.parent for p in base.glob("*/results.csv"))
-    if profile is not None:
-        found = [p for p in found if p.name == profile]
-    if len(found) != 1:
-        raise DataError(f"{base}: expected one results/<profile>/results.csv, found "
-                        f"{[str(p) for p in found] or 'none'}; name the profile")
-    if runs not in ("current", "all"):
-        raise ValueError(f"runs={runs!r}: 'current' or 'all'")
-    frame = pd.read_csv(found[0] / "results.csv", dtype={"normal_class": str})
-    now = ~_earlier_version(frame).any(axis=1)
-    if runs == "current" and now.any() and not now.all():
-        frame = frame[now].reset_index(drop=True)
-        frame.attrs["left_out"] = f"{int((~now).sum())} runs of an earlier version of the profile left out"
-    return frame
+# |AUROC - 0.5| below this: the score ranks anomalies barely better (or worse) than a coin
+CHANCE_MARGIN = 0.1
+WORKS_FROM = 0.8  # an AUROC from here on: the method works; between chance and here: weak
 
 
-def _earlier_version(results: pd.DataFrame) -> pd.DataFrame:
-    """Per row and per setting (epochs, train_limit): True where the run's value is not what its
-    profile (PROFILES) has today; a missing value is today's."""
-    out = pd.DataFrame(False, index=results.index, columns=["epochs", "train_limit"])
-    for c in out.columns:
-        if c not in results or "profile" not in results:
-            continue
-        today = results["profile"].map(lambda p, c=c: PROFILES[p][c] if p in PROFILES else None)
-        known = results["profile"].isin(list(PROFILES)) & results[c].notna()
-        out[c] = known & (results[c].astype(object) != today.astype(object))
-    return out
-
-
-def made_by(results: pd.DataFrame) -> str:
-    """One sentence on how a results frame was made, from its own columns (profile, epochs, weights,
-    seeds, device; epochs or train_limit other than the profile's today: an earlier version; runs
-    `committed_results` left out)."""
-    def values(col, frame=results):
-        if col not in frame:
-            return "not recorded"
-        v = [str(x) for x in sorted(set(frame[col].dropna()))]  # numbers in numeric order
-        return ", ".join(v) if v else "not recorded"
-    early = _earlier_version(results)
-    old = [f"{c} {values(c, results[early[c]])} where the {p} profile now has {PROFILES[p][c]}"
-           for c in early.columns for p in sorted(set(results.loc[early[c], "profile"]))]
-    left_out = results.attrs.get("left_out")
-    return (f"{len(results)} runs; profile {values('profile')}; epochs {values('epochs')}; weights "
-            f"{values('weights')}; seeds {values('seed')}; device {values('device')}"
-            + (f" (AN EARLIER VERSION of the profile: {'; '.join(old)})" if old else "")
-            + (f" ({left_out})" if left_out else ""))
-
-
-def show_images(images: data_mod.ImageSet, idx, titles=None, title: str = "", masks: bool = False):
-    """A row of images `idx` of an ImageSet (and, with masks=True, their ground-truth masks below);
-    returns the matplotlib Figure."""
-    idx = list(idx)
-    rows = 2 if masks and images.masks is not None else 1
-    fig, axes = plt.subplots(rows, len(idx), figsize=(1.5 * len(idx), 1.6 * rows), squeeze=False)
-    x = images.batch(torch.tensor(idx))
-    for j, i in enumerate(idx):
-        a = x[j].permute(1, 2, 0).numpy()
-        axes[0, j].imshow(a[..., 0] if images.images.shape[1] == 1 else a, cmap="gray", vmin=0, vmax=1)
-        axes[0, j].set_title(titles[j] if titles else images.classes[i], fontsize="small")
-        if rows == 2:
-            axes[1, j].imshow(images.masks[i].numpy(), cmap="gray", vmin=0, vmax=1)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    fig.suptitle(title, fontsize="medium")
-    fig.tight_layout()
-    return fig
-
-
-def plot_history(result: RunResult):
-    """Training loss per epoch (log scale): the total (Eq. 1) and its two terms (`plots.history_figure`)."""
-    return history_figure(result.history, f"training {result.cfg.dataset}:{result.cfg.normal_class}{result.note}")
-
-
-def plot_scores(result: RunResult):
-    """Left: histogram of the test scores (`loss`) with both thresholds (Youden, chosen on the test
-    labels; held-out normals, no test label).  Right: the ROC of every score, `ssim` shown as
-    "1 - SSIM" (`plots.scores_figure`)."""
-    m = result.metrics
-    return scores_figure(result.test, {"Youden (test labels)": m.youden_threshold,
-                                       "held-out normals": m.heldout_threshold}, result.note, SCORE_NAMES)
-
-
-def plot_reconstructions(result: RunResult, data: data_mod.OneClassData, rows=None, n: int = 8,
-                         score: str = "loss"):
-    """Input, reconstruction, error map of `score` (one colour scale, one colour bar) and mask (where
-    the data has masks) of rows `rows` of result.test; default: `plots.pick_labelled`'s best- and
-    worst-scored normals and anomalies, each column saying which.  One `predict` call; `data` must
-    hold the scored test images (looked up by name)."""
-    t = result.test
-    picks = pick_labelled(t, n, score) if rows is None else \
-        [(r, "anomaly" if t.label.iloc[r] else "normal") for r in rows]
-    index = {name: i for i, name in enumerate(data.test.names)}
-    idx = torch.tensor([index[t["name"].iloc[r]] for r, _ in picks])
-    x = data.test.batch(idx, next(result.model.parameters()).device)
-    p = predict(result.model, result.loss, x)
-    masks = None if data.test.masks is None else data.test.masks[idx]
-    titles = ["{}\n{}: {:.3g}".format(role.replace(" ", "\n", 1), t["class"].iloc[r], t[score].iloc[r])
-              for r, role in picks]
-    short = score_label(score).split(" (")[0]
-    what = "; best-scored: a normal's lowest score, an anomaly's highest" if rows is None else ""
-    return reconstructions_figure(x.cpu(), p.reconstruction.cpu(), p.maps[score].cpu(), titles, masks,
-                                  title=f"column titles: class: {short}{what}{result.note}", map_label=f"{short} map")
-
-
-def auroc_barplot(comparison: pd.DataFrame, title: str = "", class_names=None):
-    """Per-class AUROC of a `paper.compare` frame, ours beside the paper's, classes in its order (the
-    paper's), the best and worst of ours labelled, the legend beside the axes; error bars where a
-    class has several runs (its `ours_sd`: the s.d. over seeds).  `class_names`: names by class
-    index (e.g. `data.FMNIST_CLASSES`), written under the indices on the x axis."""
-    c = comparison[comparison["class"] != "mean"].reset_index(drop=True)
-    x, ours = np.arange(len(c)), c["ours"].to_numpy(float)
-    sd = c["ours_sd"].to_numpy(float) if "ours_sd" in c else None
-    sd = sd if sd is not None and np.isfinite(sd).any() else None
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(c) + 3.5), 3.4))
-    off = 0.2 if c["paper"].notna().any() else 0.0  # ours beside the paper's bar, or alone
-    ax.bar(x - off, ours, 0.4, yerr=sd, capsize=3, color="tab:blue",
-           label="ours" + " (mean, s.d. over seeds)" * (sd is not None))
-    if off:
-        ax.bar(x + off, c["paper"], 0.4, color="tab:grey", label="paper")
-    mean = comparison.loc[comparison["class"] == "mean", "paper"].dropna()
-    if len(mean) and c["paper"].isna().all():  # Table II: the paper gives a mean only
-        ax.axhline(mean.iloc[0], c="tab:grey", ls="--", label=f"paper, mean {mean.iloc[0]:.3f}")
-    ax.axhline(0.5, c="k", ls=":", lw=0.8, label="chance (0.5)")
-    if np.isfinite(ours).any():
-        for i, word in {int(np.nanargmin(ours)): "worst", int(np.nanargmax(ours)): "best"}.items():
-            ax.annotate(f"{word}\n{ours[i]:.3f}", (x[i] - off, ours[i]), xytext=(0, 3), textcoords="offset points",
-                        ha="center", va="bottom", fontsize="x-small")
-    ticks = [f"{k}\n{class_names[int(k)]}" if class_names is not None and str(k).isdigit() else str(k)
-             for k in c["class"]]
-    ax.set_xticks(x, ticks, fontsize="small" if class_names is not None else None)
-    ax.set(ylim=(0, 1.18), yticks=np.linspace(0, 1, 6), xlabel="normal class", ylabel="AUROC")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-    ax.set_title(title, fontsize="medium")
-    fig.tight_layout()
-    return fig
+def verdict(auroc: float, note: str = "") -> tuple[str, str]:
+    """The sentence a notebook prints under a run's AUROC, chosen from the number: returns (case,
+    sentence) with case "stand-in" (`note` from `load_data` is not empty: the numbers say nothing
+    about the dataset asked for), "chance" (within CHANCE_MARGIN of 0.5), "inverted" (below
+    that), "weak" (above chance, under WORKS_FROM) or "works".  A stand-in's sentence also gives
+    the level of its AUROC."""
+    share = f"a random anomalous test image scores above a random normal one {auroc:.0%} of the time"
+    if abs(auroc - 0.5) < CHANCE_MARGIN:
+        case, text = "chance", (f"AUROC {auroc:.3f} is close to chance (within {CHANCE_MARGIN} of 0.5): the score "
+                                "barely ranks the anomalous test images above the normal ones")
+    elif auroc < 0.5:
+        case, text = "inverted", (f"AUROC {auroc:.3f} is below chance: the score ranks the anomalous test images "
+                                  "LOWER than the normal ones")
+    elif auroc < WORKS_FROM:
+        case, text = "weak", f"AUROC {auroc:.3f} is above chance but weak: {share}"
+    else:
+        case, text = "works", f"AUROC {auroc:.3f}: the method works here; {share}"
+    if note:
+        return "stand-in", (f"STAND-IN DATA: {text}; on a stand-in that only shows the pipeline runs, it says "
+                            "nothing about the dataset asked for")
+    return case, text
 
 
 def roc_inputs(run_dirs, labels=None, score: str = "loss") -> dict:

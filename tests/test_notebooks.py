@@ -3,7 +3,7 @@
 The notebooks: committed without outputs, one parameters cell (PROFILE, DEVICE, DATA_ROOT, WORK)
 handed to `nb.setup`, no quick switch read from the environment, no path relative to notebooks/.
 The helpers: the default profile, `setup`, `Setup.config`, the run cache of `train_cached`,
-`committed_results` and `made_by`, the stand-ins of `load_data`.
+`committed_results` and `made_by` (experiments.results), the stand-ins of `load_data`.
 
 Executing the notebooks is nbmake's job, not this file's: `make test-notebooks` runs every
 notebook top to bottom in the quick profile, then tests/test_notebook_outputs.py reads what they
@@ -25,6 +25,7 @@ from pyramid_lib import data, tutorial
 from pyramid_lib.config import PROFILES, TrainConfig
 from pyramid_lib.data import splits
 from pyramid_lib.errors import ConfigError, DataError
+from pyramid_lib.experiments import results
 from pyramid_lib.files import safe_torch_load
 from pyramid_lib.tutorial import committed_results, default_profile, load_data, made_by, run_dir, setup, train_cached
 
@@ -138,7 +139,7 @@ def test_the_long_profiles_print_their_time_on_a_cpu_before_the_weights_are_fetc
     with pytest.raises(WeightsUnavailable):
         setup("paper", "cpu", tmp_path, tmp_path)
     out = capsys.readouterr().out
-    assert out.index("ESTIMATED TIME on this CPU: one MNIST run of the paper profile takes 600 epochs") < out.index(
+    assert out.index("ESTIMATED TIME on this CPU now: one MNIST run of the paper profile takes 600 epochs") < out.index(
         "RESOLVING")
     monkeypatch.setattr(tutorial, "estimate", real)  # measured: a few steps of the cpu profile's network
     s = setup("cpu", "cpu", tmp_path, tmp_path)
@@ -196,6 +197,8 @@ def test_train_cached_reuses_a_finished_run_and_trains_a_changed_one(quick, caps
     first = train_cached(cfg, d, s)
     out = capsys.readouterr().out
     assert "trained 1 epochs" in out and f"{len(first.test)} test images scored" in out
+    assert out.index("estimated time on this machine now: about") < out.index("trained 1 epochs")
+    assert not first.reused
     assert first.run.trained and first.run.evaluated and len(first.history) == 1
     assert first.test["label"].nunique() == 2 and len(first.test) <= TINY["test_limit"] + 2
     ckpt = first.run.checkpoint
@@ -203,7 +206,9 @@ def test_train_cached_reuses_a_finished_run_and_trains_a_changed_one(quick, caps
     before = (ckpt.stat().st_mtime_ns, ckpt.read_bytes())
 
     again = train_cached(s.config(d, **TINY), d, s)  # a cell run again, or another notebook
-    assert "reused the finished run" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"REUSED the run made {again.made}" in out and "nothing was trained now" in out
+    assert again.reused and "estimated" not in out
     assert again.run.dir == first.run.dir and (ckpt.stat().st_mtime_ns, ckpt.read_bytes()) == before
     pd.testing.assert_frame_equal(again.test, first.test)
     assert again.metrics.auroc == first.metrics.auroc and again.model.training is False
@@ -222,7 +227,7 @@ def write_results(root: Path, experiment: str, profile: str, frame: pd.DataFrame
 
 
 def test_committed_results_and_how_they_were_made(tmp_path, monkeypatch):
-    monkeypatch.setattr(tutorial, "RESULTS", tmp_path)
+    monkeypatch.setattr(results, "RESULTS", tmp_path)
     frame = pd.DataFrame({"normal_class": ["0", "1", "0"], "auroc": [0.9, 0.8, 0.85], "profile": "cpu",
                           "epochs": [6, 6, 6], "weights": "random", "seed": [0, 0, 1], "device": "cpu"})
     write_results(tmp_path, "mnist", "cpu", frame)

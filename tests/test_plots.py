@@ -117,11 +117,12 @@ def test_tutorial_reconstructions_label_their_columns(tiny, tiny_run):
     result = nb.RunResult(tiny_run, tiny_run.read_config(), tiny_run.read_metrics().iloc[0], test, held)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fig = drawn(nb.plot_reconstructions(result, tiny, n=8))
+        fig = drawn(plots.plot_reconstructions(result, tiny, n=8))
         titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
         assert [t.split("\n")[:2] for t in titles[:8]] == [["best-scored", "normal"]] * 2 + \
             [["worst-scored", "normal"]] * 2 + [["worst-scored", "anomaly"]] * 2 + [["best-scored", "anomaly"]] * 2
         assert sum(isinstance(getattr(a, "_colorbar", None), Colorbar) for a in fig.axes) == 1
-        fig = drawn(nb.plot_scores(result))
+        assert fig._suptitle.get_text().startswith("each column: role, class and loss")
+        fig = drawn(plots.plot_scores(result))
         assert any("1 - SSIM" in t for t in texts(fig))
-        drawn(nb.plot_history(result))
+        drawn(plots.plot_history(result))

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from pyramid_lib import paper  # noqa: E402
+from pyramid_lib import paper, plots  # noqa: E402
 from pyramid_lib import tutorial as nb  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def legend_outside(ax) -> bool:
 
 def test_barplot_keeps_the_papers_class_order_and_puts_the_legend_beside_the_axes():
     r = runs(["8", "0", "3"])  # the order runs finish in, not the paper's
-    fig = drawn(nb.auroc_barplot(paper.compare(r, "mnist"), "t"))
+    fig = drawn(plots.auroc_barplot(paper.compare(r, "mnist"), "t"))
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == [str(d) for d in range(10)]
     assert legend_outside(ax)
@@ -56,7 +56,7 @@ def test_barplot_keeps_the_papers_class_order_and_puts_the_legend_beside_the_axe
 
 def test_barplot_draws_the_seed_spread_where_a_class_has_several_runs():
     r = runs(["0", "1"], seeds=(0, 1, 2))
-    fig = drawn(nb.auroc_barplot(paper.compare(r, "mnist"), "t"))
+    fig = drawn(plots.auroc_barplot(paper.compare(r, "mnist"), "t"))
     ax = fig.axes[0]
     bars = [c for c in ax.containers if type(c).__name__ == "BarContainer"]
     ours = [b for b in bars if b.get_label().startswith("ours")][0]
@@ -71,7 +71,7 @@ def test_barplot_draws_the_seed_spread_where_a_class_has_several_runs():
 
 def test_barplot_of_table_ii_draws_the_papers_mean_as_a_line_and_no_paper_bars():
     r = runs([str(c) for c in range(10)], base=0.95)
-    fig = drawn(nb.auroc_barplot(paper.compare(r, "fmnist"), "t"))
+    fig = drawn(plots.auroc_barplot(paper.compare(r, "fmnist"), "t"))
     ax = fig.axes[0]
     assert [b.get_label() for b in ax.containers] == ["ours"]
     lines = {ln.get_label(): ln for ln in ax.get_lines()}

@@ -46,10 +46,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..errors import DataError
 from ..paper import MVTEC_CATEGORIES
+from ..progress import tqdm
 from .images import ImageSet, OneClassData, data_root
 from .images_io import IMAGE_SUFFIXES, decode_image, decode_mask, read_image, read_mask
 from .walk import JUNK, left_out, mask_stems, same_aspect, walk_images

@@ -20,7 +20,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from .. import data as data_mod
 from ..config import TrainConfig
@@ -31,6 +30,7 @@ from ..metrics import PIXEL_METRICS, pixel_metrics, summarize
 from ..model.anomaly_map import PRIMARY_SCORE, SCORE_NAMES, predict
 from ..model.loss import PyramidLoss
 from ..plots import pick_labelled, reconstructions_figure, roc_figure, score_label, weights_note
+from ..progress import tqdm
 from . import data_record
 from .run_dir import RunDir, holding_lock
 

@@ -40,13 +40,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ..data.images import to_input
 from ..errors import ConfigError, DataError, PyramidError
 from ..files import atomic_save_figure, atomic_write_csv, atomic_write_json, read_json
 from ..model.anomaly_map import PRIMARY_SCORE, SCORE_NAMES, predict
 from ..plots import prediction_figure, score_label, top_sheet, weights_note
+from ..progress import tqdm
 from . import predict_inputs as inputs
 from .run_dir import RunDir
 

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import torch
-from tqdm.auto import tqdm
 
 from .. import data as data_mod
 from ..config import TrainConfig
@@ -30,6 +29,7 @@ from ..errors import ConfigError, TrainingError
 from ..files import atomic_torch_save, atomic_write_json, read_json, remove_temp_files
 from ..model import weights
 from ..model.loss import PyramidLoss
+from ..progress import tqdm
 from . import data_record
 from .build import build, pick_device, training_optimizer, versions
 from .precision import autocast, resolve

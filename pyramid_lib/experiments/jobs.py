@@ -23,11 +23,13 @@ from .plan import Job
 
 
 def run_one(name: str, cfg: TrainConfig, run_dir, device=None, progress: bool = True,
-            data: data_mod.OneClassData | None = None) -> pd.DataFrame:
+            data: data_mod.OneClassData | None = None, figures: bool = True) -> pd.DataFrame:
     """Train (or resume) and evaluate one network run into `run_dir` (a RunDir or a folder); return
-    its metrics row (a 1-row frame).  A run that is already trained and evaluated is read back, not
-    redone.  Evaluation writes scores.csv, roc.png, reconstructions.png and metrics.csv from one
-    load of the checkpoint (`evaluate_run(..., figures=True)`); a failed figure only logs a warning.
+    its metrics row (a 1-row frame).  The one train-or-reuse path: sweeps (`run_job`), the demo
+    and the notebooks (`tutorial.train_cached`) all come through here.  A run that is already
+    trained and evaluated is read back, not redone.  Evaluation writes scores.csv and metrics.csv,
+    and with `figures` roc.png and reconstructions.png, from one load of the checkpoint
+    (`evaluate_run`); a failed figure only logs a warning.
     Both hold the folder's lock through `run` (RunBusy when another process holds it; reentrant
     under `run_job`, which holds it through the same RunDir).
     `data`: the run's dataset when already loaded (else it is loaded here).  `name` labels the job."""
@@ -37,7 +39,7 @@ def run_one(name: str, cfg: TrainConfig, run_dir, device=None, progress: bool = 
     d = data or data_mod.load_for(cfg)
     train(cfg, run, resume=run.dir.exists() and (run.checkpoint.exists() or run.state.exists()),
           device=device, progress=progress, data=d)  # the same RunDir: its lock, if held here, is reentrant
-    return evaluate_run(run, device=device, data=d, progress=progress, figures=True)
+    return evaluate_run(run, device=device, data=d, progress=progress, figures=figures)
 
 
 # the settings that decide what a run computes: every field but `download`
