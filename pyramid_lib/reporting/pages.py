@@ -23,12 +23,12 @@ import pandas as pd
 from .. import paper
 from ..data.mnist import FMNIST_CLASSES
 from ..errors import ConfigError
-from ..experiments.plan import plan, plan_frame, record_plan
+from ..experiments.plan import ABLATIONS, plan, plan_frame, record_plan
 from ..experiments.sweep import collect
-from ..files import atomic_write_text
+from ..files import atomic_write_csv, atomic_write_text
 from . import analysis, claims
 from .figures import FIGURES, figures
-from .records import facts, in_regime, read_runs, weights_label
+from .records import Regime, facts, in_regime, read_runs, regimes, trained, weights_label
 from .tables import (
     ORDER,
     TITLES,
@@ -47,7 +47,7 @@ from .tables import (
 
 log = logging.getLogger(__name__)
 
-ABLATION_LIKE = ("ablation-encoders", "ablation-lambda")
+ABLATION_LIKE = ABLATIONS
 
 
 def _env() -> jinja2.Environment:
@@ -159,7 +159,7 @@ def blocks(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[
         head = {"heading": f"Runs with {label}" if label else ""}
         if experiment in ("mnist", "fmnist"):
             ours = r[r["method"] == "ours"]
-            reg = ours["regime"].iloc[0] if len(ours) else ""
+            reg = ours["regime"].iloc[0] if len(ours) else Regime()
             base = in_regime(baseline_runs(out_root, base_profile(profile)), reg)
             out.append({**head, "kind": "auroc", "ours": f"ours ({weights_label(ours)})", "profile": profile,
                         "experiment": experiment, "table": md_table(auroc_table(experiment, ours, base))})
@@ -181,7 +181,7 @@ def blocks(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[
                         "table": md_table(ablation_table(experiment, r))})
             out += _pairs_blocks(analysis.ablation_pairs(experiment, r))
         elif experiment == "baselines":
-            reg = r.loc[r["regime"] != "", "regime"].iloc[0] if (r["regime"] != "").any() else ""
+            reg = r.loc[trained(r), "regime"].iloc[0] if trained(r).any() else Regime()
             ours = {}
             for ds in sorted(set(r["dataset"])):
                 o = read_runs(Path(out_root) / ds / profile)
@@ -233,11 +233,27 @@ def write_experiment_readme(experiment: str, profile: str, base: Path, out_root=
     return path
 
 
+def comparison(experiment: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """comparison.csv: `paper.compare` of each training regime's runs, one block per regime (most runs
+    first), its settings in the first column; two regimes are never pooled as seeds of one setting.
+    Empty for an experiment the paper has no table for."""
+    if experiment not in ("mnist", "fmnist", "mvtec") or not len(runs) or "auroc" not in runs:
+        return pd.DataFrame()
+    ours = runs[runs["method"] == "ours"] if "method" in runs else runs
+    blocks_ = [paper.compare(in_regime(ours, reg).drop(columns=["regime", "data_regime"]), experiment)
+               for reg in regimes(ours)]
+    return pd.concat([b.assign(regime=str(reg)) for b, reg in zip(blocks_, regimes(ours))], ignore_index=True)[
+        ["regime", *blocks_[0].columns]]
+
+
 def experiment_outputs(experiment: str, profile: str, base: Path, todo=None, out_root="results") -> Path:
-    """After a sweep: record the plan, draw the figures, write README.md."""
+    """After a sweep: record the plan, write comparison.csv, draw the figures, write README.md."""
     base = Path(base)
     if todo is not None:
         record_plan(base, todo)
+    cmp = comparison(experiment, read_runs(base))
+    if len(cmp):
+        atomic_write_csv(base / "comparison.csv", cmp)
     try:
         figures(experiment, base, read_runs(base), out_root, profile)
     except Exception as e:  # a figure never costs a results page

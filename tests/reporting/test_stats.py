@@ -68,7 +68,7 @@ def test_paired_differences_class_by_class_with_seed_intervals_where_seeds_are_s
     p = paired(a, b)
     assert list(p.per_class["normal_class"]) == ["0", "1", "2"]
     assert p.per_class["diff"].to_numpy() == pytest.approx([0.048] * 3)
-    assert p.a_better == 3 and p.over_classes.n == 3 and p.verdict == HIGHER
+    assert p.a_better == 3 and p.over_classes.n == 3 and p.verdict_classes == HIGHER
     seed_diffs = [0.05, 0.048, 0.046]  # class 0, seeds 0..2
     lo, hi = t_interval(seed_diffs).lo, t_interval(seed_diffs).hi
     assert (p.per_class.at[0, "seed_lo"], p.per_class.at[0, "seed_hi"]) == pytest.approx((lo, hi))
@@ -81,7 +81,7 @@ def test_a_method_fitted_once_pairs_with_the_seed_mean_and_gives_no_seed_spread(
     p = paired(a, once)
     assert p.per_class["diff"].to_numpy() == pytest.approx([0.0, 0.02])
     assert p.per_class["seed_lo"].isna().all() and math.isnan(p.seed_sd_a)
-    assert p.verdict == NO_DIFFERENCE  # two classes, one at 0: the interval includes 0
+    assert p.verdict_classes == NO_DIFFERENCE  # two classes, one at 0: the interval includes 0
 
 
 def test_only_the_classes_both_have_are_paired():
