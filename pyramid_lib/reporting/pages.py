@@ -12,7 +12,9 @@ them.  Nothing here trains or scores.  Nothing outside the CLI imports reporting
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
 import shlex
 from pathlib import Path
@@ -26,7 +28,7 @@ from ..errors import ConfigError
 from ..experiments.plan import ABLATIONS, plan, plan_frame, record_plan
 from ..experiments.sweep import collect
 from ..files import atomic_write_csv, atomic_write_text
-from . import analysis, claims
+from . import analysis, numbers, stats
 from .figures import FIGURES, figures
 from .records import Regime, facts, in_regime, read_runs, regimes, trained, weights_label
 from .tables import (
@@ -58,7 +60,10 @@ def _env() -> jinja2.Environment:
 
 def render(template: str, **context) -> str:
     """A template of templates/ with `context`; runs of blank lines collapsed to one."""
-    text = _env().get_template(template).render(**context)
+    return _tidy(_env().get_template(template).render(**context))
+
+
+def _tidy(text: str) -> str:
     lines, out = text.strip("\n").split("\n"), []
     for line in lines:
         if line.strip() or (out and out[-1].strip()):
@@ -272,14 +277,18 @@ def experiment_folders(out_root="results") -> list[tuple[str, str, Path]]:
 
 
 def build_report(out_root="results", refresh: bool = True) -> Path:
-    """Rebuild every experiment's results (results.csv, comparison.csv, figures, README.md) and
-    results/README.md (the headline comparison, then every experiment's section)."""
+    """Rebuild every experiment's results (results.csv, comparison.csv, figures, README.md),
+    results/ANALYSIS.md (write_analysis) and results/README.md (the headline comparison, then every
+    experiment's section)."""
     out_root = Path(out_root)
     found = experiment_folders(out_root)
     sections = []
+    if refresh:
+        for exp, _, base in found:
+            collect(exp, base)
+        write_analysis(out_root)  # before the pages, which link to it
     for exp, prof, base in found:
         if refresh:
-            collect(exp, base)
             experiment_outputs(exp, prof, base, None, out_root)
         body = render("body.md.j2", **body_context(exp, prof, base, out_root, prefix=f"{exp}/{prof}/"))
         sections.append({"title": TITLES.get(exp, exp), "profile": prof, "link": f"{exp}/{prof}/README.md",
@@ -297,21 +306,58 @@ def build_report(out_root="results", refresh: bool = True) -> Path:
     path = out_root / "README.md"
     atomic_write_text(path, render("index.md.j2", sections=sections, headlines=headlines, absent=absent,
                                    analysis=(out_root / "ANALYSIS.md").is_file()))
-    stale_claims(out_root)
     return path
 
 
-def stale_claims(out_root) -> list:
-    """The numbers of out_root/ANALYSIS.md that the run folders no longer give (logged as warnings;
-    claims.py, tests/reporting/test_analysis.py)."""
+ANALYSIS_TEMPLATE = "analysis.md.j2"
+
+
+def _fixed(v, digits: int) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _signed(v, digits: int) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.{digits}f}"
+
+
+def _whole(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(round(v)))
+
+
+def analysis_text(out_root, template: str = ANALYSIS_TEMPLATE, source: str | None = None) -> str:
+    """results/ANALYSIS.md: the hand-written prose of templates/<template> (or the template text
+    `source`), each number a call of numbers.py over the run folders under `out_root`.  Filters: `f(d)`
+    d decimals, `s(d)` with its sign, `whole`.  `intervals` is how many different verdicts the text
+    reads: it is rendered twice, the first time to count them.  Raises ConfigError when a folder it
+    reads has no results."""
+    root = Path(out_root)
+    env = _env()
+    env.filters.update(f=_fixed, s=_signed, whole=_whole)
+    tpl = env.from_string(source) if source is not None else env.get_template(template)
+    read = []
+
+    def bound(fn):
+        @functools.wraps(fn)
+        def call(*args, **kw):
+            out = fn(root, *args, **kw)
+            if out in (stats.HIGHER, stats.LOWER, stats.NO_DIFFERENCE):
+                read.append((fn.__name__, args, tuple(sorted(kw.items()))))
+            return out
+        return call
+
+    ctx = {name: bound(fn) for name, fn in numbers.FUNCTIONS.items()}
+    tpl.render(**ctx, intervals=0)
+    return _tidy(tpl.render(**ctx, intervals=len(set(read))))
+
+
+def write_analysis(out_root) -> Path | None:
+    """Render results/ANALYSIS.md (analysis_text); None, with a warning naming why, when the run
+    folders it reads are not all under `out_root` (a results root of some experiments only)."""
     path = Path(out_root) / "ANALYSIS.md"
-    if not path.is_file():
-        return []
     try:
-        stale = [c for c in claims.check(path.read_text(), out_root) if not c.ok]
-    except Exception as e:  # a claim that cannot be computed any more (a folder gone): say so, build anyway
-        log.warning("%s: a claim could not be recomputed: %s: %s", path, type(e).__name__, e)
-        return []
-    for c in stale:
-        log.warning("%s line %d: %s is written, the runs give %s (%s)", path, c.line, c.written, c.expected, c.call)
-    return stale
+        text = analysis_text(out_root)
+    except (ConfigError, KeyError) as e:
+        log.warning("%s not written: the folders it reads are not all here (%s: %s)", path, type(e).__name__, e)
+        return None
+    atomic_write_text(path, text)
+    return path

@@ -125,7 +125,7 @@ def _by_seed(runs: pd.DataFrame, value: str) -> pd.DataFrame:
     return runs[["normal_class", "seed", value]].dropna()
 
 
-def _seed_means(runs: pd.DataFrame, classes, value: str) -> pd.Series:
+def seed_means(runs: pd.DataFrame, classes, value: str) -> pd.Series:
     """Per seed, the mean over `classes` of that seed's runs; only seeds that have every class."""
     if "seed" not in runs or not len(classes):
         return pd.Series(dtype=float)
@@ -138,11 +138,11 @@ def over_seeds(a: pd.DataFrame, b: pd.DataFrame | float, classes, value: str = "
     """The t-interval over seeds of (A's mean over `classes`) minus B's, seed by seed.  B with two or
     more seeds is paired with A by seed (the seeds both have); B with one run per class (a method
     fitted once, a paper's column) or a number (a printed mean) is a fixed value.  n: the seeds used."""
-    sa = _seed_means(a, classes, value)
+    sa = seed_means(a, classes, value)
     if isinstance(b, (int, float)):
         d = sa - float(b)
     elif "seed" in b and b["seed"].nunique() >= 2:
-        d = (sa - _seed_means(b, classes, value)).dropna()
+        d = (sa - seed_means(b, classes, value)).dropna()
     else:
         d = sa - float(b[b["normal_class"].isin(classes)].groupby("normal_class")[value].mean().mean())
     return t_interval(d)
