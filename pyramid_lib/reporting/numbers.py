@@ -15,7 +15,9 @@ import functools
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 
 from .. import paper
 from ..errors import ConfigError
@@ -164,6 +166,50 @@ def runs(root, selector: str) -> int:
     return len(select(root, selector))
 
 
+def _auroc(y: np.ndarray, s: np.ndarray) -> float:
+    """AUROC by the rank-sum (Mann-Whitney) formula, ties shared: the same value as sklearn's."""
+    r = rankdata(s)
+    pos = y == 1
+    n1, n0 = int(pos.sum()), int((~pos).sum())
+    return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def bootstrap_se(root, selector: str, column: str = "loss", resamples: int = 200, seed: int = 0) -> float:
+    """The test-set bootstrap standard error of the mean over classes of one seed's runs: the test
+    images (the same images for every class, relabelled) are drawn with replacement `resamples`
+    times, each class's AUROC recomputed from its run's scores.csv (`column`: the score), their mean
+    over classes taken; the s.d. of that mean over the draws, then the root mean square over seeds.
+    Raises ConfigError when a run has no scores.csv."""
+    return _bootstrap(Path(root), selector, column, resamples, seed, _stamp(root, selector))
+
+
+@functools.lru_cache(maxsize=16)
+def _bootstrap(root: Path, selector: str, column: str, resamples: int, seed: int, stamp: tuple) -> float:
+    runs = select(root, selector)
+    folder = Path(root) / selector.split(":")[0] / "runs"
+    rng = np.random.default_rng(seed)
+    variances = []
+    for _, g in runs.groupby("seed"):
+        tables = []
+        for name in g["run"]:
+            path = folder / str(name) / "scores.csv"
+            if not path.is_file():
+                raise ConfigError(f"bootstrap: {path} is missing")
+            t = pd.read_csv(path, usecols=["name", "label", column, "split"])
+            tables.append(t[t["split"] == "test"].sort_values("name"))
+        names = tables[0]["name"].to_numpy()
+        if any(not np.array_equal(t["name"].to_numpy(), names) for t in tables):
+            raise ConfigError(f"bootstrap: the runs of {selector} were scored on different test images")
+        ys = [t["label"].to_numpy() for t in tables]
+        ss = [t[column].to_numpy() for t in tables]
+        means = []
+        for _ in range(resamples):
+            i = rng.integers(0, len(names), len(names))
+            means.append(np.mean([_auroc(y[i], s[i]) for y, s in zip(ys, ss)]))
+        variances.append(np.var(means, ddof=1))
+    return float(np.sqrt(np.mean(variances)))
+
+
 def extreme(root, selector: str, column: str = "train_seconds", stat: str = "min") -> float:
     """The smallest ('min') or largest ('max') value of a column over the selected runs (run records:
     `train_seconds`, `score_seconds`, ...)."""
@@ -213,6 +259,7 @@ def printed_mean(root, method: str = paper.OURS) -> float:
     return float(paper.TABLE_III_MEAN[method])
 
 
-FUNCTIONS = {f.__name__: f for f in (mean, over_seeds, diff, versus_printed, value, seed_sd, class_diff, runs,
-                                     extreme, planned, seeds, setting, same_config, paper_mean, printed_mean)}
+FUNCTIONS = {f.__name__: f for f in (mean, over_seeds, bootstrap_se, diff, versus_printed, value, seed_sd,
+                                     class_diff, runs, extreme, planned, seeds, setting, same_config, paper_mean,
+                                     printed_mean)}
 """What the template of results/ANALYSIS.md may call (each bound to the results root)."""

@@ -8,10 +8,11 @@ import re
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers import REPO
-from report_fixtures import results_tree
+from report_fixtures import make_run, results_tree
 
 from pyramid_lib.errors import ConfigError
 from pyramid_lib.reporting import numbers
@@ -172,3 +173,32 @@ def test_class_diff_gives_the_seed_paired_interval_of_one_class(tree):
     assert numbers.class_diff(tree, "mnist/cpu", "baselines/cpu:ae-l2", "1", stat="n") == 3
     # AE L2 sits 0.05-0.052 below ours on every seed: the interval lies above zero
     assert numbers.class_diff(tree, "mnist/cpu", "baselines/cpu:ae-l2", "1", stat="verdict") == "higher"
+
+
+def test_auroc_by_ranks_is_sklearns_with_ties():
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    s = np.round(rng.normal(size=200) + y, 1)  # rounded: many ties
+    assert numbers._auroc(y, s) == pytest.approx(roc_auc_score(y, s))
+
+
+def test_the_test_set_bootstrap_resamples_images_shared_by_the_classes(tmp_path):
+    base = tmp_path / "mnist" / "cpu"
+    rng = np.random.default_rng(1)
+    rows = []
+    for c in ("0", "1"):
+        for seed in (0, 1):
+            d = make_run(base, f"mnist-{c}-s{seed}", cls=c, seed=seed)
+            y = (np.arange(300) % 3 != 0).astype(int)
+            pd.DataFrame({"name": [f"test[{i}]" for i in range(300)], "label": y,
+                          "loss": rng.normal(size=300) + y, "split": "test"}).to_csv(d / "scores.csv", index=False)
+            rows.append(pd.read_csv(d / "metrics.csv").assign(run=d.name))
+    pd.concat(rows).to_csv(base / "results.csv", index=False)
+    se = numbers.bootstrap_se(tmp_path, "mnist/cpu", resamples=100)
+    assert 0.005 < se < 0.1  # about sqrt(AUROC (1 - AUROC) / n) for 300 images, averaged over two classes
+    assert numbers.bootstrap_se(tmp_path, "mnist/cpu", resamples=100) == se  # a fixed seed: the same number
+    (base / "runs" / "mnist-1-s1" / "scores.csv").unlink()
+    numbers._bootstrap.cache_clear()
+    with pytest.raises(ConfigError, match="scores.csv is missing"):
+        numbers.bootstrap_se(tmp_path, "mnist/cpu", resamples=10)
