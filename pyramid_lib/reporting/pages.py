@@ -1,14 +1,16 @@
 """Results pages: each experiment's README.md and figures, and results/README.md, from whatever exists.
 
 `experiment_outputs(...)` is called by the CLI after every sweep; `build_report(out_root)`
-(`pyramid-ad report`) rebuilds every experiment's results.csv, comparison.csv, figures and page and
-the one-page results/README.md from the run folders on disk, so it can run at any time, also while
-sweeps are still going.  The pages' text comes from the Jinja2 templates in templates/ (wording
-only); every fact about the runs in them (weights, initialisation, profile, epochs, device, seeds,
-commits, whether the machine was shared) comes from the run records (records.py), every table from
-tables.py and analysis.py, every verdict word from stats.verdict.  A rebuild from the same run
-folders gives the same bytes: the pages carry no date and nothing about the machine that built
-them.  Nothing here trains or scores.  Nothing outside the CLI imports reporting."""
+(`pyramid-ad report`) rebuilds every experiment's results.csv, comparison.csv (one block per
+training regime), figures and page, results/ANALYSIS.md (templates/analysis.md.j2: hand-written
+prose, every number a numbers.py call) and the one-page results/README.md from the run folders on
+disk, so it can run at any time, also while sweeps are still going.  The pages' text comes from the
+Jinja2 templates in templates/ (wording only); every fact about the runs in them (weights,
+initialisation, profile, epochs, device, seeds, commits, whether the machine was shared) comes from
+the run records (records.py), every table from tables.py and analysis.py, every verdict word from
+stats.verdict.  A rebuild from the same run folders gives the same bytes: the pages carry no date
+and nothing about the machine that built them.  Nothing here trains or scores.  Nothing outside the
+CLI imports reporting."""
 
 from __future__ import annotations
 

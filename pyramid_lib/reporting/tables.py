@@ -36,7 +36,7 @@ ORDER = ("mnist", "fmnist", "mvtec", "baselines", "ablation-encoders", "ablation
 BASELINE_METHODS = METHODS
 
 
-MEAN = "mean over classes [95% CI]"
+MEAN = "mean over classes [95% CI over classes]"
 
 
 def md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
