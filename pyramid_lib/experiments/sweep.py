@@ -5,7 +5,7 @@ Layout: results/<experiment>/<profile>/ (or <profile>-<setting><value>... when o
 are silently skipped as, the profile's own finished runs)
     runs/<name>/        one run folder each, a RunDir (engine/trainer.py, engine/evaluate.py, baselines.py)
     results.csv         one row per finished run (the per-run metrics.csv rows, combined)
-    comparison.csv      ours beside the paper's numbers (paper.py), where the paper has a table
+    comparison.csv      ours beside the paper's numbers, one block per training regime (written by reporting/pages.py)
     sweeps.csv          one row per sweep invocation: command, commit, start/end, runs done/skipped/failed
     plan.csv            the planned runs (experiments/plan.py)
     *.png, README.md    figures and the results page (reporting/pages.py, written by the CLI)
@@ -39,14 +39,13 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
-from .. import paper
 from ..engine.build import git_commit
 from ..engine.run_dir import RunDir
 from ..errors import ConfigError
 from ..files import atomic_write_csv
 from .executors import EXECUTORS, _cores, _worker, gpu_slots, log_status, submit
 from .jobs import run_job
-from .plan import MAIN, check_finished_runs, plan_and_dir, record_plan
+from .plan import check_finished_runs, plan_and_dir, record_plan
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +134,9 @@ def log_sweep(base: Path, command: str, started, ended, executor: str, jobs: int
 
 
 def collect(experiment: str, base) -> pd.DataFrame:
-    """Gather every finished run's metrics under `base` into results.csv (and comparison.csv where
-    the paper has a table).  Adds a `method` and a `run` column."""
+    """Gather every finished run's metrics under `base` into results.csv.  Adds a `method` and a `run`
+    column.  comparison.csv is written by the results pages (reporting), which know each run's
+    training regime and never pool two regimes as seeds of one setting."""
 
     base = Path(base)
     frames = []
@@ -149,10 +149,6 @@ def collect(experiment: str, base) -> pd.DataFrame:
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(results):
         atomic_write_csv(base / "results.csv", results)
-        if experiment in MAIN:
-            table = experiment if results["dataset"].iloc[0] in ("mnist", "fmnist", "mvtec") else None
-            if table:
-                atomic_write_csv(base / "comparison.csv", paper.compare(results, table))
     return results
 
 

@@ -5,6 +5,6 @@
     tables.py    results beside the paper's tables
     figures.py   the pages' figures
     analysis.py  paired comparisons (ours vs the paper and the baselines, ablations, variants)
-    claims.py    results/ANALYSIS.md's numbers, each tied to its computation
+    numbers.py   results/ANALYSIS.md's numbers, called from its template (templates/analysis.md.j2)
     pages.py     results/README.md and the per-experiment pages (templates/*.md.j2, Jinja2)
 """

@@ -11,21 +11,29 @@ from pathlib import Path
 import pandas as pd
 
 from .. import paper
-from .records import REGIME_FIELDS, in_regime, read_runs, regime_difference, regimes
+from .records import REGIME_FIELDS, Regime, in_regime, read_runs, regime_difference, regimes
 from .stats import Paired, against_constant, num, paired, verdict, with_interval
 from .tables import BASELINE_METHODS, base_profile, baseline_runs
 
+SEEDS = "A - B [95% CI over seeds]"
 CI = "A - B [95% CI over classes]"
+VERDICT_SEEDS = "verdict (over seeds)"
+VERDICT_CLASSES = "across classes"
 
 
 def row(comparison: str, a: str, b: str, p: Paired) -> dict:
-    """One comparison as a table row (A's and B's class means, the paired difference, the verdict)."""
+    """One comparison as a table row: A's and B's class means; A - B with its interval over seeds (is
+    A's mean over these classes above B's on this benchmark?) and its verdict; A - B with its interval
+    over classes (does it hold from class to class?) and that verdict."""
     t = p.per_class
     seed = f"{num(p.seed_sd_a)} / {num(p.seed_sd_b)}" if pd.notna(p.seed_sd_a) else ""
+    seeds = with_interval(p.over_seeds, sign=True) + (f" ({p.over_seeds.n} seeds)" if p.over_seeds.n >= 2 else "")
     return {"dataset": comparison, "A": a, "B": b, "classes": len(t),
             "A mean": num(t["a"].mean()) if len(t) else "", "B mean": num(t["b"].mean()) if len(t) else "",
+            SEEDS: seeds if p.over_seeds.n >= 2 else "one seed: none",
+            VERDICT_SEEDS: p.verdict_seeds,
             CI: with_interval(p.over_classes, sign=True), "A higher on": f"{p.a_better} of {len(t)}",
-            "seed s.d. A / B": seed, "verdict": p.verdict}
+            "seed s.d. A / B": seed, VERDICT_CLASSES: p.verdict_classes}
 
 
 def per_class(p: Paired, digits: int = 4) -> pd.DataFrame:
@@ -62,7 +70,7 @@ def against_all(dataset: str, ours: pd.DataFrame, base: pd.DataFrame, name: str 
     else:
         rows = []
     b = base[base["dataset"] == dataset] if len(base) else base
-    reg = ours["regime"].iloc[0] if "regime" in ours and len(ours) else ""
+    reg = ours["regime"].iloc[0] if "regime" in ours and len(ours) else Regime()
     for m in BASELINE_METHODS:
         bm = in_regime(b[b["method"] == m], reg) if len(b) else b
         if len(bm):
@@ -123,10 +131,8 @@ def variant_pairs(experiment: str, profile: str, runs: pd.DataFrame, out_root) -
     changed = _changed_fields(profile)
     out = []
     for reg in regimes(runs):
-        mine = dict(p.split(" ", 1) for p in reg.split(", ")) if reg else {}
         for ref_reg in regimes(ref):
-            theirs = dict(p.split(" ", 1) for p in ref_reg.split(", ")) if ref_reg else {}
-            if {k for k in REGIME_FIELDS if mine.get(k) != theirs.get(k)} <= changed:
+            if {k for k in REGIME_FIELDS if reg.get(k) != ref_reg.get(k)} <= changed:
                 p = paired(in_regime(runs, reg), in_regime(ref, ref_reg))
                 if len(p.per_class):
                     out.append((experiment, profile, base_profile(profile), p))

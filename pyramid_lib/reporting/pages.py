@@ -1,18 +1,22 @@
 """Results pages: each experiment's README.md and figures, and results/README.md, from whatever exists.
 
 `experiment_outputs(...)` is called by the CLI after every sweep; `build_report(out_root)`
-(`pyramid-ad report`) rebuilds every experiment's results.csv, comparison.csv, figures and page and
-the one-page results/README.md from the run folders on disk, so it can run at any time, also while
-sweeps are still going.  The pages' text comes from the Jinja2 templates in templates/ (wording
-only); every fact about the runs in them (weights, initialisation, profile, epochs, device, seeds,
-commits, whether the machine was shared) comes from the run records (records.py), every table from
-tables.py and analysis.py, every verdict word from stats.verdict.  A rebuild from the same run
-folders gives the same bytes: the pages carry no date and nothing about the machine that built
-them.  Nothing here trains or scores.  Nothing outside the CLI imports reporting."""
+(`pyramid-ad report`) rebuilds every experiment's results.csv, comparison.csv (one block per
+training regime), figures and page, results/ANALYSIS.md (templates/analysis.md.j2: hand-written
+prose, every number a numbers.py call) and the one-page results/README.md from the run folders on
+disk, so it can run at any time, also while sweeps are still going.  The pages' text comes from the
+Jinja2 templates in templates/ (wording only); every fact about the runs in them (weights,
+initialisation, profile, epochs, device, seeds, commits, whether the machine was shared) comes from
+the run records (records.py), every table from tables.py and analysis.py, every verdict word from
+stats.verdict.  A rebuild from the same run folders gives the same bytes: the pages carry no date
+and nothing about the machine that built them.  Nothing here trains or scores.  Nothing outside the
+CLI imports reporting."""
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
 import shlex
 from pathlib import Path
@@ -23,12 +27,12 @@ import pandas as pd
 from .. import paper
 from ..data.mnist import FMNIST_CLASSES
 from ..errors import ConfigError
-from ..experiments.plan import plan, plan_frame, record_plan
+from ..experiments.plan import ABLATIONS, plan, plan_frame, record_plan
 from ..experiments.sweep import collect
-from ..files import atomic_write_text
-from . import analysis, claims
+from ..files import atomic_write_csv, atomic_write_text
+from . import analysis, numbers, stats
 from .figures import FIGURES, figures
-from .records import facts, in_regime, read_runs, weights_label
+from .records import Regime, facts, in_regime, read_runs, regimes, trained, weights_label
 from .tables import (
     ORDER,
     TITLES,
@@ -47,7 +51,7 @@ from .tables import (
 
 log = logging.getLogger(__name__)
 
-ABLATION_LIKE = ("ablation-encoders", "ablation-lambda")
+ABLATION_LIKE = ABLATIONS
 
 
 def _env() -> jinja2.Environment:
@@ -58,7 +62,10 @@ def _env() -> jinja2.Environment:
 
 def render(template: str, **context) -> str:
     """A template of templates/ with `context`; runs of blank lines collapsed to one."""
-    text = _env().get_template(template).render(**context)
+    return _tidy(_env().get_template(template).render(**context))
+
+
+def _tidy(text: str) -> str:
     lines, out = text.strip("\n").split("\n"), []
     for line in lines:
         if line.strip() or (out and out[-1].strip()):
@@ -159,7 +166,7 @@ def blocks(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[
         head = {"heading": f"Runs with {label}" if label else ""}
         if experiment in ("mnist", "fmnist"):
             ours = r[r["method"] == "ours"]
-            reg = ours["regime"].iloc[0] if len(ours) else ""
+            reg = ours["regime"].iloc[0] if len(ours) else Regime()
             base = in_regime(baseline_runs(out_root, base_profile(profile)), reg)
             out.append({**head, "kind": "auroc", "ours": f"ours ({weights_label(ours)})", "profile": profile,
                         "experiment": experiment, "table": md_table(auroc_table(experiment, ours, base))})
@@ -181,7 +188,7 @@ def blocks(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[
                         "table": md_table(ablation_table(experiment, r))})
             out += _pairs_blocks(analysis.ablation_pairs(experiment, r))
         elif experiment == "baselines":
-            reg = r.loc[r["regime"] != "", "regime"].iloc[0] if (r["regime"] != "").any() else ""
+            reg = r.loc[trained(r), "regime"].iloc[0] if trained(r).any() else Regime()
             ours = {}
             for ds in sorted(set(r["dataset"])):
                 o = read_runs(Path(out_root) / ds / profile)
@@ -233,11 +240,27 @@ def write_experiment_readme(experiment: str, profile: str, base: Path, out_root=
     return path
 
 
+def comparison(experiment: str, runs: pd.DataFrame) -> pd.DataFrame:
+    """comparison.csv: `paper.compare` of each training regime's runs, one block per regime (most runs
+    first), its settings in the first column; two regimes are never pooled as seeds of one setting.
+    Empty for an experiment the paper has no table for."""
+    if experiment not in ("mnist", "fmnist", "mvtec") or not len(runs) or "auroc" not in runs:
+        return pd.DataFrame()
+    ours = runs[runs["method"] == "ours"] if "method" in runs else runs
+    blocks_ = [paper.compare(in_regime(ours, reg).drop(columns=["regime", "data_regime"]), experiment)
+               for reg in regimes(ours)]
+    return pd.concat([b.assign(regime=str(reg)) for b, reg in zip(blocks_, regimes(ours))], ignore_index=True)[
+        ["regime", *blocks_[0].columns]]
+
+
 def experiment_outputs(experiment: str, profile: str, base: Path, todo=None, out_root="results") -> Path:
-    """After a sweep: record the plan, draw the figures, write README.md."""
+    """After a sweep: record the plan, write comparison.csv, draw the figures, write README.md."""
     base = Path(base)
     if todo is not None:
         record_plan(base, todo)
+    cmp = comparison(experiment, read_runs(base))
+    if len(cmp):
+        atomic_write_csv(base / "comparison.csv", cmp)
     try:
         figures(experiment, base, read_runs(base), out_root, profile)
     except Exception as e:  # a figure never costs a results page
@@ -256,14 +279,18 @@ def experiment_folders(out_root="results") -> list[tuple[str, str, Path]]:
 
 
 def build_report(out_root="results", refresh: bool = True) -> Path:
-    """Rebuild every experiment's results (results.csv, comparison.csv, figures, README.md) and
-    results/README.md (the headline comparison, then every experiment's section)."""
+    """Rebuild every experiment's results (results.csv, comparison.csv, figures, README.md),
+    results/ANALYSIS.md (write_analysis) and results/README.md (the headline comparison, then every
+    experiment's section)."""
     out_root = Path(out_root)
     found = experiment_folders(out_root)
     sections = []
+    if refresh:
+        for exp, _, base in found:
+            collect(exp, base)
+        write_analysis(out_root)  # before the pages, which link to it
     for exp, prof, base in found:
         if refresh:
-            collect(exp, base)
             experiment_outputs(exp, prof, base, None, out_root)
         body = render("body.md.j2", **body_context(exp, prof, base, out_root, prefix=f"{exp}/{prof}/"))
         sections.append({"title": TITLES.get(exp, exp), "profile": prof, "link": f"{exp}/{prof}/README.md",
@@ -281,21 +308,58 @@ def build_report(out_root="results", refresh: bool = True) -> Path:
     path = out_root / "README.md"
     atomic_write_text(path, render("index.md.j2", sections=sections, headlines=headlines, absent=absent,
                                    analysis=(out_root / "ANALYSIS.md").is_file()))
-    stale_claims(out_root)
     return path
 
 
-def stale_claims(out_root) -> list:
-    """The numbers of out_root/ANALYSIS.md that the run folders no longer give (logged as warnings;
-    claims.py, tests/reporting/test_analysis.py)."""
+ANALYSIS_TEMPLATE = "analysis.md.j2"
+
+
+def _fixed(v, digits: int) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _signed(v, digits: int) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.{digits}f}"
+
+
+def _whole(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(round(v)))
+
+
+def analysis_text(out_root, template: str = ANALYSIS_TEMPLATE, source: str | None = None) -> str:
+    """results/ANALYSIS.md: the hand-written prose of templates/<template> (or the template text
+    `source`), each number a call of numbers.py over the run folders under `out_root`.  Filters: `f(d)`
+    d decimals, `s(d)` with its sign, `whole`.  `intervals` is how many different verdicts the text
+    reads: it is rendered twice, the first time to count them.  Raises ConfigError when a folder it
+    reads has no results."""
+    root = Path(out_root)
+    env = _env()
+    env.filters.update(f=_fixed, s=_signed, whole=_whole)
+    tpl = env.from_string(source) if source is not None else env.get_template(template)
+    read = []
+
+    def bound(fn):
+        @functools.wraps(fn)
+        def call(*args, **kw):
+            out = fn(root, *args, **kw)
+            if out in (stats.HIGHER, stats.LOWER, stats.NO_DIFFERENCE):
+                read.append((fn.__name__, args, tuple(sorted(kw.items()))))
+            return out
+        return call
+
+    ctx = {name: bound(fn) for name, fn in numbers.FUNCTIONS.items()}
+    tpl.render(**ctx, intervals=0)
+    return _tidy(tpl.render(**ctx, intervals=len(set(read))))
+
+
+def write_analysis(out_root) -> Path | None:
+    """Render results/ANALYSIS.md (analysis_text); None, with a warning naming why, when the run
+    folders it reads are not all under `out_root` (a results root of some experiments only)."""
     path = Path(out_root) / "ANALYSIS.md"
-    if not path.is_file():
-        return []
     try:
-        stale = [c for c in claims.check(path.read_text(), out_root) if not c.ok]
-    except Exception as e:  # a claim that cannot be computed any more (a folder gone): say so, build anyway
-        log.warning("%s: a claim could not be recomputed: %s: %s", path, type(e).__name__, e)
-        return []
-    for c in stale:
-        log.warning("%s line %d: %s is written, the runs give %s (%s)", path, c.line, c.written, c.expected, c.call)
-    return stale
+        text = analysis_text(out_root)
+    except (ConfigError, KeyError) as e:
+        log.warning("%s not written: the folders it reads are not all here (%s: %s)", path, type(e).__name__, e)
+        return None
+    atomic_write_text(path, text)
+    return path

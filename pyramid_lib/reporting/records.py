@@ -9,11 +9,13 @@ recorded "init" or "machine" get NaN there, and the pages say "not recorded": no
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..baselines import DETERMINISTIC
 from ..config import TrainConfig
 from .stats import class_order
 
@@ -23,9 +25,9 @@ REGIME_FIELDS = ("weights", "profile", "epochs", "lr", "lr_schedule", "batch_siz
 pooled as seeds of one setting (seed, class, encoders and lambda are what the experiments vary)."""
 
 
-FIT_ONCE = ("ocsvm", "kde")
-"""Methods with no training regime of their own (baselines.DETERMINISTIC): paired with any regime
-whose data settings (DATA_FIELDS) are theirs."""
+FIT_ONCE = DETERMINISTIC
+"""Methods with no training regime of their own: paired with any regime whose data settings
+(DATA_FIELDS) are theirs."""
 
 
 DATA_FIELDS = ("train_limit", "test_limit", "heldout_fraction", "input_size")
@@ -78,18 +80,39 @@ def run_record(run_dir: Path) -> dict:
     return out
 
 
-def regime(row, fields=REGIME_FIELDS) -> str:
-    """A run's training regime as text ('' for methods fitted once: they pair with any regime of the
-    same data settings); with `fields`, only those settings."""
+@dataclass(frozen=True)
+class Regime:
+    """A run's training regime: its settings as (field, value as text) pairs in REGIME_FIELDS order;
+    empty (false) for methods fitted once, which pair with any regime of the same data settings.
+    `str()` is the text the pages show: 'epochs 6, lr 0.003, ...'."""
+
+    settings: tuple[tuple[str, str], ...] = ()
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in self.settings)
+
+    def __bool__(self) -> bool:
+        return bool(self.settings)
+
+    def get(self, field: str) -> str | None:
+        return dict(self.settings).get(field)
+
+    def only(self, fields) -> Regime:
+        """The same regime restricted to `fields` (e.g. DATA_FIELDS)."""
+        return Regime(tuple((k, v) for k, v in self.settings if k in fields))
+
+
+def regime(row, fields=REGIME_FIELDS) -> Regime:
+    """A run's training regime (empty for methods fitted once); with `fields`, only those settings."""
     if row.get("method") in FIT_ONCE and fields == REGIME_FIELDS:
-        return ""
+        return Regime()
     parts = []
     for k in fields:
         v = row.get(f"cfg_{k}")
         if v is None or (isinstance(v, float) and np.isnan(v)):
             v = "all" if k in ("train_limit", "test_limit") else "?"
-        parts.append(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}")
-    return ", ".join(parts)
+        parts.append((k, f"{v:g}" if isinstance(v, float) else str(v)))
+    return Regime(tuple(parts))
 
 
 def read_runs(base) -> pd.DataFrame:
@@ -110,27 +133,31 @@ def read_runs(base) -> pd.DataFrame:
     return res
 
 
-def regimes(runs: pd.DataFrame) -> list[str]:
-    """The regimes of the trained runs in `runs`, most runs first (ties by name)."""
+def trained(runs: pd.DataFrame) -> pd.Series:
+    """True for the runs that have a training regime of their own (not fitted once)."""
+    return runs["regime"].map(bool) if "regime" in runs else pd.Series(False, index=runs.index)
+
+
+def regimes(runs: pd.DataFrame) -> list[Regime]:
+    """The regimes of the trained runs in `runs`, most runs first (ties by their text)."""
     if not len(runs) or "regime" not in runs:
-        return [""]
-    counts = runs.loc[runs["regime"] != "", "regime"].value_counts()
-    return sorted(counts.index, key=lambda r: (-counts[r], r)) or [""]
+        return [Regime()]
+    counts = runs.loc[trained(runs), "regime"].value_counts()
+    return sorted(counts.index, key=lambda r: (-counts[r], str(r))) or [Regime()]
 
 
-def in_regime(runs: pd.DataFrame, reg: str) -> pd.DataFrame:
+def in_regime(runs: pd.DataFrame, reg: Regime) -> pd.DataFrame:
     """The runs of regime `reg`, plus those fitted once on the same data settings."""
     if not len(runs) or "regime" not in runs or not reg:
         return runs
-    data = ", ".join(p for p in reg.split(", ") if p.split(" ", 1)[0] in DATA_FIELDS)
-    return runs[(runs["regime"] == reg) | ((runs["regime"] == "") & (runs["data_regime"] == data))]
+    return runs[(runs["regime"] == reg) | (~trained(runs) & (runs["data_regime"] == reg.only(DATA_FIELDS)))]
 
 
-def regime_difference(regs: list[str]) -> dict[str, str]:
+def regime_difference(regs: list[Regime]) -> dict[Regime, str]:
     """For several regimes, each one's settings that differ from the others ('epochs 10, lr 0.001')."""
-    split = {r: dict(p.split(" ", 1) for p in r.split(", ")) for r in regs if r}
-    keys = [k for k in REGIME_FIELDS if len({d.get(k) for d in split.values()}) > 1]
-    return {r: ", ".join(f"{k} {d[k]}" for k in keys) for r, d in split.items()}
+    regs = [r for r in regs if r]
+    keys = [k for k in REGIME_FIELDS if len({r.get(k) for r in regs}) > 1]
+    return {r: ", ".join(f"{k} {r.get(k)}" for k in keys) for r in regs}
 
 
 def weights_label(runs: pd.DataFrame) -> str:
@@ -211,6 +238,31 @@ def _copied(runs: pd.DataFrame) -> str:
     return f"{len(src)} of {len(runs)} runs, from " + ", ".join(f"{k} ({n})" for k, n in folders.items())
 
 
+def elapsed_seconds(start: pd.Series, end: pd.Series) -> float:
+    """Seconds covered by the union of the intervals [start, end] (timestamps): invocations that ran
+    at the same time count once."""
+    total, reach = 0.0, None
+    for s, e in sorted(zip(start, end)):
+        if reach is None or s > reach:
+            total += (e - s).total_seconds()
+            reach = e
+        elif e > reach:
+            total += (e - reach).total_seconds()
+            reach = e
+    return total
+
+
+def sweep_span(sweeps: pd.DataFrame) -> str:
+    """sweeps.csv in words: the earliest start, the latest end, the elapsed hours (overlapping
+    invocations counted once) and, where they overlapped, the wall time summed over invocations."""
+    start, end = pd.to_datetime(sweeps["started_utc"]), pd.to_datetime(sweeps["ended_utc"])
+    first, last = sweeps["started_utc"].iloc[int(start.argmin())], sweeps["ended_utc"].iloc[int(end.argmax())]
+    elapsed, summed = elapsed_seconds(start, end) / 3600, float(sweeps["wall_seconds"].sum()) / 3600
+    out = f"{len(sweeps)} invocation(s), first started {first}, last ended {last}, {elapsed:.2f} h elapsed"
+    return out + (f" ({summed:.2f} h of wall time summed over invocations that ran at the same time)"
+                  if summed - elapsed > 0.005 else "")
+
+
 def facts(runs: pd.DataFrame, sweeps: pd.DataFrame) -> dict:
     """The facts a page states about its runs, as text, each from the records (see the module doc)."""
     net = runs[runs["weights"].astype(str).isin(["random", "imagenet"])] if "weights" in runs else runs.iloc[:0]
@@ -252,8 +304,7 @@ def facts(runs: pd.DataFrame, sweeps: pd.DataFrame) -> dict:
     }
     f["sweeps"], f["timing"] = "", ""
     if len(sweeps):
-        f["sweeps"] = (f"{len(sweeps)} invocation(s), first started {sweeps['started_utc'].iloc[0]}, last ended "
-                       f"{sweeps['ended_utc'].iloc[-1]}, {sweeps['wall_seconds'].sum() / 3600:.2f} h of wall time")
+        f["sweeps"] = sweep_span(sweeps)
     def positive(frame, col):  # aligned with the frame's index even when the column is absent
         v = frame[col] if col in frame else pd.Series(np.nan, index=frame.index)
         return pd.to_numeric(v, errors="coerce").fillna(0) > 0

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paper
+from ..baselines import METHODS
 from ..experiments.plan import plan, plan_frame
 from ..metrics import PIXEL_METRICS
 from .records import read_runs, sorted_classes, weights_label
@@ -32,10 +33,10 @@ TITLES = {
 ORDER = ("mnist", "fmnist", "mvtec", "baselines", "ablation-encoders", "ablation-lambda")
 
 
-BASELINE_METHODS = ("ocsvm", "kde", "ae-l2", "ae-ssim", "ours-lambda0")
+BASELINE_METHODS = METHODS
 
 
-MEAN = "mean over classes [95% CI]"
+MEAN = "mean over classes [95% CI over classes]"
 
 
 def md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:

@@ -14,7 +14,7 @@ from report_fixtures import OURS, QUIET, SHARED, make_run, results_tree, write_p
 
 from pyramid_lib.experiments.sweep import collect
 from pyramid_lib.reporting.pages import build_report
-from pyramid_lib.reporting.records import read_runs, regimes, shared
+from pyramid_lib.reporting.records import read_runs, regimes, shared, sweep_span
 from pyramid_lib.reporting.stats import HIGHER, LOWER, NO_DIFFERENCE
 
 
@@ -81,10 +81,14 @@ def test_the_headline_pairs_ours_with_the_paper_and_every_re_run_baseline(built)
     assert [r[2] for r in rows] == ["paper Ours (Table III)", "ocsvm (re-run)", "ae-l2 (re-run)",
                                     "ours-lambda0 (re-run)"]
     by = {r[2]: r for r in rows}
-    assert by["ae-l2 (re-run)"][-1] == HIGHER  # 0.051 above on every class
-    assert by["ae-l2 (re-run)"][8] != ""  # three seeds on both sides: the seed s.d. is reported
-    assert by["ocsvm (re-run)"][8] == ""  # fitted once: no seed spread
-    assert by["ours-lambda0 (re-run)"][-1] == NO_DIFFERENCE
+    header = [c.strip() for c in index.split("## Headline")[1].split("\n| dataset")[1].split("\n")[0].split("|")]
+    col = {name: i for i, name in enumerate(header) if name}  # cell 0 of a row is the dataset
+    assert by["ae-l2 (re-run)"][col["across classes"]] == HIGHER  # 0.051 above on every class
+    assert by["ae-l2 (re-run)"][col["verdict (over seeds)"]] == HIGHER
+    assert by["ae-l2 (re-run)"][col["A - B [95% CI over seeds]"]].endswith("(3 seeds)")
+    assert by["ae-l2 (re-run)"][col["seed s.d. A / B"]] != ""  # three seeds on both sides: the seed s.d.
+    assert by["ocsvm (re-run)"][col["seed s.d. A / B"]] == ""  # fitted once: no seed spread
+    assert by["ours-lambda0 (re-run)"][col["across classes"]] == NO_DIFFERENCE
 
 
 def test_verdict_words_appear_only_in_verdict_columns(built):
@@ -95,6 +99,62 @@ def test_verdict_words_appear_only_in_verdict_columns(built):
             if line.startswith("|") and line.rstrip("|").strip().endswith((HIGHER, LOWER)):
                 cells = [c.strip() for c in line.strip("|").split("|")]
                 assert cells[-1] in (HIGHER, LOWER)  # the verdict column, never prose
+
+
+def test_comparison_csv_holds_one_block_per_regime_never_pooled(tmp_path):
+    base = tmp_path / "results" / "mnist" / "cpu"
+    for c, a in (("0", 0.99), ("1", 0.98)):
+        make_run(base, f"mnist-{c}", cls=c, auroc=a, epochs=10, lr=1e-3, lr_schedule="constant", init=False)
+        for s in range(2):
+            make_run(base, f"mnist-{c}-s{s}", cls=c, seed=s, auroc=a - 0.1, machine=QUIET)
+    build_report(tmp_path / "results")
+    cmp = pd.read_csv(base / "comparison.csv", dtype={"class": str})
+    assert cmp["regime"].nunique() == 2
+    for reg, g in cmp.groupby("regime", sort=False):
+        rows = g[g["class"].isin(["0", "1"])]
+        assert set(rows["n_runs"]) == ({1} if "epochs 10" in reg else {2})  # never 3: no pooling
+    first = cmp[cmp["regime"] == cmp["regime"].iloc[0]]
+    assert "epochs 6" in first["regime"].iloc[0]  # most runs first
+    assert first.loc[first["class"] == "0", "ours"].iloc[0] == pytest.approx(0.89)
+
+
+def test_committed_comparison_csvs_keep_regimes_apart():
+    """The committed mnist/fmnist comparison.csv: each block's per-class runs are the runs of one regime
+    (the page's table), and its mean row is the page's mean."""
+    from helpers import REPO
+
+    from pyramid_lib.reporting.records import in_regime
+    from pyramid_lib.reporting.stats import class_mean
+    for ds in ("mnist", "fmnist"):
+        base = REPO / "results" / ds / "cpu"
+        if not (base / "comparison.csv").is_file():
+            pytest.skip("no committed results/ in this checkout")
+        cmp = pd.read_csv(base / "comparison.csv", dtype={"class": str})
+        assert "regime" in cmp, f"{ds}: comparison.csv pools every regime"
+        runs = read_runs(base)
+        runs = runs[runs["method"] == "ours"]
+        for reg in regimes(runs):
+            block = cmp[cmp["regime"] == str(reg)].set_index("class")
+            mine = in_regime(runs, reg)
+            assert block.at["mean", "ours"] == pytest.approx(class_mean(mine).mean)
+            n = mine.groupby("normal_class").size()
+            assert all(block.at[c, "n_runs"] == n[c] for c in n.index)
+
+
+def test_a_sweep_span_counts_overlapping_invocations_once():
+    sweeps = pd.DataFrame({"started_utc": ["2026-11-30T14:04:47+00:00", "2026-11-30T14:04:37+00:00"],
+                           "ended_utc": ["2026-11-30T14:27:50+00:00", "2026-11-30T14:28:27+00:00"],
+                           "wall_seconds": [1383.6, 1430.1]})
+    text = sweep_span(sweeps)
+    assert "first started 2026-11-30T14:04:37+00:00" in text and "last ended 2026-11-30T14:28:27+00:00" in text
+    assert "0.40 h elapsed" in text and "0.78 h of wall time summed" in text
+
+
+def test_committed_pages_state_the_sweeps_span_their_records_give():
+    from helpers import REPO
+    for sweeps in sorted((REPO / "results").glob("*/*/sweeps.csv")):
+        page_ = (sweeps.parent / "README.md").read_text()
+        assert sweep_span(pd.read_csv(sweeps)) in page_, sweeps
 
 
 def test_mvtec_mean_row_is_the_one_comparison_csv_holds(built):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pyramid_lib import paper
-from pyramid_lib.reporting.tables import auroc_table
+from pyramid_lib.reporting.tables import MEAN, auroc_table
 
 
 def results(values: dict, seeds: int = 1) -> pd.DataFrame:
@@ -53,7 +53,7 @@ def test_compare_mvtec_mean_row_is_over_the_categories_we_ran():
 
 def test_the_mnist_table_shows_computed_means_and_the_printed_row_labelled():
     t = auroc_table("mnist", results({str(c): 0.9 for c in range(10)}), pd.DataFrame()).set_index("class")
-    mean = t.loc["mean over classes [95% CI]"]
+    mean = t.loc[MEAN]
     assert mean["paper Ours"] == "0.9702" and mean["paper OC SVM"] == "0.9513" and mean["paper KDE"] == "0.8143"
     assert mean["paper DAE"] == "0.9420" and mean["paper LSA"] == "0.9745"
     printed = t.loc["paper's Mean row as printed"]

@@ -68,7 +68,7 @@ def test_paired_differences_class_by_class_with_seed_intervals_where_seeds_are_s
     p = paired(a, b)
     assert list(p.per_class["normal_class"]) == ["0", "1", "2"]
     assert p.per_class["diff"].to_numpy() == pytest.approx([0.048] * 3)
-    assert p.a_better == 3 and p.over_classes.n == 3 and p.verdict == HIGHER
+    assert p.a_better == 3 and p.over_classes.n == 3 and p.verdict_classes == HIGHER
     seed_diffs = [0.05, 0.048, 0.046]  # class 0, seeds 0..2
     lo, hi = t_interval(seed_diffs).lo, t_interval(seed_diffs).hi
     assert (p.per_class.at[0, "seed_lo"], p.per_class.at[0, "seed_hi"]) == pytest.approx((lo, hi))
@@ -81,7 +81,7 @@ def test_a_method_fitted_once_pairs_with_the_seed_mean_and_gives_no_seed_spread(
     p = paired(a, once)
     assert p.per_class["diff"].to_numpy() == pytest.approx([0.0, 0.02])
     assert p.per_class["seed_lo"].isna().all() and math.isnan(p.seed_sd_a)
-    assert p.verdict == NO_DIFFERENCE  # two classes, one at 0: the interval includes 0
+    assert p.verdict_classes == NO_DIFFERENCE  # two classes, one at 0: the interval includes 0
 
 
 def test_only_the_classes_both_have_are_paired():
@@ -94,3 +94,20 @@ def test_against_a_printed_mean_shifts_the_interval_of_our_class_mean():
     p = against_constant(a, 0.936)
     iv = class_mean(a)
     assert (p.over_classes.lo, p.over_classes.hi) == pytest.approx((iv.lo - 0.936, iv.hi - 0.936))
+
+
+def test_over_seeds_takes_the_mean_over_classes_seed_by_seed():
+    a = runs({(c, s): 0.9 + 0.01 * s + 0.05 * int(c) for c in "01" for s in range(3)})
+    b = runs({(c, s): 0.88 + 0.005 * s + 0.05 * int(c) for c in "01" for s in range(3)})
+    p = paired(a, b)
+    per_seed = [0.02 + 0.005 * s for s in range(3)]  # A's two-class mean minus B's, seed by seed
+    iv = t_interval(per_seed)
+    assert p.over_seeds.n == 3 and (p.over_seeds.lo, p.over_seeds.hi) == pytest.approx((iv.lo, iv.hi))
+    assert p.verdict_seeds == HIGHER
+    once = runs({("0", 0): 0.9, ("1", 0): 0.95})  # fitted once: a fixed number
+    fixed = paired(a, once).over_seeds
+    assert fixed.n == 3 and fixed.mean == pytest.approx(np.mean([0.925 + 0.01 * s for s in range(3)]) - 0.925)
+    const = against_constant(a, 0.9).over_seeds
+    assert const.mean == pytest.approx(0.935 - 0.9) and const.n == 3
+    single = paired(runs({("0", 0): 0.9, ("1", 0): 0.8}), once)
+    assert single.over_seeds.n == 1 and single.verdict_seeds == ""  # one seed: no interval, no verdict
