@@ -72,10 +72,13 @@ def test_rewrites_are_exact_in_float64(size, encoders, pyramid):
     assert_same(plain, quick, torch.rand(4, 3, size, size, dtype=torch.float64), atol=1e-10)
 
 
-def test_float32_rewrites_match_to_1e5():
+def test_float32_rewrites_match_to_1e4():
+    """The rewrites alone (same layout) in float32: outputs and gradients agree to 1e-4.  The
+    stem's gradient differs most: 4.3e-5 on an AVX2 CPU (oneDNN sums in another order than with
+    AVX-512, where it stayed under 1e-5); exactness itself is checked in float64 above."""
     plain, quick = pair(28, channels_last=False)
     torch.manual_seed(1)
-    assert_same(plain, quick, torch.rand(16, 3, 28, 28), atol=1e-5)
+    assert_same(plain, quick, torch.rand(16, 3, 28, 28), atol=1e-4)
 
 
 def test_float32_default_with_channels_last_matches():
