@@ -38,7 +38,7 @@ from sklearn.metrics import roc_auc_score
 from pyramid_lib import data as data_mod
 from pyramid_lib.config import TrainConfig
 from pyramid_lib.data.splits import fit_and_heldout
-from pyramid_lib.data.validation import with_synthetic_defects
+from pyramid_lib.data.validation import SMALL_AREA, SMALL_BRIGHTNESS, with_synthetic_defects
 from pyramid_lib.engine.build import build, training_optimizer
 from pyramid_lib.engine.evaluate import score_images
 from pyramid_lib.engine.trainer import epoch_steps, learning_rate, perceptual_targets, steps_per_epoch
@@ -58,6 +58,9 @@ CANDIDATES: dict[str, dict] = {
     "ema-b16-50": {"epochs": 50, "batch_size": 16, "ema": 0.99},
     "shift4-b16-50": {"epochs": 50, "batch_size": 16, "augment": "shift4"},
     "base100": {"epochs": 100},
+    "b8-10": {"epochs": 10, "batch_size": 8},
+    "b8-15": {"epochs": 15, "batch_size": 8},
+    "b4-10": {"epochs": 10, "batch_size": 4},
 }
 
 
@@ -122,10 +125,16 @@ def run(data, name: str, seed: int, opts) -> dict:
     cfg = TrainConfig(dataset="mvtec", normal_class=opts.category, seed=seed, weights="random",
                       lr_schedule="cosine", data_root=opts.data_root, download=False, **over).validate()
     model, loss_fn, held, info = train_one(data, cfg, augment, ema)
+    if opts.keep:
+        opts.keep.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), opts.keep / f"{opts.category}-{name}-s{seed}.pt")
     val = score_images(model, loss_fn, with_synthetic_defects(held, copies=3, seed=seed), progress=False)
     row = {"category": opts.category, "candidate": name, "seed": seed, **over, "augment": augment, "ema": ema,
            "criterion_auroc": float(roc_auc_score(val.label, val["loss"])),
            "heldout_loss": float(val.loc[val.label == 0, "loss"].mean()), **info}
+    small = score_images(model, loss_fn, with_synthetic_defects(held, 3, seed, SMALL_AREA, SMALL_BRIGHTNESS),
+                         progress=False)
+    row["criterion_small_auroc"] = float(roc_auc_score(small.label, small["loss"]))
     # the test split is scored only after the criterion is recorded
     test = score_images(model, loss_fn, data.test, progress=False)
     row.update(test_auroc=float(roc_auc_score(test.label, test["loss"])),
@@ -135,6 +144,8 @@ def run(data, name: str, seed: int, opts) -> dict:
 
 def mean_sd(v, digits=4) -> str:
     v = np.asarray(v, dtype=float)
+    if not len(v):
+        return ""
     return f"{v.mean():.{digits}f} +- {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
 
 
@@ -142,20 +153,23 @@ def report(rows: list[dict], category: str) -> None:
     rows = [r for r in rows if r["category"] == category]
     names = [n for n in CANDIDATES if any(r["candidate"] == n for r in rows)]
     print(f"\n{category}: mean +- s.d. over seeds (criterion first; test columns read after choosing)\n")
-    print("| candidate | settings | seeds | criterion AUROC (synthetic defects) | held-out loss | test AUROC | "
-          "SSIM good test | train min | train CPU min |\n|---|---|---|---|---|---|---|---|---|")
+    print("| candidate | settings | seeds | criterion AUROC (synthetic defects) | small synthetic defects | "
+          "held-out loss | test AUROC | SSIM good test | train min | train CPU min |\n" + "|---" * 10 + "|")
     for n in names:
         rs = [r for r in rows if r["candidate"] == n]
         s = {**BASE, **CANDIDATES[n]}
         desc = (f"{s['epochs']} ep, lr {s['lr']:g}, batch {s['batch_size']}"
                 + (f", {s['augment']}" if s["augment"] != "none" else "") + (f", EMA {s['ema']}" if s["ema"] else ""))
         print(f"| {n} | {desc} | {' '.join(str(r['seed']) for r in rs)} | "
-              f"{mean_sd([r['criterion_auroc'] for r in rs])} | {mean_sd([r['heldout_loss'] for r in rs], 5)} | "
+              f"{mean_sd([r['criterion_auroc'] for r in rs])} | "
+              f"{mean_sd([r['criterion_small_auroc'] for r in rs if 'criterion_small_auroc' in r]) or 'not run'} | "
+              f"{mean_sd([r['heldout_loss'] for r in rs], 5)} | "
               f"{mean_sd([r['test_auroc'] for r in rs])} | {mean_sd([r['ssim_normal'] for r in rs])} | "
               f"{mean_sd([r['train_min'] for r in rs], 1)} | {mean_sd([r['train_cpu_min'] for r in rs], 1)} |")
-    if names:
-        best = max(names, key=lambda n: np.mean([r["criterion_auroc"] for r in rows if r["candidate"] == n]))
-        print(f"\nthe criterion (mean synthetic-defect AUROC over seeds) picks: {best}")
+    small = [n for n in names if all("criterion_small_auroc" in r for r in rows if r["candidate"] == n)]
+    if small:
+        best = max(small, key=lambda n: np.mean([r["criterion_small_auroc"] for r in rows if r["candidate"] == n]))
+        print(f"\nthe criterion (mean AUROC against small synthetic defects over seeds) picks: {best}")
 
 
 def read_rows(path: Path | None) -> list[dict]:
@@ -174,6 +188,8 @@ def main(argv=None) -> int:
     ap.add_argument("--jsonl", type=Path, default=None, help="append one line per run; runs already there are skipped")
     ap.add_argument("--report", action="store_true", help="only print the tables of --jsonl")
     ap.add_argument("--epochs", type=int, default=None, help="override every candidate's epochs (smoke tests)")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="save each scored model's weights here (<candidate>-s<seed>.pt), to score new criteria later")
     opts = ap.parse_args(argv)
     if opts.epochs:
         for c in CANDIDATES.values():
@@ -189,7 +205,7 @@ def main(argv=None) -> int:
             for name in opts.candidates:
                 if (opts.category, name, seed) in done:
                     continue
-                r = run(data, name, seed, opts)
+                r = run(data, name, seed, opts)  # saves the model under --keep
                 rows.append(r)
                 print(json.dumps(r), flush=True)
                 if opts.jsonl:
