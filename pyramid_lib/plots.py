@@ -10,10 +10,12 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from .metrics import SCORE_NAMES
 
 
-def weights_note(weights: str) -> str:
+def weights_note(weights: str, precision: str | None = None) -> str:
     """The label every figure title carries: which backbone and perceptual weights made it
-    (" [ImageNet weights]", or " [random weights, not ImageNet]" for anything else)."""
-    return " [ImageNet weights]" if weights == "imagenet" else " [random weights, not ImageNet]"
+    (" [ImageNet weights]", or " [random weights, not ImageNet]" for anything else) and, for a
+    run, the arithmetic it trained in (" [random weights, not ImageNet; trained in fp32]")."""
+    what = "ImageNet weights" if weights == "imagenet" else "random weights, not ImageNet"
+    return f" [{what}; trained in {precision}]" if precision else f" [{what}]"
 
 
 def roc_axes(ax, labels, scores, label: str = "", **kw):

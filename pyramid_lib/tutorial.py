@@ -220,7 +220,7 @@ class RunResult:
 
     @property
     def note(self) -> str:
-        return weights_note(self.cfg.weights)
+        return weights_note(self.cfg.weights, self.cfg.precision)
 
     def predict(self, x: torch.Tensor):
         """`model.predict` of this run's model and loss on images x (N, C, H, W in [0, 1], on the

@@ -120,7 +120,7 @@ def evaluate_run(run_dir, device=None, data: data_mod.OneClassData | None = None
         atomic_write_csv(run.scores, both)
         if figures:
             try:
-                run_figures(run.dir, model, loss, data, test, cfg.weights)
+                run_figures(run.dir, model, loss, data, test, cfg.weights, precision=cfg.precision)
             except Exception as e:  # a figure is never worth losing a run for
                 log.warning("%s: figures failed (%s: %s)", run.dir, type(e).__name__, e)
         atomic_write_csv(run.metrics, frame)
@@ -135,11 +135,11 @@ def run_columns(cfg: TrainConfig, state: dict) -> dict:
             "pyramid": cfg.pyramid, "fast": cfg.fast, "input_size": cfg.input_size,
             "seed": cfg.seed, "train_limit": cfg.train_limit, "fit_images": state.get("fit_images"),
             "final_loss": hist[-1]["loss"] if hist else np.nan, "train_seconds": state.get("wall_time_s"),
-            "device": state.get("device")}
+            "device": state.get("device"), "precision": cfg.precision}
 
 
 def run_figures(out_dir, model, loss: PyramidLoss, data: data_mod.OneClassData, test_scores: pd.DataFrame,
-                weights: str, score: str = PRIMARY_SCORE) -> dict:
+                weights: str, score: str = PRIMARY_SCORE, precision: str | None = None) -> dict:
     """Write roc.png and reconstructions.png into `out_dir` for a scored run; return their paths.
 
     `test_scores`: score_images' frame of `data.test` (same order).  The reconstructions figure
@@ -147,7 +147,7 @@ def run_figures(out_dir, model, loss: PyramidLoss, data: data_mod.OneClassData, 
     `score` error map (`predict`) and the ground-truth mask when the dataset has masks.
     """
     out_dir = Path(out_dir)
-    note = weights_note(weights)
+    note = weights_note(weights, precision)
     fig = roc_figure({f"{data.dataset} normal={data.normal_class}": (test_scores.label, test_scores[score])},
                      title=f"ROC, score = {score_label(score)}{note}")
     atomic_save_figure(out_dir / "roc.png", fig, dpi=120)

@@ -37,7 +37,7 @@ def run_demo(cfg: TrainConfig, out: Path, device=None, progress: bool = True, ec
     figures = ("roc.png", "reconstructions.png")
     if not all((run.dir / f).is_file() for f in figures):  # a run evaluated without its figures
         _, model, loss = run.load(device)
-        run_figures(run.dir, model, loss, data, run.read_scores()[0], cfg.weights)
+        run_figures(run.dir, model, loss, data, run.read_scores()[0], cfg.weights, precision=cfg.precision)
     for f in figures:
         atomic_write_bytes(out / f, (run.dir / f).read_bytes())
     atomic_write_csv(out / "metrics.csv", metrics)

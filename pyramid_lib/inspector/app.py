@@ -227,7 +227,7 @@ class Inspector(W.VBox):
 
     # ---------------------------------------------------------------- drawing
     def _note(self) -> str:
-        return weights_note(self.view.cfg.weights)
+        return weights_note(self.view.cfg.weights, self.view.cfg.precision)
 
     def _draw_hist(self):
         fig = self.hist_fig

@@ -20,7 +20,7 @@ from ..config import TrainConfig
 from .stats import class_order
 
 REGIME_FIELDS = ("weights", "profile", "epochs", "lr", "lr_schedule", "batch_size", "train_limit", "test_limit",
-                 "weight_decay", "heldout_fraction", "input_size", "pyramid")
+                 "weight_decay", "heldout_fraction", "input_size", "pyramid", "precision")
 """config.json fields that make a training regime: runs that differ in one of them are never
 pooled as seeds of one setting (seed, class, encoders and lambda are what the experiments vary)."""
 
