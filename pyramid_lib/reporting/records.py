@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..baselines import DETERMINISTIC
 from ..config import TrainConfig
+from ..experiments.results import made_by
 from .stats import class_order
 
 REGIME_FIELDS = ("weights", "profile", "epochs", "lr", "lr_schedule", "batch_size", "train_limit", "test_limit",
@@ -277,6 +278,8 @@ def facts(runs: pd.DataFrame, sweeps: pd.DataFrame) -> dict:
         "weights_network": counted(net["weights"]) if len(net) else NOT_RECORDED,
         "init": _init(net),
         "profiles": counted(runs["profile"]) if "profile" in runs else NOT_RECORDED,
+        "made_by": made_by(runs),
+        "precision": counted(_text(trained, "cfg_precision")),
         "epochs": counted(trained["epochs"].astype(int).astype(str)) if len(trained) else "none trained",
         "lr": counted(pd.Series([f"{lr:g} {sch}" for lr, sch in zip(cfg["lr"], cfg["lr_schedule"])], dtype=object)),
         "batch_size": counted(_text(trained, "cfg_batch_size")),
