@@ -24,8 +24,9 @@ DEFAULT_INPUT_SIZE = {"mnist-sample": 28, "mnist": 28, "fmnist": 28, "mvtec": 12
 
 
 def load(dataset: str, normal_class=None, root=None, download: bool = True,
-         input_size: int | None = None) -> OneClassData:
-    """Load any dataset by name under the one-class protocol."""
+         input_size: int | None = None, intensity: str = "train-range") -> OneClassData:
+    """Load any dataset by name under the one-class protocol (`intensity`: the 16-bit/float rule
+    of image folders, images_io.intensity_window)."""
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     size = input_size or DEFAULT_INPUT_SIZE[dataset]
@@ -40,5 +41,6 @@ def load(dataset: str, normal_class=None, root=None, download: bool = True,
     if dataset == "mvtec":
         if normal_class is None:
             raise DataError(f"mvtec: --normal-class must name the category, one of: {', '.join(MVTEC_CATEGORIES)}")
-        return load_mvtec(str(normal_class), root, size)
-    return load_folder(data_root(root), size, normal_class=None if normal_class is None else str(normal_class))
+        return load_mvtec(str(normal_class), root, size, intensity)
+    return load_folder(data_root(root), size, normal_class=None if normal_class is None else str(normal_class),
+                       intensity=intensity)

@@ -50,9 +50,18 @@ from tqdm.auto import tqdm
 
 from ..errors import DataError
 from .images import ImageSet, OneClassData, data_root
-from .images_io import IMAGE_SUFFIXES, decode_image, decode_mask, is_junk, read_image, read_mask
+from .images_io import (
+    IMAGE_SUFFIXES,
+    decode_image,
+    decode_mask,
+    describe_window,
+    intensity_window,
+    is_junk,
+    read_image,
+    read_mask,
+)
 from .images_io import JUNK_FOLDERS as _JUNK_FOLDERS
-from .walk import mask_stems, same_aspect, walk_images
+from .walk import backslash_hint, mask_stems, same_aspect, walk_images
 
 __all__ = ["IMAGE_SUFFIXES", "MVTEC_CATEGORIES", "MVTEC_URL", "load_folder", "load_mvtec", "read_image", "read_mask"]
 
@@ -130,6 +139,9 @@ def _class_folders(parent: Path, report: _Report, stray: str) -> dict[str, list[
         entries = sorted(parent.iterdir(), key=lambda p: p.name)
     except OSError as e:
         raise DataError(f"{parent}: folder cannot be listed ({e.strerror or e}); check its permissions") from e
+    odd = backslash_hint(p for p in entries if p.is_dir())
+    if odd:
+        report.lines.append(f"{report.rel(parent)}/: {odd}")
     for p in entries:
         if (p.is_dir() and p.name.lower() in _JUNK_FOLDERS) or (p.is_file() and is_junk(p.name)):
             report.junk.append(report.rel(p))
@@ -149,9 +161,9 @@ def _class_folders(parent: Path, report: _Report, stray: str) -> dict[str, list[
     return dict(sorted(named.items()))
 
 
-def _read_all(paths, size, what):
-
-    out = [decode_image(p, size) for p in tqdm(paths, desc=f"reading {what}", leave=False, disable=len(paths) < 200)]
+def _read_all(paths, size, what, window=None):
+    bar = tqdm(paths, desc=f"reading {what}", leave=False, disable=len(paths) < 200)
+    out = [decode_image(p, size, window) for p in bar]
     return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
 
 
@@ -162,7 +174,7 @@ def _note(report: _Report, paths, notes) -> None:
 
 
 def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_class: str | None = None,
-                hint: str = "") -> OneClassData:
+                hint: str = "", intensity: str = "train-range") -> OneClassData:
     """A dataset in MVTec AD's layout (see the module docstring): train/good, test/good,
     test/<defect>, optional ground_truth/<defect>.
 
@@ -174,16 +186,20 @@ def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_c
     a mask whose aspect ratio differs from its image's."""
     folder = Path(folder)
     if not folder.is_dir():
+        odd = backslash_hint([folder])
         raise DataError(f"{folder}: no such folder. "
-                        f"{hint or 'Point --data-root at a folder holding train/good and test/.'}")
+                        f"{hint or 'Point --data-root at a folder holding train/good and test/.'}"
+                        + (f" {odd}" if odd else ""))
     report = _Report(folder)
     train_root, test_dir = folder / "train", folder / "test"
     train_groups = _class_folders(train_root, report, "in train/, not in train/good/") if train_root.is_dir() else {}
     train_dirs = train_groups.pop(_NORMAL, [])
     train_dir = train_dirs[0] if train_dirs else train_root / "good"
     if not train_dirs or not test_dir.is_dir():
+        odd = backslash_hint(folder.iterdir())
         raise DataError(f"{folder}: not in MVTec AD's layout (needs train/good/ and test/good/, test/<defect>/); "
-                        f"{'missing ' + str(train_dir) if not train_dirs else 'missing ' + str(test_dir)}")
+                        f"{'missing ' + str(train_dir) if not train_dirs else 'missing ' + str(test_dir)}"
+                        + (f". {odd}" if odd else ""))
     for dirs in train_groups.values():
         for d in dirs:
             report.skip(d, "train/ folder other than good/ (training uses normal images only)")
@@ -215,9 +231,12 @@ def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_c
     gt_dir = folder / "ground_truth"
     mask_for = _match_masks(gt_dir, test_paths, test_classes, test_dir, report) if gt_dir.is_dir() else None
 
-    train, _, notes = _read_all(train_paths, input_size, f"{folder.name} train")
+    window = intensity_window(train_paths, intensity)  # 16-bit/float data: one mapping for the whole set
+    if window is not None:
+        report.lines.append(describe_window(window))
+    train, _, notes = _read_all(train_paths, input_size, f"{folder.name} train", window)
     _note(report, train_paths, notes)
-    test, sizes, notes = _read_all(test_paths, input_size, f"{folder.name} test")
+    test, sizes, notes = _read_all(test_paths, input_size, f"{folder.name} test", window)
     _note(report, test_paths, notes)
     masks = None
     if mask_for is not None:
@@ -233,7 +252,7 @@ def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_c
                  [str(p) for p in train_paths]),
         ImageSet(torch.stack(test), torch.tensor([int(c != _NORMAL) for c in test_classes]), test_classes,
                  [str(p) for p in test_paths], masks),
-        input_size, tuple(classes))
+        input_size, tuple(classes), window)
 
 
 def _match_masks(gt_dir: Path, test_paths, test_classes, test_dir: Path, report: _Report) -> dict[Path, Path]:
@@ -292,7 +311,7 @@ def _read_matching_mask(mask: Path, image: Path, wh, size: int, report: _Report)
     return m
 
 
-def load_mvtec(category: str, root=None, input_size: int = 120) -> OneClassData:
+def load_mvtec(category: str, root=None, input_size: int = 120, intensity: str = "train-range") -> OneClassData:
     """One MVTec AD category from <root>/mvtec_ad/<category>, resized to input_size (120 in the paper).
     Same returns, warning and errors as `load_folder`."""
     folder = data_root(root) / "mvtec_ad" / str(category)
@@ -301,5 +320,5 @@ def load_mvtec(category: str, root=None, input_size: int = 120) -> OneClassData:
     if not folder.is_dir():
         known = f" Known categories: {', '.join(MVTEC_CATEGORIES)}." if category not in MVTEC_CATEGORIES else ""
         raise DataError(f"{folder}: MVTec AD category {category!r} not found. {hint}.{known}")
-    return load_folder(folder, input_size, dataset="mvtec", normal_class=str(category), hint=hint)
+    return load_folder(folder, input_size, dataset="mvtec", normal_class=str(category), hint=hint, intensity=intensity)
 

@@ -16,6 +16,7 @@ the same aspect ratio to a pixel's rounding (`same_aspect`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,19 +68,15 @@ def walk_images(folder: Path, seen: set[Path] | None = None, exclude: Path | Non
             walk.skipped.append((folder, why, ""))
         return walk
     for p in entries:
-        if p.is_dir():
-            if p.name.lower() in JUNK_FOLDERS:
-                walk.junk.append(p)
-            elif p.name.startswith("."):
-                walk.skipped.append((p, "hidden folder", ""))
-            else:
-                walk_images(p, seen, exclude, errors, walk)
+        why = left_out(p)
+        if why == JUNK:
+            walk.junk.append(p)
+        elif why is not None:
+            walk.skipped.append((p, why, ""))
+        elif p.is_dir():
+            walk_images(p, seen, exclude, errors, walk)
         elif not p.is_file():
             walk.skipped.append((p, "not a regular file (broken link, socket, ...)", ""))
-        elif is_junk(p.name):
-            walk.junk.append(p)
-        elif p.name.startswith("."):
-            walk.skipped.append((p, "hidden file", ""))
         else:
             try:
                 why = not_an_image(p)
@@ -95,11 +92,37 @@ def walk_images(folder: Path, seen: set[Path] | None = None, exclude: Path | Non
     return walk
 
 
+JUNK = "OS or tool leftover"
+
+
+def left_out(p: Path) -> str | None:
+    """Why a folder entry is never looked at: JUNK (OS/tool leftovers: .DS_Store, Thumbs.db,
+    '._x.png', .ipynb_checkpoints/, __MACOSX/), "hidden folder" or "hidden file" (.name); None for
+    an entry to consider.  The one rule for every folder listing (the loader's walk, predict's mask
+    search)."""
+    if p.name.lower() in JUNK_FOLDERS if p.is_dir() else is_junk(p.name):
+        return JUNK
+    if p.name.startswith("."):
+        return "hidden folder" if p.is_dir() else "hidden file"
+    return None
+
+
 def not_an_image(path: Path) -> tuple[str, str] | None:
     """None when Pillow can open the file (`images_io.identify`: its content decides); else
     (NOT_AN_IMAGE, a hint such as "HEIC: pip install pillow-heif", or "").  Raises DataError for a
     file whose suffix is an image format but whose content does not decode."""
     return None if identify(path) is not None else (NOT_AN_IMAGE, why_not_an_image(path))
+
+
+def backslash_hint(paths) -> str:
+    """A hint for names holding a backslash (Windows paths copied as they were), or "": on this
+    system a backslash is part of the name, so `crack\\batch2` is one folder, not two."""
+    odd = [str(p) for p in paths if "\\" in Path(p).name]
+    if not odd or os.sep == "\\":
+        return ""
+    return (f"{len(odd)} name(s) hold a backslash ({', '.join(odd[:3])}{' ...' if len(odd) > 3 else ''}); '\\' is "
+            f"not a path separator on this system, so each is ONE file or folder name: rename them with '/' "
+            "folders (e.g. mkdir -p crack/batch2)")
 
 
 def with_hint(reason: str, hint: str) -> str:

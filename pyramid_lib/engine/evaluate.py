@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -23,9 +24,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import data as data_mod
+from .. import threshold
 from ..config import TrainConfig
 from ..data import splits
-from ..errors import PyramidError
+from ..errors import DataWarning, PyramidError
 from ..files import atomic_save_figure, atomic_write_csv
 from ..metrics import PIXEL_METRICS, pixel_metrics, summarize
 from ..model.anomaly_map import PRIMARY_SCORE, SCORE_NAMES, predict
@@ -97,14 +99,17 @@ def evaluate_run(run_dir, device=None, data: data_mod.OneClassData | None = None
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     t0 = time.perf_counter()
     cfg, model, loss = run.load(device)
-    data = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size)
+    data = data or data_mod.load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download, cfg.input_size,
+                                 cfg.intensity)
     held_out = data_record.held_out_normals(run, data)  # data.json's; warns what changed since training
     if held_out is None:  # a run from before data.json: the split is recomputed (warned)
         _, held_out = fit_and_heldout(data, cfg)
-    test_limit = getattr(cfg, "test_limit", None)
-    if test_limit is not None:
-        data = dataclasses.replace(data, test=data.test.subset(splits.stratified_subset(data.test.labels, test_limit,
-                                                                                  cfg.seed)))
+    few = threshold.few_normals_warning(len(held_out), str(run.dir))
+    if few:
+        warnings.warn(few, DataWarning, stacklevel=3)
+    if cfg.test_limit is not None:
+        data = dataclasses.replace(data, test=data.test.subset(splits.stratified_subset(data.test.labels,
+                                                                                  cfg.test_limit, cfg.seed)))
     masks = data.test.masks  # ground-truth defect masks (MVTec AD, folders with ground_truth/), or None
     test = score_images(model, loss, data.test, progress=progress, desc="scoring test split",
                         with_maps=masks is not None)
@@ -137,7 +142,7 @@ def run_columns(cfg: TrainConfig, state: dict) -> dict:
             "pyramid": cfg.pyramid, "fast": getattr(cfg, "fast", True), "input_size": cfg.input_size,
             "seed": cfg.seed, "train_limit": cfg.train_limit, "fit_images": state.get("fit_images"),
             "final_loss": hist[-1]["loss"] if hist else np.nan, "train_seconds": state.get("wall_time_s"),
-            "device": state.get("device")}
+            "device": state.get("device"), "status": state.get("status")}
 
 
 def run_figures(out_dir, model, loss: PyramidLoss, data: data_mod.OneClassData, test_scores: pd.DataFrame,
