@@ -1,5 +1,5 @@
 """Finding images in folders, and the rules that pair an image with its mask: one place for both the
-folder loader (data/folder.py, training and evaluation) and `predict` (engine/predict_inputs.py).
+folder loader (data/folder.py, training and evaluation) and `predict` (engine/score_inputs.py).
 
 Walking a folder (`walk_images`): sub-folders are searched recursively, a folder link is followed
 once (a second visit is a loop, named); a file is an image when Pillow can open it (its content
