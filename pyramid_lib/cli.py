@@ -269,7 +269,7 @@ def cmd_evaluate(a) -> int:
     state = run.read_state()
     if state.get("status") == "diverged":
         print(f"note: training DIVERGED in epoch {state.get('diverged_epoch')} ({state.get('error')}); these are the "
-              f"scores of its last good checkpoint (epoch {r.epochs}): retrain with a lower --lr")
+              f"scores of its last good checkpoint (epoch {r.epochs}): pyramid-ad train ... --lr <a tenth of it>")
     print(f"wrote {run.metrics}, scores.csv, roc.png, reconstructions.png")
     return 0
 

@@ -46,7 +46,7 @@ def few_normals_warning(n: int, where: str) -> str | None:
         return None
     return (f"{where}: the held-out threshold rests on only {n} held-out normal image(s) (fewer than {FEW_NORMALS}), "
             f"so it is {'that one score' if n == 1 else 'about the largest of their scores'}, not a reliable "
-            "95% quantile; add training images or raise --heldout-fraction (e.g. 0.2) and train again")
+            "95% quantile; add training images, or train again: pyramid-ad train ... --heldout-fraction 0.2")
 
 
 def youden(labels, scores) -> float:

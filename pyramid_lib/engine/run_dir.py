@@ -125,7 +125,7 @@ class RunDir:
             if state.get("status") == "diverged" and not self.checkpoint.is_file():
                 raise CheckpointError(f"{self.dir}: training diverged in epoch {state.get('diverged_epoch')} before "
                                       "any epoch finished, so there is no checkpoint to use (run.json: "
-                                      f"{state.get('error')}); train again with a lower --lr")
+                                      f"{state.get('error')}); train again: pyramid-ad train ... --lr <a tenth of it>")
             dev = pick_device(device if device is not None else self.device)
             ckpt = load_checkpoint(self.checkpoint, cfg)
             model, loss_fn = build(cfg, dev, pretrained_backbone=False)

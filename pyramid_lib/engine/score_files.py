@@ -144,7 +144,7 @@ def held_out_threshold(run: RunDir) -> float:
             raise CheckpointError(f"{run.metrics}: heldout_threshold is empty although the run held normals out; "
                                   f"{rewrite}")
         raise PyramidError(f"{run.metrics}: no held-out threshold: the run held no training normals out "
-                           "(--heldout-fraction 0); retrain with --heldout-fraction 0.1 to get one")
+                           "(--heldout-fraction 0); to get one, pyramid-ad train ... --heldout-fraction 0.1")
     if not math.isfinite(float(t)):
         raise CheckpointError(f"{run.metrics}: heldout_threshold is {t}; {rewrite}")
     return float(t)
