@@ -250,9 +250,10 @@ def _to_rgb(im: Image.Image, fmt: str | None, path: Path, notes: list[str], inte
             a = np.asarray(im.convert("I" if mode.startswith("I") else "F"))
         a = a.astype(np.float64)
         rule = (intensity or {}).get("rule", "full")
-        if rule != "full" and np.isfinite(a).all():
-            lo, hi = (intensity["low"], intensity["high"]) if rule == "train-range" else (a.min(), a.max())
-            if a.size and (a.min() < lo or a.max() > hi):
+        lo, hi = ((intensity["low"], intensity["high"]) if rule == "train-range" else
+                  (float(a.min()), float(a.max())) if rule == "per-image" and a.size else (0.0, 0.0))
+        if hi > lo and np.isfinite(a).all():  # a flat range (one grey value) has no window: the fixed rules
+            if rule == "train-range" and (a.min() < lo or a.max() > hi):
                 notes.append(f"values {a.min():g}..{a.max():g} clipped to the training range {lo:g}..{hi:g}")
             u8 = np.clip((a - lo) / max(hi - lo, 1e-12) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         else:
