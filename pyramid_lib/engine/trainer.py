@@ -296,8 +296,9 @@ def _epoch(run: RunDir, cfg: TrainConfig, model, loss_fn, opt, fit, targets, epo
            history: list, budget: list, device) -> dict | None:
     """One epoch (`epoch_steps`); returns its history entry, None when `budget[0]` optimiser steps
     ran out first.  Raises Diverged (the one path for every divergence) when a batch loss or a
-    weight becomes NaN or infinite, or the epoch's mean loss exceeds DIVERGED_FACTOR times the
-    first epoch's (this epoch's first batch when it is the first)."""
+    weight becomes NaN or infinite, the epoch's mean loss exceeds DIVERGED_FACTOR times the first
+    epoch's (this epoch's first batch when it is the first), or the network in eval mode computes
+    a NaN or infinite loss (`probe_loss`)."""
     t0 = time.perf_counter()
     sums, n_seen, first = torch.zeros(3, dtype=torch.float64), 0, None
     try:
@@ -312,19 +313,18 @@ def _epoch(run: RunDir, cfg: TrainConfig, model, loss_fn, opt, fit, targets, epo
                     return None
     except NonFiniteLoss as e:
         raise Diverged(run, epoch + 1, f"the loss became {e.loss}") from None
+    dt = time.perf_counter() - t0  # the training steps only (images_per_s), not the checks below
     broken = non_finite(model, opt)
     if broken:  # a NaN/inf gradient step with finite losses
         raise Diverged(run, epoch + 1, f"{len(broken)} weight tensor(s) became NaN or infinite (first: {broken[0]})")
     mean = (sums / max(n_seen, 1)).tolist()
     reference = history[0]["loss"] if history else first
+    if reference is not None and mean[0] > DIVERGED_FACTOR * reference:
+        raise Diverged(run, epoch + 1, f"the mean loss of the epoch grew to {mean[0]:.4g}, over {DIVERGED_FACTOR:g} "
+                                       f"times the first {'epoch' if history else 'batch'}'s {reference:.4g}")
     after = probe_loss(model, loss_fn, fit, cfg.batch_size, device)
-    for what, value in (("mean loss of the epoch", mean[0]), ("loss of the network after the epoch", after)):
-        if not math.isfinite(value):
-            raise Diverged(run, epoch + 1, f"the {what} is {value}")
-        if reference is not None and value > DIVERGED_FACTOR * reference and what.startswith("mean"):
-            raise Diverged(run, epoch + 1, f"the {what} grew to {value:.4g}, over {DIVERGED_FACTOR:g} times the "
-                                           f"first {'epoch' if history else 'batch'}'s {reference:.4g}")
-    dt = time.perf_counter() - t0
+    if not math.isfinite(after):  # finite batch losses, yet the network scoring uses computes NaN/inf
+        raise Diverged(run, epoch + 1, f"the loss of the network after the epoch (eval mode) is {after}")
     return {"epoch": epoch + 1, "loss": mean[0], "mse": mean[1], "perceptual": mean[2], "seconds": round(dt, 3),
             "images_per_s": round(n_seen / dt, 1)}
 
