@@ -278,7 +278,8 @@ def cmd_predict(a) -> int:
     """`pyramid-ad predict`: score files and folders with a run; exit 1 when any file failed."""
     pick_device(a.device)
     r = score_files(a.run_dir, a.paths, out=a.out, batch_size=a.batch_size, figures=not a.no_figures,
-                    top=max(a.top, 0), keep=False, device=a.device, warn=False)
+                    top=max(a.top, 0), keep=False, device=a.device, warn=False,
+                    progress=sys.stderr.isatty())  # no bar redrawn hundreds of times into a log file
     print(r.summary())
     if r.failed or r.skipped:
         print(describe_not_scored(r.failed, r.skipped, str(Path(a.out) / "not_scored.csv")))
