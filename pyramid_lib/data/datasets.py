@@ -25,7 +25,7 @@ DEFAULT_INPUT_SIZE = {"mnist-sample": 28, "mnist": 28, "fmnist": 28, "mvtec": 12
 
 def load(dataset: str, normal_class=None, root=None, download: bool = True,
          input_size: int | None = None, intensity: str = "train-range") -> OneClassData:
-    """Load any dataset by name under the one-class protocol (`intensity`: the 16-bit/float rule
+    """Load any dataset by name under the one-class protocol (`intensity`: the 16/32-bit integer rule
     of image folders, images_io.intensity_window)."""
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")

@@ -231,7 +231,7 @@ def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_c
     gt_dir = folder / "ground_truth"
     mask_for = _match_masks(gt_dir, test_paths, test_classes, test_dir, report) if gt_dir.is_dir() else None
 
-    window = intensity_window(train_paths, intensity)  # 16-bit/float data: one mapping for the whole set
+    window = intensity_window(train_paths, intensity)  # 16/32-bit integer data: one mapping for the whole set
     if window is not None:
         report.lines.append(describe_window(window))
     train, _, notes = _read_all(train_paths, input_size, f"{folder.name} train", window)

@@ -8,7 +8,7 @@ Images (`read_image`, uint8 3 x S x S):
     way a viewer shows it.  Multi-frame files (GIF, APNG, multi-page TIFF) give their first frame.
   * Grey and palette images become RGB; images with alpha (RGBA, LA, PA, palette transparency) are
     composited on black; CMYK, YCbCr, LAB and HSV are converted to RGB by Pillow.
-  * 16-bit and float images (I;16*, I, F) are mapped to 0..255 by the set's intensity rule
+  * 16-bit and 32-bit integer images (I;16*, I) are mapped to 0..255 by the set's intensity rule
     (`intensity_window`, decided once per dataset from its training images and recorded in the
     run's data.json, so test and predict images get the same mapping): `train-range` (default)
     maps the training images' min..max to 0..255 (a 12-bit detector or a narrow window keeps its
@@ -102,11 +102,12 @@ TOO_SMALL = "remove it or pass a smaller --input-size (at least 28)"
 
 
 def high_depth_range(path) -> tuple[float, float] | None:
-    """(min, max) of the raw values of a 16-bit, 32-bit integer or float image; None for 8-bit ones
-    (and files that cannot be read: decoding them says why)."""
+    """(min, max) of the raw values of a 16-bit or 32-bit integer image; None for 8-bit and float
+    ones (float images keep the fixed rules: 0..1 and 0..255 as they are, other ranges stretched per
+    image) and files that cannot be read (decoding them says why)."""
     try:
         with Image.open(path) as im:
-            if not (im.mode.startswith("I;16") or im.mode in ("I", "F")):
+            if not (im.mode.startswith("I;16") or im.mode == "I"):
                 return None
             a = np.asarray(im, dtype=np.float64)
     except Exception:
@@ -117,26 +118,30 @@ def high_depth_range(path) -> tuple[float, float] | None:
 
 def intensity_window(train_paths, rule: str = "train-range") -> dict | None:
     """The intensity mapping of a dataset, decided once from its training images: None when none
-    is 16-bit or float (8-bit data is kept as it is); else {"rule", "low", "high", "bits", "files"}
-    with low..high the training images' value range (mapped to 0..255 under `train-range`).  A
-    `decode_image(..., intensity=window)` applies it; `describe_window` says it in words."""
+    is a 16/32-bit integer image (8-bit and float data keep the fixed rules) or their values are
+    all one; else {"rule", "low", "high", "files"} with low..high the training images' value range
+    (mapped to 0..255 under `train-range`).  `decode_image(..., intensity=window)` applies it;
+    `describe_window` says it in words."""
     if rule not in INTENSITY_RULES:
         raise DataError(f"--intensity must be one of {', '.join(INTENSITY_RULES)}, got {rule!r}")
     ranges = [r for r in (high_depth_range(p) for p in train_paths) if r is not None]
     if not ranges:
         return None
     low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    if high <= low:  # one grey value in every training image: no window, the fixed rules apply
+        return None
     return {"rule": rule, "low": low, "high": high, "files": len(ranges)}
 
 
 def describe_window(w: dict) -> str:
-    """One line for the load-time message: how 16-bit/float values become the network's 0..255."""
+    """One line for the load-time message: how 16/32-bit integer values become the network's 0..255."""
     span = f"values {w['low']:g}..{w['high']:g}"
     how = {"train-range": f"{span} (the training images' range) mapped to 0..255; values outside are clipped",
            "full": f"{span} divided by 65535 (--intensity full): "
                    f"about {max(1, round((w['high'] - w['low']) / 65535 * 255))} grey levels remain",
            "per-image": f"{span} over the training images; each image's own min..max mapped to 0..255"}[w["rule"]]
-    return (f"{w['files']} 16-bit/float training image(s): {how}; the same mapping is used for the test images and "
+    return (f"{w['files']} 16-bit (or 32-bit integer) training image(s): {how}; the same mapping is used for the "
+            "test images and "
             "predict (--intensity full | train-range | per-image)")
 
 

@@ -7,7 +7,7 @@ images were added to train/good; `train(..., resume=True)` refuses data that cha
 
     format, dataset, normal_class, input_size
     data_root     as given (or null); folder: the image folder the names are relative to (or null)
-    intensity     16-bit/float data: the value window mapped to 0..255 (images_io.intensity_window;
+    intensity     16/32-bit integer data: the value window mapped to 0..255 (images_io.intensity_window;
                   null for 8-bit data), applied again by predict
     held_out      {name: hash} of every held-out normal (the threshold's images), in split order
     fit           {count, digest} of the images the network trains on

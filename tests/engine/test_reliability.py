@@ -119,7 +119,8 @@ def test_a_16bit_window_keeps_its_grey_levels_and_is_recorded(tmp_path):
     full, _, _ = decode_image(tmp_path / "test/crack/0.png", SIZE)  # divided by 65535: a few levels
     kept, _, _ = decode_image(tmp_path / "test/crack/0.png", SIZE, w)
     assert len(torch.unique(full)) < 20 and len(torch.unique(kept)) > 100
-    with pytest.warns(UserWarning, match=r"6 16-bit/float training image\(s\): values 3\d+\.\.3\d+ \(the training "
+    with pytest.warns(UserWarning, match=r"6 16-bit \(or 32-bit integer\) training image\(s\): "
+                                         r"values 3\d+\.\.3\d+ \(the training "
                                          r"images' range\) mapped to 0\.\.255"):
         d = data.load("folder", "good", str(tmp_path), False, SIZE)
     assert d.intensity == w and len(torch.unique(d.test.images)) > 100
