@@ -13,7 +13,7 @@ Layout, top to bottom; a module imports only from the layers below it (`lint-imp
     experiments/          plan.py (which runs), jobs.py (one run), results.py, sweep.py, executors.py, demo.py
     baselines.py          OC-SVM, KDE, plain autoencoders
     engine/               build.py, run_dir.py (RunDir), trainer.py (train), evaluate.py (evaluate_run),
-                          predict.py (predict_paths: score new images), predict_inputs.py
+                          score_files.py (score_files: `pyramid-ad predict`), score_inputs.py
     config.py             TrainConfig and its profiles (quick / laptop / cpu / paper)
     model/                network.py (PyramidalAutoencoder, ModelConfig), loss.py (PyramidLoss),
                           anomaly_map.py (predict, scores, error maps), weights.py, fast.py, introspect.py
@@ -28,15 +28,15 @@ __version__ = "0.1.0"
 from .config import TrainConfig
 from .data import load
 from .engine.evaluate import evaluate_run
-from .engine.predict import Predictions, predict_paths
 from .engine.run_dir import RunDir
+from .engine.score_files import FileScores, score_files
 from .engine.trainer import train
 from .model import ModelConfig, PyramidalAutoencoder, PyramidLoss, predict
 
 __all__ = [
     "ModelConfig",
     "PyramidLoss",
-    "Predictions",
+    "FileScores",
     "PyramidalAutoencoder",
     "RunDir",
     "TrainConfig",
@@ -44,6 +44,6 @@ __all__ = [
     "evaluate_run",
     "load",
     "predict",
-    "predict_paths",
+    "score_files",
     "train",
 ]

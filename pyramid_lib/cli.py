@@ -10,7 +10,6 @@ import argparse
 import logging
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from . import config
@@ -21,13 +20,15 @@ from .data import mvtec
 from .engine.build import pick_device, resolve_weights
 from .engine.estimate import duration, estimate
 from .engine.evaluate import evaluate_run
-from .engine.predict import PREDICT_BATCH, TOP, predict_paths
 from .engine.run_dir import RunDir
+from .engine.score_files import PREDICT_BATCH, TOP, score_files
+from .engine.score_inputs import describe_not_scored
 from .engine.trainer import train
 from .errors import PyramidError
 from .experiments.demo import DEMO_EPOCHS, run_demo
 from .experiments.plan import EXPERIMENTS, plan
 from .experiments.sweep import shell_command, sweep
+from .files import check_writable, os_error_message
 from .model import weights
 from .reporting.pages import build_report, experiment_outputs
 
@@ -263,6 +264,10 @@ def cmd_evaluate(a) -> int:
     print(f"{cfg.dataset}:{cfg.normal_class} ({cfg.weights} weights, {r.epochs} epochs): AUROC {r.auroc:.4f}; "
           f"paper-style Youden TPR {r.youden_tpr:.3f} TNR {r.youden_tnr:.3f}; held-out-threshold TPR "
           f"{r.heldout_tpr:.3f} TNR {r.heldout_tnr:.3f}")
+    state = run.read_state()
+    if state.get("status") == "diverged":
+        print(f"note: training DIVERGED in epoch {state.get('diverged_epoch')} ({state.get('error')}); these are the "
+              f"scores of its last good checkpoint (epoch {r.epochs}): pyramid-ad train ... --lr <a tenth of it>")
     print(f"wrote {run.metrics}, scores.csv, roc.png, reconstructions.png")
     return 0
 
@@ -270,18 +275,15 @@ def cmd_evaluate(a) -> int:
 def cmd_predict(a) -> int:
     """`pyramid-ad predict`: score files and folders with a run; exit 1 when any file failed."""
     pick_device(a.device)
-    r = predict_paths(a.run_dir, a.paths, out=a.out, batch_size=a.batch_size, figures=not a.no_figures,
-                      top=max(a.top, 0), keep=False, device=a.device, warn=False)
+    r = score_files(a.run_dir, a.paths, out=a.out, batch_size=a.batch_size, figures=not a.no_figures,
+                    top=max(a.top, 0), keep=False, device=a.device, warn=False,
+                    progress=sys.stderr.isatty())  # no bar redrawn hundreds of times into a log file
     print(r.summary())
-    for path, why in r.failed:
-        print(f"failed: {why if why.startswith(path) else f'{path}: {why}'}")
-    if r.skipped:
-        why = Counter(reason.split(" (")[0] for _, reason in r.skipped)
-        print(f"skipped {len(r.skipped)} file(s) (" + "; ".join(f"{n} {w}" for w, n in why.items())
-              + "): see not_scored.csv")
+    if r.failed or r.skipped:
+        print(describe_not_scored(r.failed, r.skipped, str(Path(a.out) / "not_scored.csv")))
     figs = [f for f in r.files if f.startswith("figures/")]
     rest = [f for f in r.files if not f.startswith("figures/")] + [f"{len(figs)} figure(s) in figures/"] * bool(figs)
-    print(f"wrote into {a.out}: {', '.join(rest)}, predict.json")
+    print(f"wrote into {a.out}: {', '.join(rest)}")
     return 1 if r.failed else 0
 
 
@@ -311,6 +313,7 @@ def cmd_reproduce(a) -> int:
         print(mvtec.coverage(a.data_root).describe(), flush=True)
     todo = plan(a.experiment, profile, a.classes, request, a.data_root, download, a.datasets, a.methods, seeds,
                 **overrides)  # validate
+    check_writable(a.out, f"--out {a.out}")
     device = pick_device(a.device)
     if device.type == "cpu" and profile in ("cpu", "paper") and todo:
         print_estimate(todo[0].cfg, len([j for j in todo if j.kind == "pyramid"]), device)
@@ -334,7 +337,7 @@ def cmd_reproduce(a) -> int:
 
 
 def cmd_report(a) -> int:
-
+    check_writable(a.out, f"--out {a.out}")
     path = build_report(a.out)
     print(f"wrote {path}")
     return 0
@@ -352,6 +355,9 @@ def main(argv=None) -> int:
         return COMMANDS[args.command](args)
     except PyramidError as e:
         print(f"pyramid-ad: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
+        return 1
+    except OSError as e:  # read-only folders, a full disk: the file and what to do, no traceback
+        print(f"pyramid-ad: error: {os_error_message(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("pyramid-ad: interrupted; the last complete epoch is saved, continue with --resume", file=sys.stderr)

@@ -92,6 +92,9 @@ class TrainConfig:
                                             "for folder")
     epochs: int = setting(8, "training epochs")
     input_size: int | None = setting(None, "image side in pixels (default: 28 for MNIST-like, 120 for MVTec)")
+    intensity: Literal["train-range", "full", "per-image"] = setting(
+        "train-range", "16-bit and float images: the value range mapped to 0..255: the training images' "
+        "(train-range), all of 0..65535 (full) or each image's own (per-image); 8-bit images are kept as they are")
     encoders: Encoders = setting(4, "number of pyramid encoders (paper: 4)")
     pyramid: Pyramid = setting("paper", "paper: 1x1 pooling + channel divisors; spatial: PSPNet bins 1/2/3/6")
     lambda_: float = setting(1.0, "weight of the perceptual loss (paper: 1; 0: MSE only)", flag="--lambda")
@@ -255,7 +258,7 @@ SHAPE_FIELDS = ("input_size", "encoders", "pyramid")
 
 # Settings that change what a run computes: --resume refuses a run that differs in any.
 RUN_FIELDS = SHAPE_FIELDS + ("dataset", "normal_class", "lambda_", "lr", "lr_schedule", "weight_decay", "batch_size",
-                             "seed", "heldout_fraction", "train_limit", "weights", "fast", "precision")
+                             "seed", "heldout_fraction", "train_limit", "weights", "fast", "precision", "intensity")
 
 
 # Field -> key in config.json, where they differ (`lambda` is a Python keyword).

@@ -33,3 +33,8 @@ class RunBusy(PyramidError):
 
 class DataChangedWarning(UserWarning):
     """A run's data changed since it was trained (images added, removed or edited; engine/data_record.py)."""
+
+
+class DataWarning(UserWarning):
+    """The data makes a result less reliable than it looks: test images that are training images,
+    repeated training images, a threshold resting on few held-out normals (engine/trainer.py)."""

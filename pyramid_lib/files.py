@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 
 
 def _umask() -> int:
@@ -52,11 +55,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.filename is None:  # a failed write() names no file: name it
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
     try:  # make the rename itself durable (best effort: not every file system allows it)
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -100,6 +105,73 @@ def read_json(path) -> dict:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: not valid JSON ({e}); delete it or restore it from a backup") from e
+
+
+FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def os_error_message(e: OSError) -> str:
+    """One line for a file-system fault: the file, what happened, what to do.  The CLI prints it for
+    any OSError a command raises; writers never replace a good file with a partial one (above), so
+    the advice can say that earlier files were kept."""
+    where = f"{e.filename}: " if e.filename else ""
+    what = e.strerror or str(e) or type(e).__name__
+    if e.errno in FULL:
+        todo = ("the disk is full or a file-size limit is set (ulimit -f): free space or lift the limit and run "
+                "the command again; files written before were kept as they were")
+    elif e.errno in READ_ONLY:
+        todo = ("you cannot write there (read-only folder or file): choose a folder you can write, or copy the "
+                "run folder to one (cp -r) and use the copy")
+    else:
+        todo = "check the path and the disk, then run the command again"
+    return f"{where}{what}; {todo}"
+
+
+def check_writable(folder, what: str) -> None:
+    """Raise ConfigError, before any work starts, when files cannot be created in `folder` (the
+    nearest existing folder above it when it does not exist yet).  `what` names it in the message,
+    e.g. "--out results/x".  Tries to create a file, so read-only mounts, permission bits and ACLs
+    are all caught the way the real writes would meet them."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".pyramid-ad-probe.", suffix=".tmp", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise ConfigError(f"{what}: cannot write in {probe} ({e.strerror or e}); choose a folder you can write, or "
+                          "copy the run folder to one (cp -r) and use the copy. Nothing was changed") from None
+
+
+@contextlib.contextmanager
+def replacing_folder(out):
+    """Write a whole output folder or nothing: yields a new temporary folder beside `out`; when the
+    block ends normally it takes `out`'s place (the earlier `out`, if any, is deleted), when it
+    raises it is deleted and `out` is left as it was.  The caller decides, inside the block, whether
+    the new content is good enough to replace the old (raise to keep the old)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    old = None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", suffix=".tmp", dir=out.parent))
+            os.replace(out, old / out.name)
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None and (old / out.name).exists() and not out.exists():
+            os.replace(old / out.name, out)  # the swap failed half-way: put the earlier folder back
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def safe_torch_load(path) -> dict:

@@ -64,7 +64,7 @@ def summarize(test: pd.DataFrame, held_out: pd.DataFrame | None = None, score: s
     out.update(youden_threshold=t, youden_tpr=r["tpr"], youden_tnr=r["tnr"], youden_accuracy=r["accuracy"])
     if held_out is not None and len(held_out):
         t = threshold.from_normals(held_out[score], quantile)
-        r = threshold.rates(y, s, t)
+        r = threshold.rates(y, s, t, threshold.HELD_OUT_RULE)
         out.update(heldout_threshold=t, heldout_tpr=r["tpr"], heldout_tnr=r["tnr"], heldout_accuracy=r["accuracy"])
     else:
         out.update(heldout_threshold=np.nan, heldout_tpr=np.nan, heldout_tnr=np.nan, heldout_accuracy=np.nan)

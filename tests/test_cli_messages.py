@@ -54,6 +54,33 @@ def test_every_option_named_in_a_message_exists():
     assert not missing, f"messages name options the command line does not have: {missing}"
 
 
+# What `pyramid-ad predict` and `evaluate` run and can print (beyond the data loader's messages)
+PREDICT_MODULES = ("engine/score_files.py", "engine/score_inputs.py", "engine/run_dir.py", "threshold.py", "files.py")
+
+
+def command_options(name: str) -> set[str]:
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {o for a in sub.choices[name]._actions for o in a.option_strings}
+
+
+def test_advice_predict_prints_names_only_predicts_options_or_names_the_other_command():
+    """A message predict (or evaluate) prints may name another command's option only together with
+    that command (`pyramid-ad train ... --lr`): `pass a smaller --input-size`, printed by predict,
+    named an option predict does not have."""
+    known = command_options("predict") | command_options("evaluate")
+    bad = []
+    for rel in PREDICT_MODULES:
+        tree = ast.parse((LIBRARY / rel).read_text())
+        docs = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                for opt in OPTION.findall(node.value):
+                    if opt not in known and "pyramid-ad " not in node.value:
+                        bad.append(f"{rel}:{node.lineno} {opt}")
+    assert bad == [], bad
+    assert "--input-size" not in command_options("predict")  # what images_io's default advice names
+
+
 def test_the_scan_catches_an_option_that_does_not_exist():
     assert "--val-fraction" not in parser_options()  # the option an earlier message advised
     assert OPTION.findall("lower --val-fraction or add images") == ["--val-fraction"]

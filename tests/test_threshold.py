@@ -8,7 +8,7 @@ from helpers import copy_run
 
 from pyramid_lib.engine.evaluate import evaluate_run
 from pyramid_lib.metrics import PRIMARY_SCORE
-from pyramid_lib.threshold import from_normals, rates, youden
+from pyramid_lib.threshold import HELD_OUT_RULE, YOUDEN_RULE, from_normals, rates, youden
 
 
 def test_youden_ties_take_the_highest_threshold():
@@ -50,8 +50,8 @@ def test_a_runs_thresholds_reproduce_its_rates_from_scores_csv(tmp_path, tiny_ru
     m = evaluate_run(run, data=tiny, progress=False).iloc[0]
     test, held = run.read_scores()
     assert test[PRIMARY_SCORE].dtype == np.float64
-    for rule in ("youden", "heldout"):
-        r = rates(test.label, test[PRIMARY_SCORE], m[f"{rule}_threshold"])
+    for rule, at in (("youden", YOUDEN_RULE), ("heldout", HELD_OUT_RULE)):
+        r = rates(test.label, test[PRIMARY_SCORE], m[f"{rule}_threshold"], at)
         assert (r["tpr"], r["tnr"]) == (m[f"{rule}_tpr"], m[f"{rule}_tnr"])
     assert youden(test.label, test[PRIMARY_SCORE]) == m.youden_threshold  # bit for bit, after the CSV trip
     assert from_normals(held[PRIMARY_SCORE]) == m.heldout_threshold

@@ -42,9 +42,10 @@ def request_error(dataset: str, normal_class, input_size: int | None = None) -> 
 
 
 def load(dataset: str, normal_class=None, root=None, download: bool = True,
-         input_size: int | None = None) -> OneClassData:
+         input_size: int | None = None, intensity: str = "train-range") -> OneClassData:
     """Load any dataset by name under the one-class protocol (`request_error` says what may be
-    asked).  Raises DataError for a bad request or data that cannot be read."""
+    asked; `intensity`: the 16/32-bit integer rule of image folders, images_io.intensity_window).
+    Raises DataError for a bad request or data that cannot be read."""
     problem = request_error(dataset, normal_class, input_size)
     if problem:
         raise DataError(problem)
@@ -54,12 +55,13 @@ def load(dataset: str, normal_class=None, root=None, download: bool = True,
     if dataset in MNIST_LIKE:
         return load_mnist_like(dataset, normal_class, root, download)
     if dataset == "mvtec":
-        return load_mvtec(str(normal_class), root, size)
-    return load_folder(data_root(root), size, normal_class=None if normal_class is None else str(normal_class))
+        return load_mvtec(str(normal_class), root, size, intensity)
+    return load_folder(data_root(root), size, normal_class=None if normal_class is None else str(normal_class),
+                       intensity=intensity)
 
 
 def load_for(cfg, download: bool | None = None) -> OneClassData:
-    """The data of a run: `load` with the config's dataset, normal_class, data_root, download
-    and input_size (`cfg`: a TrainConfig; `download` overrides the config's)."""
+    """The data of a run: `load` with the config's dataset, normal_class, data_root, download,
+    input_size and intensity (`cfg`: a TrainConfig; `download` overrides the config's)."""
     return load(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download if download is None else download,
-                cfg.input_size)
+                cfg.input_size, cfg.intensity)

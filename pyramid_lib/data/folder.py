@@ -51,8 +51,16 @@ from ..errors import DataError
 from ..paper import MVTEC_CATEGORIES
 from ..progress import tqdm
 from .images import ImageSet, OneClassData, data_root
-from .images_io import IMAGE_SUFFIXES, decode_image, decode_mask, read_image, read_mask
-from .walk import JUNK, left_out, mask_stems, same_aspect, walk_images
+from .images_io import (
+    IMAGE_SUFFIXES,
+    decode_image,
+    decode_mask,
+    describe_window,
+    intensity_window,
+    read_image,
+    read_mask,
+)
+from .walk import JUNK, backslash_hint, left_out, mask_stems, same_aspect, walk_images
 
 __all__ = ["IMAGE_SUFFIXES", "MVTEC_CATEGORIES", "MVTEC_URL", "load_folder", "load_mvtec", "read_image", "read_mask"]
 
@@ -126,6 +134,9 @@ def _class_folders(parent: Path, report: _Report, stray: str) -> dict[str, list[
         entries = sorted(parent.iterdir(), key=lambda p: p.name)
     except OSError as e:
         raise DataError(f"{parent}: folder cannot be listed ({e.strerror or e}); check its permissions") from e
+    odd = backslash_hint(p for p in entries if p.is_dir())
+    if odd:
+        report.lines.append(f"{report.rel(parent)}/: {odd}")
     for p in entries:
         why = left_out(p)
         if why == JUNK:
@@ -146,9 +157,9 @@ def _class_folders(parent: Path, report: _Report, stray: str) -> dict[str, list[
     return dict(sorted(named.items()))
 
 
-def _read_all(paths, size, what):
-
-    out = [decode_image(p, size) for p in tqdm(paths, desc=f"reading {what}", leave=False, disable=len(paths) < 200)]
+def _read_all(paths, size, what, window=None):
+    bar = tqdm(paths, desc=f"reading {what}", leave=False, disable=len(paths) < 200)
+    out = [decode_image(p, size, window) for p in bar]
     return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
 
 
@@ -159,7 +170,7 @@ def _note(report: _Report, paths, notes) -> None:
 
 
 def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_class: str | None = None,
-                hint: str = "") -> OneClassData:
+                hint: str = "", intensity: str = "train-range") -> OneClassData:
     """A dataset in MVTec AD's layout (see the module docstring): train/good, test/good,
     test/<defect>, optional ground_truth/<defect>.
 
@@ -171,17 +182,22 @@ def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_c
     a mask whose aspect ratio differs from its image's."""
     folder = Path(folder)
     if not folder.is_dir():
+        odd = backslash_hint([folder])
         raise DataError(f"{folder}: no such folder. "
-                        f"{hint or 'Point --data-root at a folder holding train/good and test/.'}")
+                        f"{hint or 'Point --data-root at a folder holding train/good and test/.'}"
+                        + (f" {odd}" if odd else ""))
     report = _Report(folder)
     train_paths = _train_images(folder, report)
     test_paths, test_classes = _test_images(folder / "test", report)
     gt_dir = folder / "ground_truth"
     mask_for = _match_masks(gt_dir, test_paths, test_classes, folder / "test", report) if gt_dir.is_dir() else None
 
-    train, _, notes = _read_all(train_paths, input_size, f"{folder.name} train")
+    window = intensity_window(train_paths, intensity)  # 16/32-bit integer data: one mapping for the whole set
+    if window is not None:
+        report.lines.append(describe_window(window))
+    train, _, notes = _read_all(train_paths, input_size, f"{folder.name} train", window)
     _note(report, train_paths, notes)
-    test, sizes, notes = _read_all(test_paths, input_size, f"{folder.name} test")
+    test, sizes, notes = _read_all(test_paths, input_size, f"{folder.name} test", window)
     _note(report, test_paths, notes)
     masks = None
     if mask_for is not None:
@@ -196,7 +212,7 @@ def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_c
                  [str(p) for p in train_paths]),
         ImageSet(torch.stack(test), torch.tensor([int(c != _NORMAL) for c in test_classes]), test_classes,
                  [str(p) for p in test_paths], masks),
-        input_size, tuple(sorted(set(test_classes))))
+        input_size, tuple(sorted(set(test_classes))), window)
 
 
 def _train_images(folder: Path, report: _Report) -> list[Path]:
@@ -207,8 +223,10 @@ def _train_images(folder: Path, report: _Report) -> list[Path]:
     train_dirs = train_groups.pop(_NORMAL, [])
     train_dir = train_dirs[0] if train_dirs else train_root / "good"
     if not train_dirs or not test_dir.is_dir():
+        odd = backslash_hint(folder.iterdir())
         raise DataError(f"{folder}: not in MVTec AD's layout (needs train/good/ and test/good/, test/<defect>/); "
-                        f"{'missing ' + str(train_dir) if not train_dirs else 'missing ' + str(test_dir)}")
+                        f"{'missing ' + str(train_dir) if not train_dirs else 'missing ' + str(test_dir)}"
+                        + (f". {odd}" if odd else ""))
     for dirs in train_groups.values():
         for d in dirs:
             report.skip(d, "train/ folder other than good/ (training uses normal images only)")
@@ -300,7 +318,7 @@ def _read_matching_mask(mask: Path, image: Path, wh, size: int, report: _Report)
     return m
 
 
-def load_mvtec(category: str, root=None, input_size: int = 120) -> OneClassData:
+def load_mvtec(category: str, root=None, input_size: int = 120, intensity: str = "train-range") -> OneClassData:
     """One MVTec AD category from <root>/mvtec_ad/<category>, resized to input_size (120 in the paper).
     Same returns, warning and errors as `load_folder`."""
     folder = data_root(root) / "mvtec_ad" / str(category)
@@ -309,5 +327,5 @@ def load_mvtec(category: str, root=None, input_size: int = 120) -> OneClassData:
     if not folder.is_dir():
         known = f" Known categories: {', '.join(MVTEC_CATEGORIES)}." if category not in MVTEC_CATEGORIES else ""
         raise DataError(f"{folder}: MVTec AD category {category!r} not found. {hint}.{known}")
-    return load_folder(folder, input_size, dataset="mvtec", normal_class=str(category), hint=hint)
+    return load_folder(folder, input_size, dataset="mvtec", normal_class=str(category), hint=hint, intensity=intensity)
 

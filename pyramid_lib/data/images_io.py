@@ -8,8 +8,13 @@ Images (`read_image`, uint8 3 x S x S):
     way a viewer shows it.  Multi-frame files (GIF, APNG, multi-page TIFF) give their first frame.
   * Grey and palette images become RGB; images with alpha (RGBA, LA, PA, palette transparency) are
     composited on black; CMYK, YCbCr, LAB and HSV are converted to RGB by Pillow.
-  * 16-bit images (I;16*, and mode I from PNG, which holds at most 16 bits) are divided by 65535,
-    whatever their content: a dark 16-bit image stays dark (a 12-bit camera image looks dark).
+  * 16-bit and 32-bit integer images (I;16*, I) are mapped to 0..255 by the set's intensity rule
+    (`intensity_window`, decided once per dataset from its training images and recorded in the
+    run's data.json, so test and predict images get the same mapping): `train-range` (default)
+    maps the training images' min..max to 0..255 (a 12-bit detector or a narrow window keeps its
+    grey levels; values outside are clipped), `full` divides 16-bit values by 65535 (a dark 16-bit
+    image stays dark), `per-image` stretches each image's own min..max.  Without a window (a single
+    file decoded on its own) the `full` rules below apply.
   * Float images (mode F): values all in 0..1 are multiplied by 255; values all in 0..255 are kept;
     any other range (negative values, above 255) is stretched from its min..max to 0..255, and
     `decode_image` says so in its notes.  NaN or infinite values are an error.
@@ -92,12 +97,63 @@ def why_not_an_image(path: Path) -> str:
     return _HINTS.get(path.suffix.lower(), "")
 
 
-def decode_image(path, size: int) -> tuple[torch.Tensor, tuple[int, int], list[str]]:
+INTENSITY_RULES = ("train-range", "full", "per-image")
+TOO_SMALL = "remove it or pass a smaller --input-size (at least 28)"
+
+
+def high_depth_range(path) -> tuple[float, float] | None:
+    """(min, max) of the raw values of a 16-bit or 32-bit integer image; None for 8-bit and float
+    ones (float images keep the fixed rules: 0..1 and 0..255 as they are, other ranges stretched per
+    image) and files that cannot be read (decoding them says why)."""
+    try:
+        with Image.open(path) as im:
+            if not (im.mode.startswith("I;16") or im.mode == "I"):
+                return None
+            a = np.asarray(im, dtype=np.float64)
+    except Exception:
+        return None
+    a = a[np.isfinite(a)]
+    return (float(a.min()), float(a.max())) if a.size else None
+
+
+def intensity_window(train_paths, rule: str = "train-range") -> dict | None:
+    """The intensity mapping of a dataset, decided once from its training images: None when none
+    is a 16/32-bit integer image (8-bit and float data keep the fixed rules) or their values are
+    all one; else {"rule", "low", "high", "files"} with low..high the training images' value range
+    (mapped to 0..255 under `train-range`).  `decode_image(..., intensity=window)` applies it;
+    `describe_window` says it in words."""
+    if rule not in INTENSITY_RULES:
+        raise DataError(f"--intensity must be one of {', '.join(INTENSITY_RULES)}, got {rule!r}")
+    ranges = [r for r in (high_depth_range(p) for p in train_paths) if r is not None]
+    if not ranges:
+        return None
+    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    if high <= low:  # one grey value in every training image: no window, the fixed rules apply
+        return None
+    return {"rule": rule, "low": low, "high": high, "files": len(ranges)}
+
+
+def describe_window(w: dict) -> str:
+    """One line for the load-time message: how 16/32-bit integer values become the network's 0..255."""
+    span = f"values {w['low']:g}..{w['high']:g}"
+    how = {"train-range": f"{span} (the training images' range) mapped to 0..255; values outside are clipped",
+           "full": f"{span} divided by 65535 (--intensity full): "
+                   f"about {max(1, round((w['high'] - w['low']) / 65535 * 255))} grey levels remain",
+           "per-image": f"{span} over the training images; each image's own min..max mapped to 0..255"}[w["rule"]]
+    return (f"{w['files']} 16-bit (or 32-bit integer) training image(s): {how}; the same mapping is used for the "
+            "test images and "
+            "predict (--intensity full | train-range | per-image)")
+
+
+def decode_image(path, size: int, intensity: dict | None = None,
+                 too_small: str = TOO_SMALL) -> tuple[torch.Tensor, tuple[int, int], list[str]]:
     """(uint8 3 x size x size, (width, height) of the upright picture in pixels, notes).
 
-    Notes are short remarks on how the file was read (first frame of several, value range
-    stretched); empty for an ordinary image.  Raises DataError (path and fix in one line) for
-    unreadable or broken files, NaN/inf values, pictures smaller than `size`, unconvertible modes."""
+    `intensity`: the dataset's window (`intensity_window`) for 16-bit and float images; None: the
+    fixed rules of the module docstring.  Notes are short remarks on how the file was read (first
+    frame of several, value range stretched or clipped); empty for an ordinary image.  Raises
+    DataError (path and fix in one line; `too_small` is the fix for a picture smaller than `size`)
+    for unreadable or broken files, NaN/inf values, pictures smaller than `size`, unconvertible modes."""
     path = Path(path)
     notes: list[str] = []
     try:
@@ -108,7 +164,7 @@ def decode_image(path, size: int) -> tuple[torch.Tensor, tuple[int, int], list[s
             im.load()
             _note_frames(im, notes)
             fmt = im.format
-            im = _to_rgb(_upright(im), fmt, path, notes)
+            im = _to_rgb(_upright(im), fmt, path, notes, intensity)
     except DataError:
         raise
     except Image.DecompressionBombError as e:
@@ -118,7 +174,7 @@ def decode_image(path, size: int) -> tuple[torch.Tensor, tuple[int, int], list[s
     w, h = wh
     if w < size or h < size:
         raise DataError(f"{path}: image is {w}x{h}, smaller than the input size {size}x{size}; "
-                        f"remove it or pass a smaller --input-size (at least 28)")
+                        f"{too_small}")
     im = im.resize((size, size), Image.BILINEAR)
     return torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1).contiguous(), wh, notes
 
@@ -190,13 +246,24 @@ def _note_frames(im: Image.Image, notes: list[str]) -> None:
         notes.append(f"{n} frames, the first one used")
 
 
-def _to_rgb(im: Image.Image, fmt: str | None, path: Path, notes: list[str]) -> Image.Image:
+def _to_rgb(im: Image.Image, fmt: str | None, path: Path, notes: list[str], intensity: dict | None = None
+            ) -> Image.Image:
     mode = im.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
         a = np.asarray(im)
         if a.ndim != 2:
             a = np.asarray(im.convert("I" if mode.startswith("I") else "F"))
-        im = Image.fromarray(_scale_to_u8(a.astype(np.float64), mode, fmt, path, notes))
+        a = a.astype(np.float64)
+        rule = (intensity or {}).get("rule", "full")
+        lo, hi = ((intensity["low"], intensity["high"]) if rule == "train-range" else
+                  (float(a.min()), float(a.max())) if rule == "per-image" and a.size else (0.0, 0.0))
+        if hi > lo and np.isfinite(a).all():  # a flat range (one grey value) has no window: the fixed rules
+            if rule == "train-range" and (a.min() < lo or a.max() > hi):
+                notes.append(f"values {a.min():g}..{a.max():g} clipped to the training range {lo:g}..{hi:g}")
+            u8 = np.clip((a - lo) / max(hi - lo, 1e-12) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        else:
+            u8 = _scale_to_u8(a, mode, fmt, path, notes)
+        im = Image.fromarray(u8)
     elif mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info):
         im = im.convert("RGBA")
         im = Image.alpha_composite(Image.new("RGBA", im.size, (0, 0, 0, 255)), im)

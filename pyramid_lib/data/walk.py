@@ -1,5 +1,5 @@
 """Finding images in folders, and the rules that pair an image with its mask: one place for both the
-folder loader (data/folder.py, training and evaluation) and `predict` (engine/predict_inputs.py).
+folder loader (data/folder.py, training and evaluation) and `predict` (engine/score_inputs.py).
 
 Walking a folder (`walk_images`): sub-folders are searched recursively, a folder link is followed
 once (a second visit is a loop, named); a file is an image when Pillow can open it (its content
@@ -16,6 +16,7 @@ the same aspect ratio to a pixel's rounding (`same_aspect`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def left_out(p: Path) -> str | None:
     """Why the folder entry `p` is left out whatever it holds, or None when it is looked at:
     JUNK for OS and tool leftovers (.DS_Store, Thumbs.db, '._x.png', .ipynb_checkpoints/,
     __MACOSX/), "hidden folder" or "hidden file" for a name starting with a dot.  The one rule of
-    the walk (`walk_images`) and of the class folders of data/folder.py."""
+    the walk (`walk_images`), of the class folders of data/folder.py and of predict's mask search."""
     folder = p.is_dir()
     if (p.name.lower() in JUNK_FOLDERS) if folder else is_junk(p.name):
         return JUNK
@@ -112,6 +113,17 @@ def not_an_image(path: Path) -> tuple[str, str] | None:
     (NOT_AN_IMAGE, a hint such as "HEIC: pip install pillow-heif", or "").  Raises DataError for a
     file whose suffix is an image format but whose content does not decode."""
     return None if identify(path) is not None else (NOT_AN_IMAGE, why_not_an_image(path))
+
+
+def backslash_hint(paths) -> str:
+    """A hint for names holding a backslash (Windows paths copied as they were), or "": on this
+    system a backslash is part of the name, so `crack\\batch2` is one folder, not two."""
+    odd = [str(p) for p in paths if "\\" in Path(p).name]
+    if not odd or os.sep == "\\":
+        return ""
+    return (f"{len(odd)} name(s) hold a backslash ({', '.join(odd[:3])}{' ...' if len(odd) > 3 else ''}); '\\' is "
+            f"not a path separator on this system, so each is ONE file or folder name: rename them with '/' "
+            "folders (e.g. mkdir -p crack/batch2)")
 
 
 def with_hint(reason: str, hint: str) -> str:

@@ -7,6 +7,8 @@ images were added to train/good; `train(..., resume=True)` refuses data that cha
 
     format, dataset, normal_class, input_size
     data_root     as given (or null); folder: the image folder the names are relative to (or null)
+    intensity     16/32-bit integer data: the value window mapped to 0..255 (images_io.intensity_window;
+                  null for 8-bit data), applied again by predict
     held_out      {name: hash} of every held-out normal (the threshold's images), in split order
     fit           {count, digest} of the images the network trains on
     train, test   {count, digest} of the whole split, plus images: {name: hash} for image folders
@@ -95,7 +97,7 @@ def make(cfg: TrainConfig, data: data_mod.OneClassData, split: Split) -> dict:
     return {"format": FORMAT, "dataset": data.dataset, "normal_class": data.normal_class,
             "input_size": data.input_size, "data_root": None if cfg.data_root is None else str(cfg.data_root),
             "folder": None if folder is None else str(folder.resolve()),
-            "held_out": {keys[i]: train[keys[i]] for i in held_idx.tolist()},
+            "intensity": data.intensity, "held_out": {keys[i]: train[keys[i]] for i in held_idx.tolist()},
             "fit": {"count": len(fit), "digest": digest(fit)}, "train": split(train), "test": split(test)}
 
 
@@ -114,6 +116,49 @@ def read(run: RunDir) -> dict | None:
                               f"{rec.get('format') if isinstance(rec, dict) else None!r}); restore it from a backup, "
                               "or delete it to evaluate with a recomputed split")
     return rec
+
+
+def held_out_count(run: RunDir) -> int | None:
+    """How many held-out normals the run's data.json names (None without a readable data.json)."""
+    try:
+        rec = read(run)
+    except CheckpointError:
+        return None
+    return None if rec is None else len(rec["held_out"])
+
+
+def intensity(run: RunDir) -> dict | None:
+    """The intensity mapping of 16-bit and float images the run was trained with (data.json's
+    `intensity`, `images_io.intensity_window`), applied to every image scored with it; None for
+    8-bit data and runs recorded before it was kept."""
+    rec = read(run)
+    return None if rec is None else rec.get("intensity")
+
+
+def duplicates(record: dict) -> str | None:
+    """One warning naming the test images whose pixels (as the network sees them) equal a training
+    image's, and the training images equal to each other; None when there are none or the record
+    keeps no per-image hashes (built-in datasets).  Such test images inflate the metrics (the
+    network was trained on them); a defect image among the training normals teaches it the defect."""
+    train, test = record["train"].get("images"), record["test"].get("images")
+    if train is None or test is None:
+        return None
+    by_hash: dict[str, list[str]] = {}
+    for name, h in train.items():
+        by_hash.setdefault(h, []).append(name)
+    leaked = [f"{n} = {by_hash[h][0]}" for n, h in test.items() if h in by_hash]
+    repeats = [" = ".join(ns[:3]) + (f" (+{len(ns) - 3})" if len(ns) > 3 else "") for ns in by_hash.values()
+               if len(ns) > 1]
+    parts = []
+    if leaked:
+        parts.append(f"{len(leaked)} test image(s) are pixel-identical to training images ({_names(leaked)}): the "
+                     "network was trained on them, so the test metrics are inflated (and a defect image among the "
+                     "training normals teaches the network that defect); remove the copies from train/ or test/")
+    if repeats:
+        n = sum(len(ns) - 1 for ns in by_hash.values() if len(ns) > 1)
+        parts.append(f"{n} training image(s) are duplicates of other training images ({_names(repeats)}); they "
+                     "count twice in training and may land in both the fit and the held-out images")
+    return "; ".join(parts) if parts else None
 
 
 def _names(names: list[str]) -> str:

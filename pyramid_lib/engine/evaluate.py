@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -22,9 +23,10 @@ import pandas as pd
 import torch
 
 from .. import data as data_mod
+from .. import threshold
 from ..config import TrainConfig
 from ..data import splits
-from ..errors import PyramidError
+from ..errors import DataWarning, PyramidError
 from ..files import atomic_save_figure, atomic_write_csv
 from ..metrics import PIXEL_METRICS, pixel_metrics, summarize
 from ..model.anomaly_map import PRIMARY_SCORE, SCORE_NAMES, predict
@@ -100,6 +102,9 @@ def evaluate_run(run_dir, device=None, data: data_mod.OneClassData | None = None
     held_out = data_record.held_out_normals(run, data)  # data.json's; warns what changed since training
     if held_out is None:  # a run from before data.json: the split is recomputed (warned)
         _, held_out = splits.fit_and_heldout(data, cfg)
+    few = threshold.few_normals_warning(len(held_out), str(run.dir))
+    if few:
+        warnings.warn(few, DataWarning, stacklevel=3)
     if cfg.test_limit is not None:
         data = dataclasses.replace(data, test=data.test.subset(splits.stratified_subset(data.test.labels,
                                                                                   cfg.test_limit, cfg.seed)))
@@ -135,7 +140,7 @@ def run_columns(cfg: TrainConfig, state: dict) -> dict:
             "pyramid": cfg.pyramid, "fast": cfg.fast, "input_size": cfg.input_size,
             "seed": cfg.seed, "train_limit": cfg.train_limit, "fit_images": state.get("fit_images"),
             "final_loss": hist[-1]["loss"] if hist else np.nan, "train_seconds": state.get("wall_time_s"),
-            "device": state.get("device"), "precision": cfg.precision}
+            "device": state.get("device"), "precision": cfg.precision, "status": state.get("status")}
 
 
 def run_figures(out_dir, model, loss: PyramidLoss, data: data_mod.OneClassData, test_scores: pd.DataFrame,

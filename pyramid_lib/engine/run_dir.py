@@ -17,7 +17,7 @@ from filelock import FileLock, Timeout
 
 from ..config import RUN_FIELDS, SHAPE_FIELDS, TrainConfig
 from ..errors import CheckpointError, ConfigError, RunBusy
-from ..files import atomic_torch_save, read_json, safe_torch_load
+from ..files import atomic_torch_save, check_writable, read_json, safe_torch_load
 from ..model.loss import PyramidLoss
 from ..model.network import PyramidalAutoencoder
 from .build import build, pick_device
@@ -31,7 +31,7 @@ class RunDir:
     Files (each written atomically, see files.py):
         config.json      the TrainConfig the run was made with (resolved weights included)
         checkpoint.pt    model (and, while training, optimiser) state after the last complete epoch
-        run.json         status (running / finished / failed), loss history, device, wall time
+        run.json         status (running / finished / diverged), loss history, device, wall time
         scores.csv       every score of every test image and held-out normal (after evaluation)
         metrics.csv      one row: AUROC, rates at both thresholds, ... (written last: the run is done)
         data.json        the fit images and held-out normals by name and content hash, written when
@@ -90,13 +90,26 @@ class RunDir:
         return pd.DataFrame(self.read_state().get("history", []))
 
     def read_scores(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(test scores, held-out normal scores) from scores.csv."""
-        df = pd.read_csv(self.scores, dtype={"class": str})
+        """(test scores, held-out normal scores) from scores.csv; CheckpointError when it is empty,
+        not a CSV or lacks the split column."""
+        df = self._read_csv(self.scores, {"class": str}, "split")
         return df[df.split == "test"].reset_index(drop=True), df[df.split != "test"].reset_index(drop=True)
 
     def read_metrics(self) -> pd.DataFrame:
-        """metrics.csv: one row."""
-        return pd.read_csv(self.metrics, dtype={"normal_class": str})
+        """metrics.csv: one row; CheckpointError when it is empty or not a one-row CSV."""
+        return self._read_csv(self.metrics, {"normal_class": str}, None)
+
+    def _read_csv(self, path: Path, dtype: dict, needs: str | None) -> pd.DataFrame:
+        """A CSV this run wrote, or CheckpointError naming it and how to rewrite it (evaluate again)."""
+        again = f"run `pyramid-ad evaluate {self.dir}` again to rewrite it"
+        try:
+            df = pd.read_csv(path, dtype=dtype)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+            raise CheckpointError(f"{path}: empty or not a CSV ({type(e).__name__}); {again}") from e
+        if df.empty or (needs is not None and needs not in df):
+            raise CheckpointError(f"{path}: {'no rows' if df.empty else f'no {needs} column'} (edited or cut "
+                                  f"short?); {again}")
+        return df
 
     def load(self, device=None) -> tuple[TrainConfig, PyramidalAutoencoder, PyramidLoss]:
         """(config, trained model in eval mode, loss), loaded once per RunDir and kept.
@@ -108,6 +121,11 @@ class RunDir:
         """
         if self._loaded is None:
             cfg = self.read_config()
+            state = self.read_state()
+            if state.get("status") == "diverged" and not self.checkpoint.is_file():
+                raise CheckpointError(f"{self.dir}: training diverged in epoch {state.get('diverged_epoch')} before "
+                                      "any epoch finished, so there is no checkpoint to use (run.json: "
+                                      f"{state.get('error')}); train again: pyramid-ad train ... --lr <a tenth of it>")
             dev = pick_device(device if device is not None else self.device)
             ckpt = load_checkpoint(self.checkpoint, cfg)
             model, loss_fn = build(cfg, dev, pretrained_backbone=False)
@@ -136,6 +154,7 @@ class RunDir:
         `.lock` (the folder is created); released on exit.  Reentrant within one RunDir and thread
         (a sweep's job holds it, then trains and evaluates through the same RunDir); another
         RunDir of the same folder, in this process or another, is a second holder."""
+        check_writable(self.dir, f"run folder {self.dir}")  # read-only: one message before any work
         self.dir.mkdir(parents=True, exist_ok=True)
         if self._filelock is None:
             self._filelock = FileLock(self.lock_file)

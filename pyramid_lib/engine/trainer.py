@@ -3,7 +3,7 @@
 A run lives in one folder:
     config.json      the TrainConfig (what was asked) and the weights actually used
     checkpoint.pt    model + optimiser state after the last complete epoch (loaded weights_only)
-    run.json         status (running / finished / failed), loss history, device, wall time
+    run.json         status (running / finished / diverged), loss history, device, wall time
     data.json        the fit images and held-out normals by name and content hash (data_record.py)
 Every file is written to a temporary file and renamed, so a kill at any moment leaves the
 previous good file in place; `train(..., resume=True)` continues from the last complete epoch.
@@ -17,15 +17,17 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 
 import torch
 
 from .. import data as data_mod
+from .. import threshold
 from ..config import TrainConfig
 from ..data.splits import fit_and_heldout, run_split
-from ..errors import ConfigError, TrainingError
+from ..errors import ConfigError, DataWarning, TrainingError
 from ..files import atomic_torch_save, atomic_write_json, read_json, remove_temp_files
 from ..model import weights
 from ..model.loss import PyramidLoss
@@ -155,8 +157,11 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
     records the fit images and held-out normals when training starts (engine/data_record.py).
     Raises ConfigError (a folder that holds another run, or --resume of nothing), RunBusy (another
     process trains or evaluates in `out_dir`), DataError (--resume after the training images
-    changed), CheckpointError (a damaged, unsafe or foreign checkpoint) and TrainingError (a NaN
-    or infinite loss or weight; the last good checkpoint is kept).
+    changed), CheckpointError (a damaged, unsafe or foreign checkpoint) and Diverged, a TrainingError (a NaN
+    or infinite loss or weight, or a loss grown DIVERGED_FACTOR-fold: run.json then says "diverged"
+    with the epoch, and the last good checkpoint is kept).  Warns (DataWarning) when test images
+    are pixel-identical to training images, training images repeat, or the held-out normals are
+    fewer than threshold.FEW_NORMALS.
     """
     cfg.validate()
     weights.enums(cfg.weights)  # ConfigError for a request ("auto") not resolved yet, before any data is read
@@ -187,30 +192,32 @@ def _remove_if_unused(run: RunDir) -> None:
         pass
 
 
+DIVERGED_FACTOR = 10.0  # an epoch's mean loss above this many times the run's first one: diverged
+
+
+class Diverged(TrainingError):
+    """Training diverged in epoch `epoch` (counted from 1): `why` says how (a non-finite loss or
+    weight, a loss grown beyond DIVERGED_FACTOR times the first epoch's).  Nothing of that epoch was
+    saved; run.json records status "diverged" with the epoch."""
+
+    def __init__(self, run: RunDir, epoch: int, why: str):
+        kept = f"the last good checkpoint (epoch {epoch - 1}) is kept" if epoch > 1 else "no epoch had finished"
+        super().__init__(f"{run.dir}: training diverged in epoch {epoch}: {why}; stopped, {kept}. The run is recorded "
+                         "as diverged (run.json); train again with a lower --lr (e.g. a tenth)")
+        self.epoch, self.why = epoch, why
+
+
 def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, data: data_mod.OneClassData | None,
            stop_after_batches: int | None) -> RunDir:
-    """`train`'s work, under the folder's lock."""
-    start_epoch, history = 0, []
-    if run.checkpoint.exists() or run.state.exists():
-        if not resume:
-            raise ConfigError(f"--out {run.dir}: already holds a run; pass --resume to continue it, "
-                              "or choose another folder")
-        run.read_config()  # CheckpointError when config.json is missing
-        saved = read_json(run.config)
-        if cfg.precision == "auto" and saved.get("precision", "fp32") in ("fp32", "bf16"):
-            cfg = replace(cfg, precision=saved.get("precision", "fp32"))  # the precision the run was measured into
-        check_compatible(saved, cfg, run.config)
-        for f in (run.checkpoint, run.state, run.config, run.data_record):
-            remove_temp_files(f)  # left by a kill during a write; the files themselves are whole
-    # an unsafe, damaged or foreign checkpoint is refused before any data is read or downloaded
-    ckpt = load_checkpoint(run.checkpoint, cfg) if run.checkpoint.exists() else None
-
+    """`train`'s work, under the folder's lock: resume point, data, network, then epoch by epoch
+    `_epoch` and `_save`; a divergence (`Diverged`) is recorded by `_stop`."""
+    ckpt, cfg = _resume_point(run, cfg, resume)
     data = data or data_mod.load_for(cfg)
     split = run_split(cfg, len(data.train))  # once per run; data.json records it
     fit, _ = fit_and_heldout(data, cfg, split)
     model, loss_fn = build(cfg, device)
     opt = training_optimizer(cfg, model)  # with cfg.fast, also the exact conv rewrites (model/fast.py)
-
+    start_epoch, history = 0, []
     if ckpt is not None:
         if int(ckpt["epoch"]) >= cfg.epochs and run.trained:
             return run  # finished (its optimiser state may have been dropped: RunDir.drop_optimizer)
@@ -220,64 +227,140 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
         start_epoch, history = int(ckpt["epoch"]), list(json.loads(ckpt["history"]))
         del ckpt
     cfg, measured = resolve(cfg, model, loss_fn, fit.batch(torch.arange(min(len(fit), cfg.batch_size, 32)), device))
-    if start_epoch > 0:  # DataError when the training images changed since the run started
+    state = _start(run, cfg, data, split, len(fit), history, device, resumed=start_epoch > 0, measured=measured)
+
+    targets = perceptual_targets(loss_fn, fit, device)
+    total_steps = cfg.epochs * steps_per_epoch(len(fit), cfg.batch_size)
+    budget = [stop_after_batches]
+    bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{cfg.dataset}:{cfg.normal_class}", initial=start_epoch,
+               total=cfg.epochs, disable=not progress, unit="epoch")
+    for epoch in bar:
+        try:
+            done = _epoch(run, cfg, model, loss_fn, opt, fit, targets, epoch, total_steps, history, budget, device)
+        except Diverged as e:
+            _stop(run, state, e)
+            raise
+        if done is None:  # stop_after_batches reached: as if killed mid-epoch
+            return run
+        history.append(done)
+        _save(run, state, cfg, model, opt, loss_fn, history)
+        bar.set_postfix(loss=f"{done['loss']:.4f}", img_s=f"{done['images_per_s']:.0f}")
+    state.update(status="finished", machine=machine_load(state["machine"], "end"))
+    atomic_write_json(run.state, state)
+    return run
+
+
+def _resume_point(run: RunDir, cfg: TrainConfig, resume: bool) -> tuple[dict | None, TrainConfig]:
+    """(the checkpoint to continue from, None for a new run; the config, with precision "auto"
+    replaced by the precision the run was measured into when it resumes), refused before any data
+    is read when the folder holds a run and --resume was not given, or its settings differ, or it
+    is unsafe, damaged or foreign."""
+    if run.checkpoint.exists() or run.state.exists():
+        if not resume:
+            raise ConfigError(f"--out {run.dir}: already holds a run; pass --resume to continue it, "
+                              "or choose another folder")
+        run.read_config()  # CheckpointError when config.json is missing
+        saved = read_json(run.config)
+        if cfg.precision == "auto" and saved.get("precision", "fp32") in ("fp32", "bf16"):
+            cfg = replace(cfg, precision=saved.get("precision", "fp32"))
+        check_compatible(saved, cfg, run.config)
+        for f in (run.checkpoint, run.state, run.config, run.data_record):
+            remove_temp_files(f)  # left by a kill during a write; the files themselves are whole
+    return (load_checkpoint(run.checkpoint, cfg) if run.checkpoint.exists() else None), cfg
+
+
+def _start(run: RunDir, cfg: TrainConfig, data, split, n_fit: int, history: list, device, resumed: bool,
+           measured: dict | None = None) -> dict:
+    """Record the data (data.json; refused on resume when it changed), warn about what in it makes
+    the results unreliable (duplicates, few held-out normals), and write config.json and run.json
+    (status running); returns run.json's content."""
+    if resumed:  # DataError when the training images changed since the run started
         data_record.check_resume(run, cfg, data, split)
     else:
-        data_record.write(run, data_record.make(cfg, data, split))
+        record = data_record.make(cfg, data, split)
+        data_record.write(run, record)
+        few = threshold.few_normals_warning(len(record["held_out"]), str(run.dir))
+        for why in (data_record.duplicates(record), few):
+            if why:
+                warnings.warn(why, DataWarning, stacklevel=4)
     state = {"status": "running", "config": cfg.to_dict(), "device": str(device), "versions": versions(),
-             "fit_images": len(fit), "history": history, "init": weights_init(cfg),
+             "fit_images": n_fit, "history": history, "init": weights_init(cfg),
              "machine": machine_load(run.read_state().get("machine", {}), "start"),
              "wall_time_s": run.read_state().get("wall_time_s", 0.0),
              "precision_measured": measured or run.read_state().get("precision_measured")}
     atomic_write_json(run.config, cfg.to_dict())
     atomic_write_json(run.state, state)
+    return state
 
-    targets = perceptual_targets(loss_fn, fit, device)
-    total_steps = cfg.epochs * steps_per_epoch(len(fit), cfg.batch_size)
-    steps = 0
-    bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{cfg.dataset}:{cfg.normal_class}", initial=start_epoch,
-               total=cfg.epochs, disable=not progress, unit="epoch")
-    for epoch in bar:
-        t0 = time.perf_counter()
-        sums, n_seen = torch.zeros(3, dtype=torch.float64), 0
-        try:
-            for idx, (_, total, mse, perc) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size,
-                                                          device, targets,
-                                                          lambda s: learning_rate(cfg, s, total_steps),
-                                                          cfg.precision):
-                sums += torch.stack([total.sum(), mse.sum(), perc.sum()]).detach().double().cpu()
-                n_seen += len(idx)
-                steps += 1
-                if stop_after_batches is not None and steps >= stop_after_batches:
-                    return run
-        except NonFiniteLoss as e:
-            state.update(status="failed", error=f"non-finite loss {e.loss} in epoch {epoch + 1}")
-            atomic_write_json(run.state, state)
-            kept = f"the last good checkpoint (epoch {epoch}) is kept" if epoch else "no epoch had finished"
-            raise TrainingError(f"{run.dir}: loss became {e.loss} in epoch {epoch + 1}; stopped, {kept}. "
-                                "Try a lower --lr") from None
-        mean = (sums / max(n_seen, 1)).tolist()
-        dt = time.perf_counter() - t0
-        broken = non_finite(model, opt)
-        if broken:  # a NaN/inf gradient step: never save it over the last good checkpoint
-            state.update(status="failed", error=f"non-finite weights after epoch {epoch + 1}: {broken[0]}")
-            atomic_write_json(run.state, state)
-            kept = f"the last good checkpoint (epoch {epoch}) is kept" if epoch else "no epoch had finished"
-            raise TrainingError(f"{run.dir}: {len(broken)} weight tensor(s) became NaN or infinite in epoch "
-                                f"{epoch + 1} (first: {broken[0]}); stopped, {kept}. Try a lower --lr")
-        history.append({"epoch": epoch + 1, "loss": mean[0], "mse": mean[1], "perceptual": mean[2],
-                        "seconds": round(dt, 3), "images_per_s": round(n_seen / dt, 1)})
-        atomic_torch_save(run.checkpoint, {
-            "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "config": json.dumps(cfg.to_dict()),
-            "history": json.dumps(history), "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "perceptual": loss_fn.features.state_dict(),
-        })
-        state.update(history=history, wall_time_s=round(state["wall_time_s"] + dt, 2))
-        atomic_write_json(run.state, state)
-        bar.set_postfix(loss=f"{mean[0]:.4f}", img_s=f"{n_seen / dt:.0f}")
-    state.update(status="finished", machine=machine_load(state["machine"], "end"))
+
+def _epoch(run: RunDir, cfg: TrainConfig, model, loss_fn, opt, fit, targets, epoch: int, total_steps: int,
+           history: list, budget: list, device) -> dict | None:
+    """One epoch (`epoch_steps`); returns its history entry, None when `budget[0]` optimiser steps
+    ran out first.  Raises Diverged (the one path for every divergence) when a batch loss or a
+    weight becomes NaN or infinite, the epoch's mean loss exceeds DIVERGED_FACTOR times the first
+    epoch's (this epoch's first batch when it is the first), or the network in eval mode computes
+    a NaN or infinite loss (`probe_loss`)."""
+    t0 = time.perf_counter()
+    sums, n_seen, first = torch.zeros(3, dtype=torch.float64), 0, None
+    try:
+        for idx, (_, total, mse, perc) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size,
+                                                      device, targets, lambda s: learning_rate(cfg, s, total_steps),
+                                                      cfg.precision):
+            sums += torch.stack([total.sum(), mse.sum(), perc.sum()]).detach().double().cpu()
+            n_seen += len(idx)
+            first = float(total.mean()) if first is None else first
+            if budget[0] is not None:
+                budget[0] -= 1
+                if budget[0] <= 0:
+                    return None
+    except NonFiniteLoss as e:
+        raise Diverged(run, epoch + 1, f"the loss became {e.loss}") from None
+    dt = time.perf_counter() - t0  # the training steps only (images_per_s), not the checks below
+    broken = non_finite(model, opt)
+    if broken:  # a NaN/inf gradient step with finite losses
+        raise Diverged(run, epoch + 1, f"{len(broken)} weight tensor(s) became NaN or infinite (first: {broken[0]})")
+    mean = (sums / max(n_seen, 1)).tolist()
+    reference = history[0]["loss"] if history else first
+    if reference is not None and mean[0] > DIVERGED_FACTOR * reference:
+        raise Diverged(run, epoch + 1, f"the mean loss of the epoch grew to {mean[0]:.4g}, over {DIVERGED_FACTOR:g} "
+                                       f"times the first {'epoch' if history else 'batch'}'s {reference:.4g}")
+    after = probe_loss(model, loss_fn, fit, cfg.batch_size, device)
+    if not math.isfinite(after):  # finite batch losses, yet the network scoring uses computes NaN/inf
+        raise Diverged(run, epoch + 1, f"the loss of the network after the epoch (eval mode) is {after}")
+    return {"epoch": epoch + 1, "loss": mean[0], "mse": mean[1], "perceptual": mean[2], "seconds": round(dt, 3),
+            "images_per_s": round(n_seen / dt, 1)}
+
+
+@torch.no_grad()
+def probe_loss(model, loss_fn, images: data_mod.ImageSet, batch_size: int, device) -> float:
+    """The mean loss of the network in eval mode (as scoring uses it) on the first `batch_size`
+    training images: the weights after the epoch's last step, with batch norm's running statistics,
+    which the epoch's batch losses never see.  A step that breaks the network shows here first.
+    Changes no weight, no statistic and no random state (training resumes the same)."""
+    was = model.training
+    model.eval()
+    x = images.batch(torch.arange(min(batch_size, len(images))), device)
+    terms = loss_fn(model(x), x)
+    model.train(was)
+    return float((terms[0] if isinstance(terms, tuple) else terms).float().mean())
+
+
+def _save(run: RunDir, state: dict, cfg: TrainConfig, model, opt, loss_fn, history: list) -> None:
+    """The checkpoint after a complete epoch, then run.json (both atomic)."""
+    atomic_torch_save(run.checkpoint, {
+        "format": CHECKPOINT_FORMAT, "epoch": history[-1]["epoch"], "config": json.dumps(cfg.to_dict()),
+        "history": json.dumps(history), "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "perceptual": loss_fn.features.state_dict(),
+    })
+    state.update(history=history, wall_time_s=round(state["wall_time_s"] + history[-1]["seconds"], 2))
     atomic_write_json(run.state, state)
-    return run
+
+
+def _stop(run: RunDir, state: dict, e: Diverged) -> None:
+    """Record a divergence in run.json: status "diverged", the epoch, why; the checkpoint stays the
+    last good one."""
+    state.update(status="diverged", diverged_epoch=e.epoch, error=f"diverged in epoch {e.epoch}: {e.why}")
+    atomic_write_json(run.state, state)
 
 
 def weights_init(cfg: TrainConfig) -> dict:

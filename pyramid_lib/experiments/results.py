@@ -71,7 +71,7 @@ def made_by(results: pd.DataFrame) -> str:
     old = [f"{c} {values(c, results[early[c]])} where the {p} profile now has {PROFILES[p][c]}"
            for c in early.columns for p in sorted(set(results.loc[early[c], "profile"]))]
     left_out = results.attrs.get("left_out")
-    return (f"{len(results)} run{'s' * (len(results) != 1)}; profile {values('profile')}; epochs {values('epochs')}; weights "
-            f"{values('weights')}; seeds {values('seed')}; device {values('device')}"
+    return (f"{len(results)} run{'s' * (len(results) != 1)}; profile {values('profile')}; "
+            f"epochs {values('epochs')}; weights {values('weights')}; seeds {values('seed')}; device {values('device')}"
             + (f" (AN EARLIER VERSION of the profile: {'; '.join(old)})" if old else "")
             + (f" ({left_out})" if left_out else ""))

@@ -11,7 +11,7 @@ from PIL import Image
 
 from pyramid_lib import data
 from pyramid_lib.data.walk import ground_truth_place, mask_stems, same_aspect, walk_images
-from pyramid_lib.engine import predict_inputs
+from pyramid_lib.engine import score_inputs
 
 
 def _png(path: Path, v: int = 128, size=(40, 40)) -> None:
@@ -64,12 +64,12 @@ def test_folder_loader_and_predict_find_the_same_images_and_masks(tmp_path):
         warnings.simplefilter("ignore")
         d = data.load_folder(root, input_size=32)
     loaded = dict(zip(d.test.names, d.test.masks))
-    found = predict_inputs.collect([root / "test"])
+    found = score_inputs.collect([root / "test"])
     by_path = {str(it.path): it for it in found.items}
     assert sorted(by_path) == sorted(loaded)
     for name, m in loaded.items():
         it = by_path[name]
-        predict_inputs.decode(it, 32)
+        score_inputs.decode(it, 32)
         assert (it.mask is not None) == bool(m.any()), name
         assert np.array_equal(it.mask_pixels.numpy(), m.numpy()), name
     assert sum(bool(m.any()) for m in loaded.values()) == 2  # A <- a_MASK.png, b <- B.png

@@ -1,4 +1,4 @@
-"""Numerical faults: a NaN or infinite loss stops training and keeps the last good checkpoint.
+"""Numerical faults: a NaN or infinite loss stops training as diverged and keeps the last good checkpoint.
 
 Training here uses tiny in-memory subsets of the embedded mnist-sample (a dozen images, a few
 batches per epoch): the code paths are the real ones, only the data is small.
@@ -48,14 +48,15 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny, mon
     monkeypatch.setattr(trainer_mod, "atomic_torch_save", counting_save)
     cfg = tiny_cfg(epochs=3)
     out = tmp_path / "run"
-    with pytest.raises(TrainingError, match=r"loss became (nan|inf) in epoch 2.*checkpoint \(epoch 1\) is kept"):
+    kept = r"checkpoint \(epoch 1\) is kept"
+    with pytest.raises(TrainingError, match=r"diverged in epoch 2: the loss became (nan|inf).*" + kept):
         train(cfg, out, data=tiny, progress=False)
     monkeypatch.undo()
     run = RunDir(out)
     assert n["saves"] == 1
     assert load_checkpoint(run.checkpoint, cfg)["epoch"] == 1
     state = run.read_state()
-    assert state["status"] == "failed" and "epoch 2" in state["error"] and len(state["history"]) == 1
+    assert state["status"] == "diverged" and state["diverged_epoch"] == 2 and len(state["history"]) == 1
     _, model, _ = RunDir(out).load()
     assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
     if math.isnan(bad):  # the fault gone (e.g. a lower lr), --resume continues from epoch 1, nothing lost
@@ -78,11 +79,12 @@ def test_nonfinite_weights_are_never_checkpointed(tmp_path, tiny, monkeypatch):
         return out
 
     monkeypatch.setattr(torch.optim.Adam, "step", step)
-    with pytest.raises(TrainingError, match=r"NaN or infinite in epoch 2.*checkpoint \(epoch 1\) is kept"):
+    nan = r"diverged in epoch 2: 1 weight tensor\(s\) became NaN or infinite"
+    with pytest.raises(TrainingError, match=nan + r".*checkpoint \(epoch 1\) is kept"):
         train(tiny_cfg(epochs=3), tmp_path / "run", data=tiny, progress=False)
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 1
-    assert RunDir(tmp_path / "run").read_state()["status"] == "failed"
+    assert RunDir(tmp_path / "run").read_state()["status"] == "diverged"
 
 
 class BrokenModel(torch.nn.Module):

@@ -1,4 +1,4 @@
-"""`predict_paths` and `pyramid-ad predict` (issue 14, part 5): new images scored with a trained,
+"""`score_files` and `pyramid-ad predict`: new images scored with a trained,
 evaluated run, on the real MVTec AD `grid` subset and on PNG digits of an MNIST-like run.
 
 The key check: an image the run's evaluation scored gets the same scores here (same decoding and
@@ -21,8 +21,8 @@ from PIL import Image
 from pyramid_lib.cli import main
 from pyramid_lib.config import TrainConfig
 from pyramid_lib.engine.evaluate import evaluate_run
-from pyramid_lib.engine.predict import predict_paths
 from pyramid_lib.engine.run_dir import RunDir
+from pyramid_lib.engine.score_files import score_files
 from pyramid_lib.engine.trainer import train
 from pyramid_lib.errors import ConfigError, DataError, PyramidError
 from pyramid_lib.model.anomaly_map import SCORE_NAMES
@@ -84,7 +84,7 @@ def predicted(grid_run, inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("pred") / "out"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = predict_paths(grid_run, [inputs[0]], out=out, top=4, progress=False)
+        res = score_files(grid_run, [inputs[0]], out=out, top=4, progress=False)
     return res, out, caught
 
 
@@ -96,7 +96,7 @@ def test_every_image_scored_with_a_verdict_at_the_runs_held_out_threshold(predic
     heldout = float(grid_run.read_metrics().heldout_threshold.iloc[0])
     assert (t.threshold == heldout).all() and res.threshold == heldout
     assert (t.score == t.loss).all() and (t.score_name == "loss").all()
-    assert list(t.verdict) == ["anomalous" if s >= heldout else "normal" for s in t.loss]  # threshold.py's rule
+    assert list(t.verdict) == ["anomalous" if s > heldout else "normal" for s in t.loss]  # threshold.HELD_OUT_RULE
     on_disk = pd.read_csv(out / "predictions.csv", keep_default_na=False)
     assert list(on_disk.path) == list(t.path) and list(on_disk.verdict) == list(t.verdict)
     np.testing.assert_allclose(on_disk[list(SCORE_NAMES)].to_numpy(), t[list(SCORE_NAMES)].to_numpy(), rtol=1e-12)
@@ -206,28 +206,32 @@ def test_out_is_never_a_folder_with_other_results(grid_run, inputs, tmp_path):
     busy.mkdir()
     (busy / "mine.csv").write_text("keep me\n")
     with pytest.raises(ConfigError, match=r"busy.*not empty.*--out"):
-        predict_paths(grid_run, [inputs[0] / "test"], out=busy, progress=False)
+        score_files(grid_run, [inputs[0] / "test"], out=busy, progress=False)
     assert [p.name for p in busy.iterdir()] == ["mine.csv"] and (busy / "mine.csv").read_text() == "keep me\n"
     with pytest.raises(ConfigError, match="is a file"):
-        predict_paths(grid_run, [inputs[0] / "test"], out=busy / "mine.csv", progress=False)
+        score_files(grid_run, [inputs[0] / "test"], out=busy / "mine.csv", progress=False)
 
 
 def test_a_second_call_replaces_its_own_earlier_output(grid_run, inputs, tmp_path):
     out = tmp_path / "again"
-    first = predict_paths(grid_run, [inputs[0] / "test"], out=out, top=2, progress=False, keep=False)
+    first = score_files(grid_run, [inputs[0] / "test"], out=out, top=2, progress=False, keep=False)
     (out / "figures" / "note.txt").write_text("mine")  # a user's file: not listed in predict.json
-    second = predict_paths(grid_run, [inputs[0] / "test" / "bent"], out=out, top=2, progress=False)
+    with pytest.raises(ConfigError, match=r"1 file\(s\) an earlier predict did not write \(figures/note.txt\)"):
+        score_files(grid_run, [inputs[0] / "test" / "bent"], out=out, top=2, progress=False)
+    assert (out / "figures" / "note.txt").read_text() == "mine"
+    (out / "figures" / "note.txt").unlink()
+    second = score_files(grid_run, [inputs[0] / "test" / "bent"], out=out, top=2, progress=False)
     assert len(first.table) == 5 and len(second.table) == 2
     left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert left == sorted([*second.table.figure, "top.png"])  # the first call's other figures are gone
-    assert (out / "figures" / "note.txt").read_text() == "mine"
     assert not (out / "not_scored.csv").exists() and len(pd.read_csv(out / "predictions.csv")) == 2
+    assert not temp_leftovers(out) and not [q for q in out.parent.iterdir() if q.name.startswith(".")]
 
 
 def test_a_run_that_was_not_evaluated_is_refused_with_the_command_to_run(grid_run, inputs, tmp_path, capsys):
     fresh = copy_run(grid_run, tmp_path / "not evaluated")
     with pytest.raises(PyramidError, match=r"not evaluated.*pyramid-ad evaluate '.*not evaluated'` first"):
-        predict_paths(fresh, [inputs[0]], progress=False)
+        score_files(fresh, [inputs[0]], progress=False)
     assert main(["predict", str(fresh.dir), str(inputs[0]), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pyramid-ad evaluate" in err
@@ -237,11 +241,10 @@ def test_a_run_that_was_not_evaluated_is_refused_with_the_command_to_run(grid_ru
 def test_nothing_to_score_is_an_error_and_missing_paths_fail(grid_run, tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("text")
-    with pytest.raises(DataError, match=r"no image found.*a\.txt"):
-        predict_paths(grid_run, [tmp_path / "docs"], progress=False, warn=False)
-    res = predict_paths(grid_run, [tmp_path / "nowhere.png"], progress=False, warn=False)
-    assert len(res.table) == 0 and res.failed == [(str(tmp_path / "nowhere.png"),
-                                                   f"{tmp_path / 'nowhere.png'}: no such file or folder")]
+    with pytest.raises(DataError, match=r"(?s)no image scored.*a\.txt"):
+        score_files(grid_run, [tmp_path / "docs"], progress=False, warn=False)
+    with pytest.raises(DataError, match=r"(?s)no image scored.*failed, no such file or folder \(1\): .*nowhere\.png"):
+        score_files(grid_run, [tmp_path / "nowhere.png"], progress=False, warn=False)
 
 
 def test_digits_of_an_mnist_like_run_score_as_in_its_scores_csv(tiny_run, tiny, tmp_path):
@@ -255,12 +258,12 @@ def test_digits_of_an_mnist_like_run_score_as_in_its_scores_csv(tiny_run, tiny, 
         Image.fromarray(tiny.test.images[i, 0].numpy(), mode="L").save(p)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        res = predict_paths(tiny_run, [folder], out=tmp_path / "out", top=4, progress=False)
+        res = score_files(tiny_run, [folder], out=tmp_path / "out", top=4, progress=False)
     assert len(res.table) == len(tiny.test) and not res.failed and not res.skipped
     test, _ = tiny_run.read_scores()
     want = test.set_index("name").loc[[Path(p).stem for p in res.table.path]]
     for k in SCORE_NAMES:
         np.testing.assert_allclose(res.table[k].to_numpy(), want[k].to_numpy(), rtol=1e-5, atol=1e-7, err_msg=k)
     t = float(tiny_run.read_metrics().heldout_threshold.iloc[0])
-    assert list(res.table.verdict) == ["anomalous" if s >= t else "normal" for s in res.table.loss]
+    assert list(res.table.verdict) == ["anomalous" if s > t else "normal" for s in res.table.loss]
     assert (res.table["mask"] == "").all() and (tmp_path / "out" / "top.png").is_file()

@@ -1,17 +1,19 @@
-"""The inputs of `predict_paths` (engine/predict.py): which files to score, their masks, how they are
+"""The inputs of `score_files` (engine/score_files.py): which files to score, their masks, how they are
 decoded, where their figures go, and what is not scored and why.
 
 Files and folders in any layout; folders are searched as the folder loader searches them, by the
 same code (`data.walk.walk_images`: recursive, content decides what is an image, hidden entries
-named, OS leftovers counted).  Masks follow the folder loader's naming, by the same rules
-(`data.walk.mask_stems`, `ground_truth_place`): `<stem>_mask.*` / `<stem>.*` in the same sub-path
-under `ground_truth/<defect>/` for an image under `test/<defect>/`, and also `<stem>_mask.*` beside
-the image (letter case ignored; images under `test/good/` have none).  Decoding is
-`images_io.decode_image` / `decode_mask`, the loaders' own.
+named, OS leftovers counted; `data.walk.left_out` decides for every listing).  Masks follow the
+folder loader's naming, by the same rules (`data.walk.mask_stems`, `ground_truth_place`):
+`<stem>_mask.*` / `<stem>.*` in the same sub-path under `ground_truth/<defect>/` for an image under
+`test/<defect>/`, and also `<stem>_mask.*` beside the image (letter case ignored; images under
+`test/good/` have none).  Decoding is `images_io.decode_image` / `decode_mask`, the loaders' own.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +21,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..data.images_io import decode_image, decode_mask, identify, is_junk
-from ..data.walk import ground_truth_place, mask_stems, not_an_image, same_aspect, walk_images, with_hint
+from ..data.images_io import decode_image, decode_mask, identify
+from ..data.walk import ground_truth_place, left_out, mask_stems, not_an_image, same_aspect, walk_images, with_hint
 from ..errors import DataError
 
-_SHOWN = 8  # names listed per reason in the warning
+_SHOWN = 3  # names shown per reason on the terminal (the full list: not_scored.csv)
 MASK_REASON = "used as the mask of an image (its mask column)"
 
 
@@ -103,38 +105,32 @@ def _dedupe(found: Found) -> None:
     found.items = keep
 
 
-class _Listing:
-    """Directory listings, read once each: files by lower-case stem; sub-folders by lower-case name."""
-
-    def __init__(self):
-        self._cache: dict[Path, tuple[dict, dict]] = {}
-
-    def get(self, d: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
-        if d not in self._cache:
-            files, dirs = defaultdict(list), defaultdict(list)
-            try:
-                for q in sorted(d.iterdir(), key=lambda q: q.name):
-                    if q.name.startswith(".") or is_junk(q.name):
-                        continue
-                    (dirs[q.name.lower()] if q.is_dir() else files[q.stem.lower()] if q.is_file() else []).append(q)
-            except OSError:
-                pass
-            self._cache[d] = (files, dirs)
-        return self._cache[d]
+def _listing(d: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+    """Folder `d`'s entries that `data.walk.left_out` keeps: (files by lower-case stem, sub-folders
+    by lower-case name); a folder that cannot be listed has none."""
+    files, dirs = defaultdict(list), defaultdict(list)
+    try:
+        entries = sorted(d.iterdir(), key=lambda q: q.name)
+    except OSError:
+        entries = []
+    for q in entries:
+        if left_out(q) is None:
+            (dirs[q.name.lower()] if q.is_dir() else files[q.stem.lower()] if q.is_file() else []).append(q)
+    return files, dirs
 
 
-def mask_candidates(p: Path, listing: _Listing | None = None) -> list[Path]:
-    """The mask files that name image `p` (module docstring), in the order: beside it, ground_truth/."""
-    listing = listing or _Listing()
-    found = [q for q in listing.get(p.parent)[0].get(mask_stems(p.stem)[0], []) if q != p]
+def mask_candidates(p: Path, listing=_listing) -> list[Path]:
+    """The mask files that name image `p` (module docstring), in the order: beside it, ground_truth/.
+    `listing`: `_listing`, or a cached copy of it for many images."""
+    found = [q for q in listing(p.parent)[0].get(mask_stems(p.stem)[0], []) if q != p]
     place = ground_truth_place(p)
     if place is not None:
         gt, names = place
-        dirs = listing.get(gt.parent)[1].get(gt.name, [])  # ground_truth/, any letter case
+        dirs = listing(gt.parent)[1].get(gt.name, [])  # ground_truth/, any letter case
         for name in names:  # the defect folder, then the sub-path
-            dirs = [c for d in dirs for c in listing.get(d)[1].get(name, [])]
+            dirs = [c for d in dirs for c in listing(d)[1].get(name, [])]
         for d in dirs:
-            files = listing.get(d)[0]
+            files = listing(d)[0]
             found += [q for stem in mask_stems(p.stem) for q in files.get(stem, [])]
     out = []
     for q in found:
@@ -147,7 +143,7 @@ def mask_candidates(p: Path, listing: _Listing | None = None) -> list[Path]:
 
 
 def _attach_masks(found: Found) -> None:
-    listing = _Listing()
+    listing = functools.lru_cache(maxsize=None)(_listing)  # each folder listed once per call
     as_mask: dict[Path, Path] = {}
     for it in found.items:
         cands = mask_candidates(it.path, listing)
@@ -166,12 +162,15 @@ def _attach_masks(found: Found) -> None:
     found.items = keep
 
 
-def decode(it: Item, size: int) -> torch.Tensor:
+TOO_SMALL = "the run was trained at that size: score a larger version of the picture"
+
+
+def decode(it: Item, size: int, intensity=None) -> torch.Tensor:
     """Image `it` as uint8 3 x size x size (`images_io.decode_image`, as the loaders read training
     images); sets it.size, it.notes (how it was read: non-square resize, value ranges, frames, mask
     problems) and it.mask_pixels.  Raises DataError when the image cannot be used; a mask that cannot
     be is noted and not used."""
-    x, wh, notes = decode_image(it.path, size)
+    x, wh, notes = decode_image(it.path, size, intensity, too_small=TOO_SMALL)
     it.notes = [n for n in it.notes if n.startswith("several masks")] + notes
     w, h = wh
     if w != h:
@@ -215,37 +214,22 @@ def not_scored_frame(failed, skipped) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["path", "status", "reason"])
 
 
-def describe_not_scored(failed, skipped) -> str:
-    """The warning naming every file not scored: failed ones each with its reason, skipped ones by reason."""
-    lines = [f"{len(failed) + len(skipped)} file(s) not scored ({len(failed)} failed, {len(skipped)} skipped):"]
-    lines += [f"  failed: {r if r.startswith(p) else f'{p}: {r}'}" for p, r in failed]
-    by_reason: dict[str, list[str]] = defaultdict(list)
-    for p, r in skipped:
-        by_reason[r].append(p)
-    for r, ps in by_reason.items():
-        more = f" ... and {len(ps) - _SHOWN} more" if len(ps) > _SHOWN else ""
-        lines.append(f"  skipped, {r} ({len(ps)}): {', '.join(ps[:_SHOWN])}{more}")
+def describe_not_scored(failed, skipped, listed_in: str = "not_scored.csv") -> str:
+    """The files not scored, summarised: the count, then per status and reason its count and the
+    first few names; every name and reason is in `listed_in`."""
+    lines = [f"{len(failed) + len(skipped)} file(s) not scored ({len(failed)} failed, {len(skipped)} skipped; "
+             f"every one with its reason in {listed_in}):"]
+    for status, entries in (("failed", failed), ("skipped", skipped)):
+        by_reason: dict[str, list[str]] = defaultdict(list)
+        for p, r in entries:
+            by_reason[_reason(p, r)].append(p)
+        for r, ps in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+            more = f" ... and {len(ps) - _SHOWN} more" if len(ps) > _SHOWN else ""
+            lines.append(f"  {status}, {r} ({len(ps)}): {', '.join(ps[:_SHOWN])}{more}")
     return "\n".join(lines)
 
 
-def remove_stale(out: Path, old_files, new_files: set[str]) -> list[Path]:
-    """Delete the files an earlier call listed in its predict.json that this call did not write
-    (only plain relative paths inside `out`), and the folders left empty; return what was deleted."""
-    removed = []
-    root = out.resolve()
-    for f in old_files:
-        rel = Path(str(f))
-        if f in new_files or rel.is_absolute() or ".." in rel.parts:
-            continue
-        p = out / rel
-        if p.is_file() and root in p.resolve().parents:
-            p.unlink()
-            removed.append(p)
-            for d in p.parents:
-                if d.resolve() == root:
-                    break
-                try:
-                    d.rmdir()
-                except OSError:
-                    break
-    return removed
+def _reason(path: str, reason: str) -> str:
+    """A reason without the file's own name and sizes, so that files failing alike count together."""
+    r = reason[len(path) + 2:] if reason.startswith(path + ": ") else reason
+    return re.sub(r"\b\d+x\d+\b", "WxH", r)
