@@ -11,7 +11,7 @@ printed."""
 
 import importlib
 import re
-from dataclasses import fields
+from dataclasses import asdict, fields
 from importlib.util import find_spec
 from pathlib import Path
 from types import SimpleNamespace
@@ -188,7 +188,7 @@ def test_the_cache_names_a_run_by_its_whole_config(quick):
         changed = other.get(f.name, (not v) if isinstance(v, bool) else v * 2 + 1 if isinstance(v, (int, float))
                             else None)
         assert changed != v, f.name
-        assert run_dir(s, TrainConfig(**{**cfg.__dict__, f.name: changed})).dir != run.dir, f.name
+        assert run_dir(s, TrainConfig(**{**asdict(cfg), f.name: changed})).dir != run.dir, f.name
 
 
 def test_train_cached_reuses_a_finished_run_and_trains_a_changed_one(quick, capsys):

@@ -18,6 +18,7 @@ from filelock import FileLock, Timeout
 from ..config import RUN_FIELDS, SHAPE_FIELDS, TrainConfig
 from ..errors import CheckpointError, ConfigError, RunBusy
 from ..files import atomic_torch_save, check_writable, read_json, safe_torch_load
+from ..model import fast
 from ..model.loss import PyramidLoss
 from ..model.network import PyramidalAutoencoder
 from .build import build, pick_device
@@ -131,6 +132,8 @@ class RunDir:
             model, loss_fn = build(cfg, dev, pretrained_backbone=False)
             load_state(model, ckpt["model"], self.checkpoint)
             load_perceptual(loss_fn, ckpt, self.checkpoint, cfg)
+            if cfg.fast:  # the exact rewrites of training: an image scores the same in any batch (evaluate, predict)
+                fast.optimize(model, channels_last=False)
             self._loaded = (cfg, model.eval(), loss_fn)
         return self._loaded
 

@@ -68,8 +68,9 @@ def made_by(results: pd.DataFrame) -> str:
         v = [str(x) for x in sorted(set(frame[col].dropna()))]  # numbers in numeric order
         return ", ".join(v) if v else "not recorded"
     early = earlier_version(results)
+    profiles = results["profile"] if "profile" in results else pd.Series("", index=results.index)
     old = [f"{c} {values(c, results[early[c]])} where the {p} profile now has {PROFILES[p][c]}"
-           for c in early.columns for p in sorted(set(results.loc[early[c], "profile"]))]
+           for c in early.columns for p in sorted(set(profiles[early[c]]))]
     left_out = results.attrs.get("left_out")
     return (f"{len(results)} run{'s' * (len(results) != 1)}; profile {values('profile')}; "
             f"epochs {values('epochs')}; weights {values('weights')}; seeds {values('seed')}; device {values('device')}"

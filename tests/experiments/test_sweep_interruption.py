@@ -30,7 +30,7 @@ def sweep_kwargs(**kw):
 def test_sweep_killed_midway_resumes_and_skips_finished_runs(tmp_path, tiny, monkeypatch):
     """Fault: a sweep dies (KeyboardInterrupt, like a kill) in the middle of its second run.  Run again:
     the finished run is not retrained (files untouched), the partial one resumes from epoch 1."""
-    monkeypatch.setattr(data, "load", lambda *a, **k: tiny)
+    monkeypatch.setattr(data, "load_for", lambda *a, **k: tiny)
     real_train, calls = trainer_mod.train, []
 
     def dying_train(cfg, out, **kw):
