@@ -5,11 +5,12 @@
 # the whole test split. Prints the wall time, the training images/s and the image AUROC.
 #
 #   bash benchmarks/gpu_check.sh                       # on a GPU machine, data under $PYRAMID_DATA
-#   GPU_CHECK_EPOCHS=1 GPU_CHECK_SIZES=28 bash benchmarks/gpu_check.sh   # the CPU smoke test
+#   GPU_CHECK_EPOCHS=1 GPU_CHECK_SIZES=28 GPU_CHECK_THROUGHPUT=--quick bash benchmarks/gpu_check.sh   # CPU smoke test
 #
 # Settings (environment): PYRAMID_DATA (data root, default ../shared/data), GPU_CHECK_CATEGORY
 # (bottle), GPU_CHECK_EPOCHS (600), GPU_CHECK_DEVICE (auto), GPU_CHECK_SIZES (throughput sizes,
-# "28 120"), GPU_CHECK_OUT (build/gpu-check; the run folder is replaced each time), PY (python).
+# "28 120"), GPU_CHECK_THROUGHPUT (more options of throughput.py, e.g. --quick), GPU_CHECK_OUT
+# (build/gpu-check; the run folder is replaced each time), PY (python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -18,13 +19,14 @@ CATEGORY=${GPU_CHECK_CATEGORY:-bottle}
 EPOCHS=${GPU_CHECK_EPOCHS:-600}
 DEVICE=${GPU_CHECK_DEVICE:-auto}
 SIZES=${GPU_CHECK_SIZES:-28 120}
+THROUGHPUT=${GPU_CHECK_THROUGHPUT:-}
 OUT=${GPU_CHECK_OUT:-build/gpu-check}
 rm -rf "$OUT/run"
 mkdir -p "$OUT"
 start=$(date +%s)
 echo "== throughput (benchmarks/throughput.py, fp32 and bf16 in one process)"
 # shellcheck disable=SC2086
-"$PY" benchmarks/throughput.py --sizes $SIZES --device "$DEVICE" --precision --json "$OUT/throughput.json"
+"$PY" benchmarks/throughput.py --sizes $SIZES --device "$DEVICE" --precision $THROUGHPUT --json "$OUT/throughput.json"
 echo "== Table I schedule on mvtec/$CATEGORY, random weights, $EPOCHS epochs, --precision auto"
 "$PY" -m pyramid_lib train --dataset mvtec --normal-class "$CATEGORY" --data-root "$DATA" --no-download \
     --epochs "$EPOCHS" --batch-size 120 --lr 1e-4 --lr-schedule constant --weight-decay 1e-4 \
