@@ -101,12 +101,17 @@ def test_verdict_words_appear_only_in_verdict_columns(built):
                 assert cells[-1] in (HIGHER, LOWER)  # the verdict column, never prose
 
 
-def test_comparison_csv_holds_one_block_per_regime_never_pooled(tmp_path):
-    base = tmp_path / "results" / "mnist" / "cpu"
+def two_regimes(base):
+    """Two classes, each with one run of the earlier regime (10 epochs, constant lr) and two seeds of today's."""
     for c, a in (("0", 0.99), ("1", 0.98)):
         make_run(base, f"mnist-{c}", cls=c, auroc=a, epochs=10, lr=1e-3, lr_schedule="constant", init=False)
         for s in range(2):
             make_run(base, f"mnist-{c}-s{s}", cls=c, seed=s, auroc=a - 0.1, machine=QUIET)
+
+
+def test_comparison_csv_holds_one_block_per_regime_never_pooled(tmp_path):
+    base = tmp_path / "results" / "mnist" / "cpu"
+    two_regimes(base)
     build_report(tmp_path / "results")
     cmp = pd.read_csv(base / "comparison.csv", dtype={"class": str})
     assert cmp["regime"].nunique() == 2
@@ -174,10 +179,7 @@ def test_rebuilding_gives_the_same_bytes(built):
 
 def test_runs_of_two_regimes_are_never_pooled_as_seeds(tmp_path):
     base = tmp_path / "results" / "mnist" / "cpu"
-    for c, a in (("0", 0.99), ("1", 0.98)):
-        make_run(base, f"mnist-{c}", cls=c, auroc=a, epochs=10, lr=1e-3, lr_schedule="constant", init=False)
-        for s in range(2):
-            make_run(base, f"mnist-{c}-s{s}", cls=c, seed=s, auroc=a - 0.1, machine=QUIET)
+    two_regimes(base)
     collect("mnist", base)
     write_plan(base)
     assert len(regimes(read_runs(base))) == 2
