@@ -87,7 +87,9 @@ def _default_text(name: str, profile: str | None = None) -> str:
         return f"default: {PROFILES[profile][name]}"
     if any(name in p for p in PROFILES.values()):
         values = {p: v.get(name, config.default(name)) for p, v in PROFILES.items()}
-        return "default: the profile's: " + ", ".join(f"{p} {'all' if v is None else v}" for p, v in values.items())
+        image = {p: v[name] for p, v in config.IMAGE_PROFILES.items() if name in v}
+        return ("default: the profile's: " + ", ".join(f"{p} {'all' if v is None else v}" for p, v in values.items())
+                + (" (MVTec AD and folders: " + ", ".join(f"{p} {v}" for p, v in image.items()) + ")" if image else ""))
     d = config.default(name)
     return "" if d is None or isinstance(d, bool) else f"default: {d:g}" if isinstance(d, float) else f"default: {d}"
 

@@ -154,6 +154,20 @@ def test_profiles_are_presets():
         TrainConfig.from_profile("fast")
 
 
+def test_image_datasets_take_the_image_profile_on_top_and_mnist_does_not():
+    """MVTec AD and folders (a few hundred 120x120 images) get IMAGE_PROFILES' settings; MNIST-like
+    datasets and profiles without an image entry keep PROFILES'; an explicit option still wins."""
+    assert config.IMAGE_PROFILES and set(config.IMAGE_PROFILES) <= set(PROFILES)
+    for name, extra in config.IMAGE_PROFILES.items():
+        for dataset in ("mvtec", "folder"):
+            cfg = TrainConfig.from_profile(name, dataset=dataset, normal_class="bottle")
+            assert all(getattr(cfg, k) == v for k, v in {**PROFILES[name], **extra}.items() if k != "weights")
+        mnist = TrainConfig.from_profile(name, dataset="mnist")
+        assert all(getattr(mnist, k) == v for k, v in PROFILES[name].items())
+        assert TrainConfig.from_profile(name, dataset="mvtec", normal_class="bottle", epochs=3).epochs == 3
+    assert config.get_profile("paper", "mvtec") == PROFILES["paper"]  # Table I is Table I on every dataset
+
+
 # ---------------------------------------------------------------------------------- config.json
 
 def test_lambda_is_written_as_lambda_and_read_from_lambda_or_lam():

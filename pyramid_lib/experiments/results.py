@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import PROFILES
+from ..config import PROFILES, get_profile
 from ..errors import DataError
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"  # the clone's committed results
@@ -52,7 +52,9 @@ def earlier_version(results: pd.DataFrame) -> pd.DataFrame:
     for c in out.columns:
         if c not in results or "profile" not in results:
             continue
-        today = results["profile"].map(lambda p, c=c: PROFILES[p][c] if p in PROFILES else None)
+        datasets = results["dataset"] if "dataset" in results else pd.Series(None, index=results.index)
+        today = pd.Series([get_profile(p, d)[c] if p in PROFILES else None
+                           for p, d in zip(results["profile"], datasets)], index=results.index)
         known = results["profile"].isin(list(PROFILES)) & results[c].notna()
         out[c] = known & (results[c].astype(object) != today.astype(object))
     return out
@@ -69,8 +71,9 @@ def made_by(results: pd.DataFrame) -> str:
         return ", ".join(v) if v else "not recorded"
     early = earlier_version(results)
     profiles = results["profile"] if "profile" in results else pd.Series("", index=results.index)
-    old = [f"{c} {values(c, results[early[c]])} where the {p} profile now has {PROFILES[p][c]}"
-           for c in early.columns for p in sorted(set(profiles[early[c]]))]
+    datasets = results["dataset"] if "dataset" in results else pd.Series(None, index=results.index)
+    old = [f"{c} {values(c, results[early[c]])} where the {p} profile now has {get_profile(p, d)[c]}"
+           for c in early.columns for p, d in sorted(set(zip(profiles[early[c]], datasets[early[c]])), key=str)]
     left_out = results.attrs.get("left_out")
     return (f"{len(results)} run{'s' * (len(results) != 1)}; profile {values('profile')}; "
             f"epochs {values('epochs')}; weights {values('weights')}; seeds {values('seed')}; device {values('device')}"

@@ -44,6 +44,7 @@ from .tables import (
     baselines_table,
     is_variant,
     md_table,
+    mvtec_methods_table,
     mvtec_table,
     per_class_table,
     planned,
@@ -183,6 +184,11 @@ def blocks(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[
                 ours, ("youden_tpr", "youden_tnr", "heldout_tpr", "heldout_tnr", "ssim_normal")))})
         elif experiment == "mvtec":
             out.append({**head, "kind": "mvtec", "table": md_table(mvtec_table(r))})
+            reg = r["regime"].iloc[0] if "regime" in r and len(r) else Regime()
+            base = in_regime(baseline_runs(out_root, base_profile(profile)), reg)
+            if len(base) and (base["dataset"] == "mvtec").any():
+                out.append({"kind": "mvtec_methods", "heading": "", "profile": profile,
+                            "table": md_table(mvtec_methods_table(r, base))})
         elif experiment in ABLATION_LIKE:
             out.append({**head, "kind": "ablation", "paper": _ablation_paper(experiment),
                         "table": md_table(ablation_table(experiment, r))})

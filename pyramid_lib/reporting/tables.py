@@ -189,6 +189,35 @@ def mvtec_table(res: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+PAPER_MVTEC_NAMES = {"ours": paper.OURS, "ae-l2": "AE L2", "ae-ssim": "AE SSIM"}
+
+
+def mvtec_methods_table(ours: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
+    """Table IV method by method: per category, our network and the re-run plain autoencoders (L2,
+    SSIM; the two baselines of the paper's Table IV that are reconstruction methods), each with its
+    image AUROC, TPR/TNR at the paper-style threshold (Youden's J on test labels) and at the held-out
+    threshold ('mean ± s.d.' over seeds), beside the paper's TPR/TNR for the same method."""
+    runs = pd.concat([ours.assign(method="ours"), base[base["dataset"] == "mvtec"]], ignore_index=True) \
+        if len(base) else ours.assign(method="ours")
+    runs = runs.assign(category=[paper.normalize_class(c, "mvtec") for c in runs["normal_class"]])
+    table = paper.paper_table("mvtec").set_index(["category", "method"])
+    rows = []
+    order = [c for c in paper.MVTEC_CATEGORIES if c in set(runs.category)]
+    for cat in order + sorted(set(runs.category) - set(order)):
+        for m in [m for m in PAPER_MVTEC_NAMES if m in set(runs.method)]:
+            g = runs[(runs.category == cat) & (runs.method == m)]
+            if not len(g):
+                continue
+            key = (cat, PAPER_MVTEC_NAMES[m])
+            row = {"category": cat, "method": m, "runs": len(g)}
+            for c in ("auroc", "youden_tpr", "youden_tnr", "heldout_tpr", "heldout_tnr"):
+                row[c] = mean_sd(g[c].mean(), g[c].std(ddof=1), g[c].notna().sum(), 3) if c in g else ""
+            for c in ("tpr", "tnr"):
+                row[f"paper_{c}"] = f"{table.at[key, c]:.2f}" if key in table.index else ""
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def ablation_table(experiment: str, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per dataset, class and setting (encoders or lambda): AUROC, SSIM of normal
     reconstructions and the two accuracies, each 'mean ± s.d.' over seeds; then, per dataset and
