@@ -32,3 +32,18 @@ def test_quick_benchmark_prints_the_table(tmp_path):
             assert row["train img/s"] > 0 and row["score img/s"] > 0
             assert row["train GFLOP/img"] > row["score GFLOP/img"] > 0
             assert row["train peak MB"] > 0 and row["score peak MB"] > 0
+
+
+def test_stability_judges_bf16_against_the_seed_spread(monkeypatch):
+    """stability.py --precisions fp32 bf16: the paired bf16 - fp32 interval and the seed s.d. decide."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from stability import bf16_line
+
+    def rows(fp32, bf16):
+        return ([{"seed": s, "precision": "fp32", "variant": "default", "auroc": a} for s, a in enumerate(fp32)]
+                + [{"seed": s, "precision": "bf16", "variant": "default", "auroc": a} for s, a in enumerate(bf16)])
+    same = bf16_line("0", rows([0.90, 0.92, 0.94], [0.901, 0.918, 0.941]), [0, 1, 2])
+    assert "within the seed spread" in same and "[-" in same
+    moved = bf16_line("0", rows([0.900, 0.901, 0.902], [0.850, 0.852, 0.849]), [0, 1, 2])
+    assert "MOVES" in moved and "-0.05" in moved
+    assert "no interval" in bf16_line("0", rows([0.9], [0.9]), [0])
