@@ -144,6 +144,15 @@ def test_a_16bit_window_keeps_its_grey_levels_and_is_recorded(tmp_path):
     assert intensity_window([tmp_path / "no.png"])["kinds"] == {}  # 8-bit (or unreadable): nothing to map
 
 
+def test_a_window_recorded_before_floats_had_one_still_applies(tmp_path):
+    """data.json of runs trained when only integer images had a window: {"rule", "low", "high", "files"}."""
+    paths, crack = _window_set(tmp_path, 33000, 36900, np.uint16, ".png")
+    w = intensity_window(paths)
+    old = {"rule": "train-range", **w["kinds"]["integer"]}
+    assert torch.equal(decode_image(crack, SIZE, old)[0], decode_image(crack, SIZE, w)[0])
+    assert not torch.equal(decode_image(crack, SIZE, old)[0], decode_image(crack, SIZE)[0])
+
+
 def test_a_float_window_keeps_the_defect_visible_and_predict_reads_the_window_back(tmp_path):
     """Field case 27 with float32 TIFFs filling 0.40..0.46 (microscopy, X-ray floats): the nominal
     0..1 leaves under 20 grey levels and a defect a few levels deep; the training range keeps over
