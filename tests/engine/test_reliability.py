@@ -424,6 +424,20 @@ def test_evaluate_shows_a_run_that_diverged_after_a_good_epoch(tiny_run, tiny, t
     assert row.status.iloc[0] == "diverged"
 
 
+def test_reproduce_leaves_a_diverged_run_out_of_the_mean_it_prints(monkeypatch, tmp_path, capsys):
+    from pyramid_lib import cli
+
+    res = pd.DataFrame({"run": ["a", "b", "c"], "normal_class": ["0"] * 3, "auroc": [0.9, 0.1, 0.8],
+                        "status": ["finished", "diverged", "finished"]})
+    res.attrs["base"] = str(tmp_path / "mnist" / "quick")
+    monkeypatch.setattr(cli, "sweep", lambda *a, **k: res)
+    monkeypatch.setattr(cli, "experiment_outputs", lambda *a, **k: None)
+    assert main(["reproduce", "mnist", "--profile", "quick", "--classes", "0", "--weights", "none",
+                 "--out", str(tmp_path), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "1 run(s) diverged, left out of the mean: b" in out and "mean AUROC 0.8500 over 2 runs" in out
+
+
 # ------------------------------------------------------------------------ 8: backslashes in names
 
 def test_a_backslash_in_a_folder_name_gets_a_hint(tmp_path):
