@@ -31,6 +31,7 @@ from .experiments.sweep import shell_command, sweep
 from .files import check_writable, os_error_message
 from .model import weights
 from .reporting.pages import build_report, experiment_outputs
+from .reporting.records import DIVERGED
 
 EPILOG = "Data root: --data-root, else $PYRAMID_DATA, else ./data."
 
@@ -333,7 +334,10 @@ def cmd_reproduce(a) -> int:
         cols = [c for c in ("run", "normal_class", "weights", "epochs", "auroc", "youden_tpr", "youden_tnr")
                 if c in res]
         print(res[cols].to_string(index=False))
-        print(f"mean AUROC {res.auroc.mean():.4f} over {len(res)} runs ({w} weights, profile {profile})")
+        bad = res["status"].astype(str).eq(DIVERGED) if "status" in res else res["auroc"].isna() & False
+        if bad.any():  # their scores are the last good epoch's: never averaged in
+            print(f"{int(bad.sum())} run(s) diverged, left out of the mean: {', '.join(res.loc[bad, 'run'])}")
+        print(f"mean AUROC {res.auroc[~bad].mean():.4f} over {int((~bad).sum())} runs ({w} weights, profile {profile})")
     print(f"wrote {base / 'results.csv'}, {base / 'README.md'} and figures")
     return 0
 

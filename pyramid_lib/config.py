@@ -109,8 +109,10 @@ class TrainConfig:
     epochs: int = setting(8, "training epochs")
     input_size: int | None = setting(None, "image side in pixels (default: 28 for MNIST-like, 120 for MVTec)")
     intensity: Literal["train-range", "full", "per-image"] = setting(
-        "train-range", "16-bit and float images: the value range mapped to 0..255: the training images' "
-        "(train-range), all of 0..65535 (full) or each image's own (per-image); 8-bit images are kept as they are")
+        "train-range", "16/32-bit integer and float images: the value range mapped to 0..255: the training "
+        "images' of the same kind (train-range; a kind no training image has, or one value: as full), the "
+        "nominal 0..65535 for integer and 0..1 for float (full) or each image's own (per-image); values outside "
+        "are clipped and named; 8-bit images are kept as they are")
     encoders: Encoders = setting(4, "number of pyramid encoders (paper: 4)")
     pyramid: Pyramid = setting("paper", "paper: 1x1 pooling + channel divisors; spatial: PSPNet bins 1/2/3/6")
     lambda_: float = setting(1.0, "weight of the perceptual loss (paper: 1; 0: MSE only)", flag="--lambda")

@@ -44,7 +44,8 @@ def request_error(dataset: str, normal_class, input_size: int | None = None) -> 
 def load(dataset: str, normal_class=None, root=None, download: bool = True,
          input_size: int | None = None, intensity: str = "train-range") -> OneClassData:
     """Load any dataset by name under the one-class protocol (`request_error` says what may be
-    asked; `intensity`: the 16/32-bit integer rule of image folders, images_io.intensity_window).
+    asked; `intensity`: how image folders' 16/32-bit integer and float images become 0..255,
+    images_io.intensity_window).
     Raises DataError for a bad request or data that cannot be read."""
     problem = request_error(dataset, normal_class, input_size)
     if problem:

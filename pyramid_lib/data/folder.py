@@ -192,8 +192,8 @@ def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_c
     gt_dir = folder / "ground_truth"
     mask_for = _match_masks(gt_dir, test_paths, test_classes, folder / "test", report) if gt_dir.is_dir() else None
 
-    window = intensity_window(train_paths, intensity)  # 16/32-bit integer data: one mapping for the whole set
-    if window is not None:
+    window = intensity_window(train_paths, intensity)  # images of more than 8 bits: one mapping for the whole set
+    if describe_window(window):
         report.lines.append(describe_window(window))
     train, _, notes = _read_all(train_paths, input_size, f"{folder.name} train", window)
     _note(report, train_paths, notes)

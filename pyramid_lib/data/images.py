@@ -68,7 +68,7 @@ class OneClassData:
     test: ImageSet
     input_size: int
     class_names: tuple[str, ...] = field(default_factory=tuple)
-    intensity: dict | None = None  # 16/32-bit integer data: the value window of images_io.intensity_window
+    intensity: dict | None = None  # images of more than 8 bits: the mapping of images_io.intensity_window
 
     def describe(self) -> str:
         n_norm = int((self.test.labels == 0).sum())

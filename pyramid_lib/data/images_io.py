@@ -8,18 +8,20 @@ Images (`read_image`, uint8 3 x S x S):
     way a viewer shows it.  Multi-frame files (GIF, APNG, multi-page TIFF) give their first frame.
   * Grey and palette images become RGB; images with alpha (RGBA, LA, PA, palette transparency) are
     composited on black; CMYK, YCbCr, LAB and HSV are converted to RGB by Pillow.
-  * 16-bit and 32-bit integer images (I;16*, I) are mapped to 0..255 by the set's intensity rule
-    (`intensity_window`, decided once per dataset from its training images and recorded in the
-    run's data.json, so test and predict images get the same mapping): `train-range` (default)
-    maps the training images' min..max to 0..255 (a 12-bit detector or a narrow window keeps its
-    grey levels; values outside are clipped), `full` divides 16-bit values by 65535 (a dark 16-bit
-    image stays dark), `per-image` stretches each image's own min..max.  Without a window (a single
-    file decoded on its own) the `full` rules below apply.
-  * Float images (mode F): values all in 0..1 are multiplied by 255; values all in 0..255 are kept;
-    any other range (negative values, above 255) is stretched from its min..max to 0..255, and
-    `decode_image` says so in its notes.  NaN or infinite values are an error.
-  * 32-bit integer images (mode I, not PNG): 0..255 kept, 0..65535 divided by 65535, any other range
-    stretched from min..max (noted).
+  * Images of more than 8 bits (16-bit and 32-bit integer: I;16*, I; float: F) are mapped to
+    0..255 by ONE rule for both kinds (`intensity_window`, decided once per dataset from its
+    training images, recorded in the run's data.json, so test and predict images get the same
+    mapping), chosen with --intensity:
+      `train-range` (default): the value range of the training images of the same kind (integer
+        or float: a set mixing the two maps each kind by its own training images) becomes 0..255,
+        so a 12-bit detector or a narrow window (0.40..0.46, 33000..36900) keeps its grey levels;
+      `full`: the kind's nominal range becomes 0..255: 0..65535 for integer, 0..1 for float (a
+        dark 16-bit image stays dark);
+      `per-image`: each image's own min..max becomes 0..255.
+    A kind no training image has, or whose training images all hold one value, gets its nominal
+    range.  Values outside the mapped range are clipped and `decode_image` says so in its notes
+    (per-image never clips).  Without a window (a file decoded on its own) `full` applies.  NaN or
+    infinite values are an error.
   * Then the picture is resized (bilinear, aspect not kept) to S x S.  A picture smaller than S on
     either side is refused: it would be blown up, not reduced as the paper did.
 
@@ -101,56 +103,103 @@ INTENSITY_RULES = ("train-range", "full", "per-image")
 TOO_SMALL = "remove it or pass a smaller --input-size (at least 28)"
 
 
-def high_depth_range(path) -> tuple[float, float] | None:
-    """(min, max) of the raw values of a 16-bit or 32-bit integer image; None for 8-bit and float
-    ones (float images keep the fixed rules: 0..1 and 0..255 as they are, other ranges stretched per
-    image) and files that cannot be read (decoding them says why)."""
+#: The value range each kind of image of more than 8 bits nominally fills: what `full` maps to
+#: 0..255, and the fallback of a kind without a training range.
+NOMINAL = {"integer": (0.0, 65535.0), "float": (0.0, 1.0)}
+KIND_NAMES = {"integer": "16-bit (or 32-bit integer)", "float": "float"}
+
+
+def value_kind(mode: str) -> str | None:
+    """'integer' for 16/32-bit integer modes (I;16*, I), 'float' for F, None for 8-bit modes."""
+    return "integer" if mode.startswith("I;16") or mode == "I" else "float" if mode == "F" else None
+
+
+def value_range(path) -> tuple[str, float, float] | None:
+    """(kind, min, max) of the raw finite values of an image of more than 8 bits (`value_kind`);
+    None for 8-bit images and files that cannot be read (decoding them says why)."""
     try:
         with Image.open(path) as im:
-            if not (im.mode.startswith("I;16") or im.mode == "I"):
+            kind = value_kind(im.mode)
+            if kind is None:
                 return None
             a = np.asarray(im, dtype=np.float64)
     except Exception:
         return None
     a = a[np.isfinite(a)]
-    return (float(a.min()), float(a.max())) if a.size else None
+    return (kind, float(a.min()), float(a.max())) if a.size else None
 
 
-def intensity_window(train_paths, rule: str = "train-range") -> dict | None:
-    """The intensity mapping of a dataset, decided once from its training images: None when none
-    is a 16/32-bit integer image (8-bit and float data keep the fixed rules) or their values are
-    all one; else {"rule", "low", "high", "files"} with low..high the training images' value range
-    (mapped to 0..255 under `train-range`).  `decode_image(..., intensity=window)` applies it;
-    `describe_window` says it in words."""
+def intensity_window(train_paths, rule: str = "train-range") -> dict:
+    """The intensity mapping of a dataset, decided once from its training images:
+    {"rule": rule, "kinds": {kind: {"low", "high", "files"}}}, one entry per kind of image of more
+    than 8 bits among the training images (`value_kind`; none for 8-bit data) with their value
+    range low..high and count.  `decode_image(..., intensity=window)` applies it (see the module
+    docstring), `describe_window` says it in words.  Raises DataError for an unknown rule."""
     if rule not in INTENSITY_RULES:
         raise DataError(f"--intensity must be one of {', '.join(INTENSITY_RULES)}, got {rule!r}")
-    ranges = [r for r in (high_depth_range(p) for p in train_paths) if r is not None]
-    if not ranges:
-        return None
-    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
-    if high <= low:  # one grey value in every training image: no window, the fixed rules apply
-        return None
-    return {"rule": rule, "low": low, "high": high, "files": len(ranges)}
+    kinds: dict[str, dict] = {}
+    for r in (value_range(p) for p in train_paths):
+        if r is not None:
+            k = kinds.setdefault(r[0], {"low": r[1], "high": r[2], "files": 0})
+            k["low"], k["high"], k["files"] = min(k["low"], r[1]), max(k["high"], r[2]), k["files"] + 1
+    return {"rule": rule, "kinds": kinds}
+
+
+def window_kinds(w: dict | None) -> dict[str, dict]:
+    """The per-kind ranges of a window; a window recorded before floats had one (data.json
+    {"rule", "low", "high", "files"}) held integer images only."""
+    if not w:
+        return {}
+    if "kinds" in w:
+        return w["kinds"]
+    return {"integer": {k: w[k] for k in ("low", "high", "files")}} if "low" in w else {}
+
+
+def mapped_range(kind: str, a: np.ndarray, w: dict | None) -> tuple[float, float, str]:
+    """(low, high, what it is) of the values of an image of `kind` (its values `a`) that become
+    0..255 under the window `w` (None: `full`): the one rule of the module docstring."""
+    rule = (w or {}).get("rule", "full")
+    if rule == "per-image" and a.size and a.max() > a.min():
+        return float(a.min()), float(a.max()), "its own range"
+    seen = window_kinds(w).get(kind)
+    if rule == "train-range" and seen and seen["high"] > seen["low"]:
+        return seen["low"], seen["high"], "the training range"
+    return (*NOMINAL[kind], "the nominal range")
 
 
 def describe_window(w: dict) -> str:
-    """One line for the load-time message: how 16/32-bit integer values become the network's 0..255."""
-    span = f"values {w['low']:g}..{w['high']:g}"
-    how = {"train-range": f"{span} (the training images' range) mapped to 0..255; values outside are clipped",
-           "full": f"{span} divided by 65535 (--intensity full): "
-                   f"about {max(1, round((w['high'] - w['low']) / 65535 * 255))} grey levels remain",
-           "per-image": f"{span} over the training images; each image's own min..max mapped to 0..255"}[w["rule"]]
-    return (f"{w['files']} 16-bit (or 32-bit integer) training image(s): {how}; the same mapping is used for the "
-            "test images and "
-            "predict (--intensity full | train-range | per-image)")
+    """The load-time message: per kind of image of more than 8 bits among the training images, how
+    their values become the network's 0..255; '' for 8-bit data."""
+    parts = []
+    for kind, k in window_kinds(w).items():
+        lo, hi = NOMINAL[kind]
+        span = f"{k['files']} {KIND_NAMES[kind]} training image(s), values {k['low']:g}..{k['high']:g}"
+        if w["rule"] == "per-image":
+            parts.append(f"{span}: each image's own min..max mapped to 0..255")
+        elif w["rule"] == "train-range" and k["high"] > k["low"]:
+            parts.append(f"{span}: this range (the training images') mapped to 0..255")
+        else:
+            why = " (they hold one value)" if w["rule"] == "train-range" else ""
+            levels = max(1, round((min(k["high"], hi) - max(k["low"], lo)) / (hi - lo) * 255))
+            parts.append(f"{span}{why}: the nominal range {lo:g}..{hi:g} mapped to 0..255, "
+                         f"about {levels} grey level(s) remain")
+    if not parts:
+        return ""
+    rule = {"train-range": "each kind by its own training images' range; a kind no training image has, or "
+                           "whose training images hold one value, by its nominal range",
+            "full": "each kind's nominal range", "per-image": "each image by its own range"}[w["rule"]]
+    clipped = "" if w["rule"] == "per-image" else "; values outside are clipped and the files named"
+    return ("; ".join(parts) + f" (--intensity {w['rule']}: {rule}; nominal: 0..65535 for integer, 0..1 for "
+            f"float){clipped}; the same mapping is used for the test images and predict "
+            "(--intensity full | train-range | per-image)")
 
 
 def decode_image(path, size: int, intensity: dict | None = None,
                  too_small: str = TOO_SMALL) -> tuple[torch.Tensor, tuple[int, int], list[str]]:
     """(uint8 3 x size x size, (width, height) of the upright picture in pixels, notes).
 
-    `intensity`: the dataset's window (`intensity_window`) for 16-bit and float images; None: the
-    fixed rules of the module docstring.  Notes are short remarks on how the file was read (first
+    `intensity`: the dataset's window (`intensity_window`) for images of more than 8 bits; None:
+    `full` (see the module docstring).  Notes are short remarks on how the file was read (first
     frame of several, value range stretched or clipped); empty for an ordinary image.  Raises
     DataError (path and fix in one line; `too_small` is the fix for a picture smaller than `size`)
     for unreadable or broken files, NaN/inf values, pictures smaller than `size`, unconvertible modes."""
@@ -248,44 +297,27 @@ def _note_frames(im: Image.Image, notes: list[str]) -> None:
 
 def _to_rgb(im: Image.Image, fmt: str | None, path: Path, notes: list[str], intensity: dict | None = None
             ) -> Image.Image:
-    mode = im.mode
-    if mode.startswith("I;16") or mode in ("I", "F"):
+    kind = value_kind(im.mode)
+    if kind is not None:
         a = np.asarray(im)
         if a.ndim != 2:
-            a = np.asarray(im.convert("I" if mode.startswith("I") else "F"))
-        a = a.astype(np.float64)
-        rule = (intensity or {}).get("rule", "full")
-        lo, hi = ((intensity["low"], intensity["high"]) if rule == "train-range" else
-                  (float(a.min()), float(a.max())) if rule == "per-image" and a.size else (0.0, 0.0))
-        if hi > lo and np.isfinite(a).all():  # a flat range (one grey value) has no window: the fixed rules
-            if rule == "train-range" and (a.min() < lo or a.max() > hi):
-                notes.append(f"values {a.min():g}..{a.max():g} clipped to the training range {lo:g}..{hi:g}")
-            u8 = np.clip((a - lo) / max(hi - lo, 1e-12) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        else:
-            u8 = _scale_to_u8(a, mode, fmt, path, notes)
-        im = Image.fromarray(u8)
-    elif mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info):
+            a = np.asarray(im.convert("I" if kind == "integer" else "F"))
+        im = Image.fromarray(_to_u8(a.astype(np.float64), kind, path, notes, intensity))
+    elif im.mode in _ALPHA_MODES or (im.mode == "P" and "transparency" in im.info):
         im = im.convert("RGBA")
         im = Image.alpha_composite(Image.new("RGBA", im.size, (0, 0, 0, 255)), im)
     return im.convert("RGB")
 
 
-def _scale_to_u8(a: np.ndarray, mode: str, fmt: str | None, path: Path, notes: list[str]) -> np.ndarray:
+def _to_u8(a: np.ndarray, kind: str, path: Path, notes: list[str], intensity: dict | None) -> np.ndarray:
     if not np.isfinite(a).all():
         raise DataError(f"{path}: image holds NaN or infinite values; replace them (e.g. by 0) and save again")
-    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-    if mode.startswith("I;16") or (mode == "I" and fmt == "PNG" and lo >= 0 and hi <= 65535):
-        a = a / 65535.0 * 255.0
-    elif mode == "F" and lo >= 0 and hi <= 1:
-        a = a * 255.0
-    elif lo >= 0 and hi <= 255:
-        pass
-    elif mode == "I" and lo >= 0 and hi <= 65535:
-        a = a / 65535.0 * 255.0
-    else:
-        notes.append(f"values {lo:g}..{hi:g} stretched to 0..255")
-        a = (a - lo) / (hi - lo) * 255.0
-    return np.clip(a + 0.5, 0, 255).astype(np.uint8)
+    lo, hi, what = mapped_range(kind, a, intensity)
+    if intensity is not None and intensity.get("rule") == "train-range" and kind not in window_kinds(intensity):
+        notes.append(f"no training image is {KIND_NAMES[kind]}: its nominal range {lo:g}..{hi:g} mapped to 0..255")
+    if a.size and (a.min() < lo or a.max() > hi):
+        notes.append(f"values {a.min():g}..{a.max():g} clipped to {what} {lo:g}..{hi:g}")
+    return np.clip((a - lo) / (hi - lo) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _defect_pixels(im: Image.Image, fmt: str | None) -> np.ndarray:

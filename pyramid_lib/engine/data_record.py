@@ -7,8 +7,9 @@ images were added to train/good; `train(..., resume=True)` refuses data that cha
 
     format, dataset, normal_class, input_size
     data_root     as given (or null); folder: the image folder the names are relative to (or null)
-    intensity     16/32-bit integer data: the value window mapped to 0..255 (images_io.intensity_window;
-                  null for 8-bit data), applied again by predict
+    intensity     image folders: how 16/32-bit integer and float images become 0..255 (the rule and
+                  each kind's training range, images_io.intensity_window; null for the built-in
+                  datasets), applied again by predict
     held_out      {name: hash} of every held-out normal (the threshold's images), in split order
     fit           {count, digest} of the images the network trains on
     train, test   {count, digest} of the whole split, plus images: {name: hash} for image folders
@@ -130,7 +131,7 @@ def held_out_count(run: RunDir) -> int | None:
 def intensity(run: RunDir) -> dict | None:
     """The intensity mapping of 16-bit and float images the run was trained with (data.json's
     `intensity`, `images_io.intensity_window`), applied to every image scored with it; None for
-    8-bit data and runs recorded before it was kept."""
+    the built-in datasets and runs recorded before it was kept (then `full` applies)."""
     rec = read(run)
     return None if rec is None else rec.get("intensity")
 

@@ -32,7 +32,7 @@ from ..experiments.sweep import collect
 from ..files import atomic_write_csv, atomic_write_text
 from . import analysis, numbers, stats
 from .figures import FIGURES, figures
-from .records import Regime, facts, in_regime, read_runs, regimes, trained, weights_label
+from .records import Regime, diverged_runs, facts, in_regime, read_runs, regimes, trained, weights_label
 from .tables import (
     ORDER,
     TITLES,
@@ -102,12 +102,27 @@ def resume_command(experiment: str, profile: str, base: Path) -> str:
 
 
 def status(base: Path, res: pd.DataFrame, command: str) -> dict:
-    """Planned runs (plan.csv and the default plan), how many finished, which are missing."""
+    """Planned runs (plan.csv and the default plan), how many finished, which are missing, and which
+    diverged (`diverged_runs`: listed on their own, neither finished nor missing, and left out of
+    `res`, so of every table and mean of the page)."""
     plan_ = planned(base)
     done = set(res["run"]) if len(res) and "run" in res else set()
-    names = list(plan_["name"]) if len(plan_) else sorted(done)
+    diverged = diverged_runs(base)
+    names = list(plan_["name"]) if len(plan_) else sorted(done | {d["run"] for d in diverged})
+    gone = done | {d["run"] for d in diverged}
     return {"done": len(done & set(names)) if names else len(done), "planned": len(names),
-            "missing": [n for n in names if n not in done], "command": command}
+            "missing": [n for n in names if n not in gone], "command": command,
+            "diverged": diverged, "diverged_names": diverged_text(diverged)}
+
+
+def diverged_text(diverged: list[dict]) -> str:
+    """'a (epoch 3), b (epoch not recorded, not evaluated)': the names the pages give."""
+    out = []
+    for d in diverged:
+        what = [f"epoch {d['epoch']}" if d["epoch"] is not None else "epoch not recorded"]
+        what += [] if d["evaluated"] else ["not evaluated"]
+        out.append(f"{d['run']} ({', '.join(what)})")
+    return ", ".join(out)
 
 
 def _stand_in(plan_: pd.DataFrame) -> str:
@@ -355,7 +370,18 @@ def analysis_text(out_root, template: str = ANALYSIS_TEMPLATE, source: str | Non
 
     ctx = {name: bound(fn) for name, fn in numbers.FUNCTIONS.items()}
     tpl.render(**ctx, intervals=0)
-    return _tidy(tpl.render(**ctx, intervals=len(set(read))))
+    return _tidy(tpl.render(**ctx, intervals=len(set(read))) + _diverged_note(root))
+
+
+def _diverged_note(out_root: Path) -> str:
+    """A closing paragraph naming the runs under `out_root` that diverged (the numbers leave them
+    out: records.read_runs); '' when none did."""
+    parts = [f"{exp}/{prof}: {diverged_text(d)}" for exp, prof, base in experiment_folders(out_root)
+             if (d := diverged_runs(base))]
+    if not parts:
+        return ""
+    return ("\n\n**Runs that diverged are left out of every number above** (their training stopped when the loss "
+            "became non-finite or grew beyond its bound): " + "; ".join(parts) + ".\n")
 
 
 def write_analysis(out_root) -> Path | None:

@@ -77,7 +77,7 @@ def run_record(run_dir: Path) -> dict:
                 "init_backbone": init.get("backbone", np.nan), "init_perceptual": init.get("perceptual", np.nan),
                 "init_rest": init.get("rest", np.nan), "cpus": machine.get("cpus", np.nan),
                 "torch_threads": machine.get("torch_threads", np.nan), "machine": shared(machine),
-                "copied_from": state.get("copied_from", np.nan)})
+                "copied_from": state.get("copied_from", np.nan), "run_status": state.get("status", np.nan)})
     return out
 
 
@@ -116,8 +116,17 @@ def regime(row, fields=REGIME_FIELDS) -> Regime:
     return Regime(tuple(parts))
 
 
-def read_runs(base) -> pd.DataFrame:
-    """results.csv of `base` with each run's records (run_record) and its `regime`; empty when none."""
+DIVERGED = "diverged"
+"""run.json status (and metrics.csv `status`) of a run whose training diverged (engine.trainer.Diverged)."""
+
+
+def read_runs(base, keep_diverged: bool = False) -> pd.DataFrame:
+    """results.csv of `base` with each run's records (run_record) and its `regime`; empty when none.
+
+    Runs that diverged (results.csv `status` or run.json status "diverged") are left out unless
+    `keep_diverged`: their scores are those of the last good epoch's checkpoint, not of the run as
+    planned, so no table, mean or comparison built on this frame counts them; `diverged_runs(base)`
+    lists them, and the pages say which they are."""
     base = Path(base)
     res = _read(base / "results.csv", dtype={"normal_class": str})
     if not len(res) or "run" not in res:
@@ -126,12 +135,39 @@ def read_runs(base) -> pd.DataFrame:
         res["method"] = "ours"
     recs = pd.DataFrame([run_record(base / "runs" / str(r)) for r in res["run"]], index=res.index)
     res = pd.concat([res, recs], axis=1)
+    if not keep_diverged:
+        res = res[~_diverged(res)].reset_index(drop=True)
     if "seed" not in res:
         res["seed"] = res.get("cfg_seed", 0)
     rows = res.to_dict("records")
     res["regime"] = [regime(r) for r in rows]
     res["data_regime"] = [regime(r, DATA_FIELDS) for r in rows]
     return res
+
+
+def _diverged(res: pd.DataFrame) -> pd.Series:
+    out = pd.Series(False, index=res.index)
+    for col in ("status", "run_status"):
+        if col in res:
+            out |= res[col].astype(str).eq(DIVERGED)
+    return out
+
+
+def diverged_runs(base) -> list[dict]:
+    """The runs under base/runs whose training diverged, by name: {"run", "epoch" (int or None when
+    not recorded), "evaluated" (a row of results.csv holds its scores)}; from run.json and from
+    results.csv's `status` column (a diverged run need not have been evaluated, nor keep its run.json)."""
+    base = Path(base)
+    res = read_runs(base, keep_diverged=True)
+    rows = res[_diverged(res)] if len(res) and "run" in res else pd.DataFrame(columns=["run"])
+    names = {str(r) for r in rows["run"]}
+    names |= {d.name for d in sorted((base / "runs").glob("*")) if _json(d / "run.json").get("status") == DIVERGED}
+    out = []
+    for name in sorted(names):
+        epoch = _json(base / "runs" / name / "run.json").get("diverged_epoch")
+        out.append({"run": name, "epoch": int(epoch) if isinstance(epoch, (int, float)) and not isinstance(epoch, bool)
+                    else None, "evaluated": name in set(res["run"].astype(str)) if "run" in res else False})
+    return out
 
 
 def trained(runs: pd.DataFrame) -> pd.Series:

@@ -146,36 +146,83 @@ def test_multi_frame_gif_uses_the_first_frame_and_says_so(tmp_path):
 # ----------------------------------------------------------------------------------- value ranges
 
 @pytest.mark.parametrize("values,want", [(0.5, 128), (0.0, 0), (1.0, 255), (0.2, 51)])
-def test_float_tiff_in_0_1_is_scaled_by_255(tmp_path, values, want):
+def test_float_tiff_of_one_value_gets_the_nominal_range_and_says_so(tmp_path, values, want):
+    """A float kind whose training images hold one value has no range to map: 0..1 becomes 0..255."""
     root = tree(tmp_path / "w")
     save(root / "train" / "good" / "f.tif", np.full((S, S), values, np.float32))
     assert Image.open(root / "train" / "good" / "f.tif").mode == "F"
     d, warned = load(root)
-    assert (loaded(d, "f.tif") == want).all() and warned == ""
+    assert (loaded(d, "f.tif") == want).all()
+    assert f"1 float training image(s), values {values:g}..{values:g} (they hold one value): the nominal " \
+           "range 0..1 mapped to 0..255" in warned
 
 
 def test_float_tiff_ramp_keeps_its_grey_levels(tmp_path):
-    """Case 09: a float32 TIFF in 0..1 written by numpy loads as the 8-bit picture it came from."""
+    """Case 09: a float32 TIFF in 0..1 written by numpy: `full` gives back the 8-bit picture it came
+    from; `train-range` stretches the training range (0..234/255) to 0..255 and keeps every level."""
     root = tree(tmp_path / "w")
     u8 = np.tile(np.arange(0, 240, 6, dtype=np.uint8), (S, 1))  # 40 levels
     save(root / "train" / "good" / "ramp.tif", u8.astype(np.float32) / 255)
-    d, _ = load(root, size=S)
+    d, _ = load(root, size=S, intensity="full")
     assert np.array_equal(loaded(d, "ramp.tif")[..., 0], u8)
+    d, warned = load(root, size=S)
+    x = loaded(d, "ramp.tif")[0, :, 0].astype(int)
+    assert x[0] == 0 and x[-1] == 255 and (np.diff(x) > 0).all()
+    assert "1 float training image(s), values 0..0.917647: this range (the training images') mapped" in warned
 
 
-def test_float_ranges_other_than_0_1(tmp_path):
-    root = tree(tmp_path / "w")
-    save(root / "train" / "good" / "f255.tif", np.full((S, S), 200.0, np.float32))  # 0..255 floats: kept
+def _float_tree(root: Path) -> Path:
+    """Training floats beyond 0..1 (a 0..200 ramp, a -1/1 image) and a 32-bit integer image."""
+    root = tree(root)
+    save(root / "train" / "good" / "ramp255.tif", np.tile(np.linspace(0, 200, S, dtype=np.float32), (S, 1)))
     signed = np.zeros((S, S), np.float32)
     signed[:, 20:] = 1.0
     signed[:, :20] = -1.0
-    save(root / "train" / "good" / "signed.tif", signed)  # -1..1: stretched, and said
-    save(root / "train" / "good" / "i32.tif", np.full((S, S), 180, np.int32))  # 32-bit int in 0..255: kept
-    d, warned = load(root, size=S)
-    assert (loaded(d, "f255.tif") == 200).all() and (loaded(d, "i32.tif") == 180).all()
-    x = loaded(d, "signed.tif")[..., 0]
-    assert (x[:, :20] == 0).all() and (x[:, 20:] == 255).all()
-    assert "values -1..1 stretched to 0..255" in warned and "train/good/signed.tif" in warned
+    save(root / "train" / "good" / "signed.tif", signed)
+    save(root / "train" / "good" / "i32.tif", np.tile(np.linspace(0, 1000, S).astype(np.int32), (S, 1)))
+    return root
+
+
+def test_float_ranges_beyond_0_1_map_the_training_range_without_clipping(tmp_path):
+    d, warned = load(_float_tree(tmp_path / "w"), size=S)
+    ramp, signed = loaded(d, "ramp255.tif")[0, :, 0].astype(int), loaded(d, "signed.tif")[..., 0].astype(int)
+    assert ramp[-1] == 255 and abs(ramp[0] - round(1 / 201 * 255)) <= 1 and (np.diff(ramp) >= 0).all()
+    assert (signed[:, :20] == 0).all() and (signed[:, 20:] == round(2 / 201 * 255)).all()  # -1..200 mapped
+    i32 = loaded(d, "i32.tif")[0, :, 0].astype(int)
+    assert i32[0] == 0 and i32[-1] == 255  # integers by their own training range: 0..1000, not 0..65535
+    assert "2 float training image(s), values -1..200" in warned and "1 16-bit (or 32-bit integer) training " \
+           "image(s), values 0..1000" in warned and "clipped to" not in warned
+
+
+def test_float_ranges_beyond_0_1_are_clipped_and_named_under_full(tmp_path):
+    d, warned = load(_float_tree(tmp_path / "w"), size=S, intensity="full")
+    signed = loaded(d, "signed.tif")[..., 0]
+    assert (signed[:, :20] == 0).all() and (signed[:, 20:] == 255).all() and (loaded(d, "ramp255.tif")[0, -5:] == 255
+                                                                              ).all()
+    assert re.search(r"values -1\.\.1 clipped to the nominal range 0\.\.1 \(1\): train/good/signed\.tif", warned)
+    assert re.search(r"values 0\.\.200 clipped to the nominal range 0\.\.1 \(1\): train/good/ramp255\.tif", warned)
+    assert loaded(d, "i32.tif").max() == round(1000 / 65535 * 255)  # inside 0..65535: dark, not clipped
+
+
+def test_per_image_stretches_each_float_image_and_clips_nothing(tmp_path):
+    d, warned = load(_float_tree(tmp_path / "w"), size=S, intensity="per-image")
+    signed = loaded(d, "signed.tif")[..., 0]
+    assert (signed[:, :20] == 0).all() and (signed[:, 20:] == 255).all()
+    assert "each image's own min..max mapped to 0..255" in warned and "clipped to" not in warned
+
+
+def test_a_test_image_outside_the_training_range_or_of_a_kind_training_lacks_is_named(tmp_path):
+    root = tree(tmp_path / "w")
+    for i in range(2):
+        save(root / "train" / "good" / f"f{i}.tif", np.full((S, S), 0.40 + 0.05 * i, np.float32))
+    save(root / "test" / "good" / "bright.tif", np.full((S, S), 0.5, np.float32))
+    save(root / "test" / "good" / "i16.png", np.full((S, S), 32896, np.uint16))  # no integer training image
+    d, warned = load(root)
+    assert (loaded(d, "bright.tif") == 255).all() and (loaded(d, "i16.png") == 128).all()
+    assert re.search(r"values 0\.5\.\.0\.5 clipped to the training range 0\.4\.\.0\.45 \(1\): test/good/bright.tif",
+                     warned)
+    assert re.search(r"no training image is 16-bit \(or 32-bit integer\): its nominal range "
+                     r"0\.\.65535 mapped to 0\.\.255 \(1\): test/good/i16.png", warned)
 
 
 def test_float_image_with_nan_is_refused_by_name(tmp_path):

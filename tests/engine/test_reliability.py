@@ -101,32 +101,81 @@ def test_train_names_test_images_copied_from_training(tmp_path):
         train(folder_cfg(root), tmp_path / "run", progress=False)
 
 
-# ---------------------------------------------------------------------------- 2: 16-bit intensity
+# ------------------------------------------------------------- 2: 16-bit and float intensity windows
 
-def _xray(seed, defect, lo=33000, hi=36900):
+def _xray(seed, defect, lo=33000, hi=36900, dtype=np.uint16):
     t = texture(seed, defect=defect)[..., 0].astype(np.float64) / 255.0
-    return (lo + t * (hi - lo)).astype(np.uint16)
+    return (lo + t * (hi - lo)).astype(dtype)
+
+
+def _window_set(root, lo, hi, dtype, ext):
+    for i in range(6):
+        save_png(_xray(i, False, lo, hi, dtype), root / "train/good" / f"{i}{ext}")
+    save_png(_xray(100, False, lo, hi, dtype), root / "test/good" / f"0{ext}")
+    save_png(_xray(200, True, lo, hi, dtype), root / "test/crack" / f"0{ext}")
+    return sorted((root / "train/good").iterdir()), root / "test/crack" / f"0{ext}"
+
+
+def _defect_contrast(x: torch.Tensor) -> float:
+    """Grey levels between the picture around the defect square (rows/cols 13..23 of 40 on disk)
+    and the square itself, at SIZE 32."""
+    g = x[0].float()
+    inside = torch.zeros_like(g, dtype=torch.bool)
+    inside[11:18, 11:18] = True
+    return float(g[~inside].mean() - g[inside].mean())
 
 
 def test_a_16bit_window_keeps_its_grey_levels_and_is_recorded(tmp_path):
-    for i in range(6):
-        save_png(_xray(i, False), tmp_path / "train/good" / f"{i}.png")
-    save_png(_xray(100, False), tmp_path / "test/good/0.png")
-    save_png(_xray(200, True), tmp_path / "test/crack/0.png")
-    paths = sorted((tmp_path / "train/good").iterdir())
+    paths, crack = _window_set(tmp_path, 33000, 36900, np.uint16, ".png")
     w = intensity_window(paths, "train-range")
-    assert w["rule"] == "train-range" and 33000 <= w["low"] < w["high"] <= 36900 and w["files"] == 6
-    full, _, _ = decode_image(tmp_path / "test/crack/0.png", SIZE)  # divided by 65535: a few levels
-    kept, _, _ = decode_image(tmp_path / "test/crack/0.png", SIZE, w)
+    k = w["kinds"]["integer"]
+    assert w["rule"] == "train-range" and 33000 <= k["low"] < k["high"] <= 36900 and k["files"] == 6
+    full, _, _ = decode_image(crack, SIZE)  # no window: the nominal 0..65535, a few levels
+    kept, _, _ = decode_image(crack, SIZE, w)
     assert len(torch.unique(full)) < 20 and len(torch.unique(kept)) > 100
-    with pytest.warns(UserWarning, match=r"6 16-bit \(or 32-bit integer\) training image\(s\): "
-                                         r"values 3\d+\.\.3\d+ \(the training "
-                                         r"images' range\) mapped to 0\.\.255"):
+    with pytest.warns(UserWarning, match=r"6 16-bit \(or 32-bit integer\) training image\(s\), "
+                                         r"values 3\d+\.\.3\d+: this range \(the training "
+                                         r"images'\) mapped to 0\.\.255"):
         d = data.load("folder", "good", str(tmp_path), False, SIZE)
     assert d.intensity == w and len(torch.unique(d.test.images)) > 100
-    with pytest.warns(UserWarning, match="divided by 65535"):
+    levels = round((k["high"] - k["low"]) / 65535 * 255)
+    with pytest.warns(UserWarning, match=rf"the nominal range 0\.\.65535 mapped to 0\.\.255, about {levels} grey "):
         assert data.load("folder", "good", str(tmp_path), False, SIZE, "full").intensity["rule"] == "full"
-    assert intensity_window([tmp_path / "no.png"]) is None  # 8-bit (or unreadable): no window
+    assert intensity_window([tmp_path / "no.png"])["kinds"] == {}  # 8-bit (or unreadable): nothing to map
+
+
+def test_a_window_recorded_before_floats_had_one_still_applies(tmp_path):
+    """data.json of runs trained when only integer images had a window: {"rule", "low", "high", "files"}."""
+    paths, crack = _window_set(tmp_path, 33000, 36900, np.uint16, ".png")
+    w = intensity_window(paths)
+    old = {"rule": "train-range", **w["kinds"]["integer"]}
+    assert torch.equal(decode_image(crack, SIZE, old)[0], decode_image(crack, SIZE, w)[0])
+    assert not torch.equal(decode_image(crack, SIZE, old)[0], decode_image(crack, SIZE)[0])
+
+
+def test_a_float_window_keeps_the_defect_visible_and_predict_reads_the_window_back(tmp_path):
+    """Field case 27 with float32 TIFFs filling 0.40..0.46 (microscopy, X-ray floats): the nominal
+    0..1 leaves under 20 grey levels and a defect a few levels deep; the training range keeps over
+    100 levels and a deep defect, is recorded in data.json and applied by predict."""
+    root = tmp_path / "data"
+    paths, crack = _window_set(root, 0.40, 0.46, np.float32, ".tif")
+    w = intensity_window(paths)
+    k = w["kinds"]["float"]
+    assert set(w["kinds"]) == {"float"} and 0.40 <= k["low"] < k["high"] <= 0.46 and k["files"] == 6
+    full, _, _ = decode_image(crack, SIZE, intensity_window(paths, "full"))
+    kept, _, notes = decode_image(crack, SIZE, w)
+    assert len(torch.unique(full)) < 20 and len(torch.unique(kept)) > 100
+    assert _defect_contrast(full) < 10 and _defect_contrast(kept) > 5 * _defect_contrast(full)
+    assert notes and "clipped to the training range" in notes[0]  # the defect is darker than any training pixel
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = train(folder_cfg(root, heldout_fraction=0.2), tmp_path / "run", progress=False)
+        evaluate_run(run, progress=False)
+    said = " ".join(str(c.message) for c in caught)
+    assert "6 float training image(s), values 0.4" in said and "test/crack/0.tif" in said
+    assert data_record.intensity(run) == w
+    res = score_files(run, [crack], progress=False)
+    assert torch.equal((res.images[0] * 255).round().to(torch.uint8), kept)
 
 
 # ---------------------------------------------------- 1, 6: predict replaces its output only when better
@@ -373,6 +422,20 @@ def test_evaluate_shows_a_run_that_diverged_after_a_good_epoch(tiny_run, tiny, t
     (work / "run.json").write_text(json.dumps(state))
     row = evaluate_run(work, data=tiny, progress=False)
     assert row.status.iloc[0] == "diverged"
+
+
+def test_reproduce_leaves_a_diverged_run_out_of_the_mean_it_prints(monkeypatch, tmp_path, capsys):
+    from pyramid_lib import cli
+
+    res = pd.DataFrame({"run": ["a", "b", "c"], "normal_class": ["0"] * 3, "auroc": [0.9, 0.1, 0.8],
+                        "status": ["finished", "diverged", "finished"]})
+    res.attrs["base"] = str(tmp_path / "mnist" / "quick")
+    monkeypatch.setattr(cli, "sweep", lambda *a, **k: res)
+    monkeypatch.setattr(cli, "experiment_outputs", lambda *a, **k: None)
+    assert main(["reproduce", "mnist", "--profile", "quick", "--classes", "0", "--weights", "none",
+                 "--out", str(tmp_path), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "1 run(s) diverged, left out of the mean: b" in out and "mean AUROC 0.8500 over 2 runs" in out
 
 
 # ------------------------------------------------------------------------ 8: backslashes in names

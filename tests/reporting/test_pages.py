@@ -265,3 +265,44 @@ def test_baselines_pair_only_with_runs_of_the_same_training_and_data_settings(tm
 
     groups = dict(class_bar_groups("mnist", read_runs(mn), out, "cpu"))
     assert list(groups) == ["ours", "ocsvm re-run"] and groups["ocsvm re-run"]["auroc"].eq(0.8).all()
+
+
+def test_diverged_runs_are_named_with_their_epoch_and_left_out_of_every_mean(tmp_path):
+    """One evaluated diverged run (results.csv status "diverged", AUROC 0.10 from its last good epoch)
+    and one that was never evaluated: both named with their epochs, neither averaged in."""
+    import json
+
+    from pyramid_lib.reporting.pages import analysis_text
+    from pyramid_lib.reporting.records import diverged_runs
+
+    out = tmp_path / "results"
+    base = out / "mnist" / "cpu"
+    for (c, s), a in OURS.items():
+        make_run(base, f"mnist-{c}-s{s}", cls=c, seed=s, auroc=a, machine=QUIET, status="finished")
+    bad = make_run(base, "mnist-0-s3", cls="0", seed=3, auroc=0.10, machine=QUIET, status="diverged")
+    never = make_run(base, "mnist-1-s3", cls="1", seed=3, machine=QUIET)
+    (never / "metrics.csv").unlink()  # training stopped; evaluate was never run
+    for d, epoch in ((bad, 4), (never, 2)):
+        state = json.loads((d / "run.json").read_text())
+        (d / "run.json").write_text(json.dumps({**state, "status": "diverged", "diverged_epoch": epoch}))
+    collect("mnist", base)
+    write_plan(base, extra=["mnist-1-s3"])
+    assert "diverged" in set(pd.read_csv(base / "results.csv")["status"])  # the row is in results.csv
+    assert [d["run"] for d in diverged_runs(base)] == ["mnist-0-s3", "mnist-1-s3"]
+    assert "mnist-0-s3" not in set(read_runs(base)["run"]) and len(read_runs(base, keep_diverged=True)) == 10
+
+    build_report(out)
+    text = page(out, "mnist")
+    assert "**Diverged: 2 run(s)**: mnist-0-s3 (epoch 4), mnist-1-s3 (epoch 2, not evaluated)." in text
+    assert "left out of every table, mean" in text
+    assert "Status: 9 of 11 planned runs finished" in text
+    missing = [ln for ln in text.splitlines() if ln.startswith("Missing")]
+    assert not any("mnist-0-s3" in ln or "mnist-1-s3" in ln for ln in missing)
+    rows = {r[0]: r for r in table_rows(text, "", "| class | ours")}
+    vals = [OURS[("0", s)] for s in range(3)]
+    assert rows["0"][1] == f"{np.mean(vals):.4f} ± {np.std(vals, ddof=1):.4f}" and rows["0"][2] == "3"
+    assert "Diverged: 2 run(s)" in (out / "README.md").read_text()  # the index carries each section's line
+    note = analysis_text(out, source="Numbers.")
+    assert note.startswith("Numbers.")
+    assert "left out of every number above" in note
+    assert "mnist/cpu: mnist-0-s3 (epoch 4), mnist-1-s3 (epoch 2, not evaluated)" in note
