@@ -259,7 +259,28 @@ def printed_mean(root, method: str = paper.OURS) -> float:
     return float(paper.TABLE_III_MEAN[method])
 
 
+def table_iv_best(root, ours: str = "mvtec/cpu", others: str = "baselines/cpu:dataset=mvtec", stat: str = "wins"):
+    """Table IV's rule for its bold winner, applied to the methods re-run here: per category of `ours`,
+    the mean over seeds of (TPR + TNR) / 2 at the paper-style threshold (youden_tpr, youden_tnr) of
+    our network and of each method in `others` (the plain autoencoders).  'wins': categories where
+    ours is the highest; 'n': categories compared (those where at least one other method ran);
+    'list': "category: ours a, ae-l2 b, ae-ssim c" joined by "; "."""
+    runs = pd.concat([select(root, ours).assign(method="ours"), select(root, others)], ignore_index=True)
+    runs = runs.assign(balanced=(runs["youden_tpr"] + runs["youden_tnr"]) / 2)
+    table = runs.groupby(["normal_class", "method"])["balanced"].mean().unstack()
+    table = table[table.drop(columns="ours").notna().any(axis=1)] if table.shape[1] > 1 else table.iloc[:0]
+    known = [c for c in paper.MVTEC_CATEGORIES if c in table.index]
+    order = known + sorted(set(table.index) - set(known))
+    table = table.loc[order]
+    if stat == "n":
+        return len(table)
+    if stat == "wins":
+        return int((table["ours"] >= table.drop(columns="ours").max(axis=1)).sum())
+    return "; ".join(f"{c}: " + ", ".join(f"{m} {v:.3f}" for m, v in row.dropna().items())
+                     for c, row in table[["ours", *[m for m in table.columns if m != "ours"]]].iterrows())
+
+
 FUNCTIONS = {f.__name__: f for f in (mean, over_seeds, bootstrap_se, diff, versus_printed, value, seed_sd,
                                      class_diff, runs, extreme, planned, seeds, setting, same_config, paper_mean,
-                                     printed_mean)}
+                                     printed_mean, table_iv_best)}
 """What the template of results/ANALYSIS.md may call (each bound to the results root)."""
