@@ -132,7 +132,7 @@ def sklearn_model(method: str, x: np.ndarray, params: dict, seed: int = 0):
     info: dict = {"fit_images": len(x)}
     try:
         if method == "ocsvm":
-            gamma = float(params["gamma_scale"]) / (x.shape[1] * x.var())  # scikit-learn's "scale" times it
+            gamma = float(params["gamma_scale"]) / float(x.shape[1] * x.var())  # scikit-learn's "scale" times it
             model = OneClassSVM(kernel="rbf", nu=float(params["nu"]), gamma=gamma).fit(x)
             info.update(features="raw pixels", nu=float(params["nu"]), gamma_scale=float(params["gamma_scale"]),
                         gamma=gamma)
