@@ -274,9 +274,9 @@ def report(rows: list[dict]) -> str | None:
     if not common:
         print("\nno class has runs of every candidate: nothing to pick")
         return None
-    def means(part):
-        return {c: {k: float(np.mean([np.mean([r[k] for r in by[c, cell]]) for cell in part]))
-                    for k in ("val_auroc", "auroc")} for c in cands}
+    def means(part, seeds=None):
+        return {c: {k: float(np.mean([np.mean([r[k] for r in by[c, cell] if seeds is None or r["seed"] in seeds])
+                                      for cell in part])) for k in ("val_auroc", "auroc")} for c in cands}
 
     mean = means(common)
     names = ", ".join(f"{d} {k}" for d, k in common)
@@ -290,6 +290,13 @@ def report(rows: list[dict]) -> str | None:
     if len(datasets) > 1:
         for d in datasets:
             print(f"the validation criterion picks, on {d} alone: {pick(means([c for c in common if c[0] == d]))}")
+    seeds = {c: [{r["seed"] for r in by[c, cell]} for cell in common] for c in cands}
+    shared = set.intersection(*(s for c in cands for s in seeds[c]))
+    if shared and any(s != shared for c in cands for s in seeds[c]):
+        # candidates run with more seeds than others: the same choice on the seeds they all have
+        listed = " ".join(map(str, sorted(shared)))
+        print(f"the validation criterion picks, on the seeds every candidate has ({listed}): "
+              f"{pick(means(common, shared))}")
     print(f"(the test AUROC, which must not choose, would pick: {pick(mean, 'auroc')})")
     return chosen
 
