@@ -92,6 +92,9 @@ def test_the_mnist_like_validation_set_is_held_out_normals_and_other_classes_of_
     anomalies = v.subset(torch.nonzero(v.labels == 1).flatten())
     assert len(anomalies) == 500 and "3" not in set(anomalies.classes) and len(set(anomalies.classes)) == 9
     assert v.names == validation_set(cfg, data, others=500).names  # seeded
+    # every training regime of a (class, seed) is judged on the same set, whatever it trains on
+    assert v.names == validation_set(tiny_cfg(dataset="mnist-sample", normal_class="3", seed=2, train_limit=None),
+                                     data, others=500).names
     assert v.names[40:] != validation_set(tiny_cfg(dataset="mnist-sample", normal_class="3", seed=3,
                                                      train_limit=200), data, others=500).names[40:]
 
