@@ -46,3 +46,13 @@ def test_tuning_scores_no_test_image_resumes_and_picks_the_best_mean(tune, tmp_p
     # again: nothing is refitted
     scored.clear()
     assert tune.main(args) == 0 and len(out.read_text().splitlines()) == 5 and not scored
+
+
+def test_the_tuned_settings_of_the_library_are_the_picks_of_the_committed_tuning(tune, capsys):
+    picks = tune.report(tune.read_rows(REPO / "benchmarks" / "results-tune-baselines.jsonl"))
+    capsys.readouterr()
+    tuned = {(d, m): s for d, ms in bl.TUNED.items() for m, s in ms.items()}
+    picked = {(d, m): s for d, ms in picks.items() for m, s in ms.items()}
+    assert tuned and all(picked.get(k) == s for k, s in tuned.items())  # each entry is the recorded pick
+    # and every pick of OC-SVM and KDE is entered (the autoencoders' once their tuning has run)
+    assert all(k in tuned for k in picked if k[1] in bl.SKLEARN_METHODS)
