@@ -152,11 +152,12 @@ def scored_test(data: data_mod.OneClassData, test_limit: int | None) -> data_mod
 
 
 REGIME_OPTIONS = ("epochs", "images", "lr", "weight_decay", "schedule", "warmup", "min_lr_ratio", "batch", "ema",
-                  "ema_bn", "swa", "clip", "test_limit", "val_others")
+                  "ema_bn", "swa", "clip", "test_limit", "val_others", "threads")  # threads: float rounding
 
 
 def regime_of(opts) -> dict:
-    """The settings that make two runs of the same (dataset, class, seed) the same run."""
+    """The settings that make two runs of the same (dataset, class, seed) the same run (the
+    number of threads too: it changes the float rounding, and so the AUROC a little)."""
     r = {k: getattr(opts, k) for k in REGIME_OPTIONS}
     if not r["ema"]:
         r["ema_bn"] = None  # without EMA it changes nothing
