@@ -13,6 +13,8 @@ from pyramid_lib.config import TrainConfig
 from pyramid_lib.data.splits import fit_and_heldout
 from pyramid_lib.engine import trainer
 from pyramid_lib.errors import ConfigError, PyramidError
+from pyramid_lib.experiments import plan as plan_mod
+from pyramid_lib.files import read_json
 
 
 def baseline_summary(y, s, held_out=None):
@@ -127,3 +129,50 @@ def test_plain_ae_stops_on_a_nonfinite_loss(tiny, monkeypatch):
     monkeypatch.setattr(bl, "ae_loss", lambda method, x_hat, x: (x_hat - x).flatten(1).mean(1) * float("nan"))
     with pytest.raises(PyramidError, match=r"ae-l2: loss became nan in epoch 1"):
         bl.train_ae("ae-l2", cfg, fit)
+
+
+@pytest.mark.parametrize("method", ["ocsvm", "kde"])
+def test_sklearn_baselines_fit_every_image_our_network_fits_and_record_their_settings(method, tiny, tmp_path):
+    cfg, d = tiny
+    fit, _ = fit_and_heldout(d, cfg)
+    row = bl.run_baseline(method, cfg, tmp_path / method, data=d).iloc[0]
+    assert row.fit_images == len(fit) == 60
+    saved = read_json(tmp_path / method / "config.json")
+    assert saved["baseline_settings"] == bl.settings(cfg.dataset, method) == bl.DEFAULTS[method]
+    assert "tuned=False" in row.settings
+
+
+def test_gamma_scale_one_is_scikit_learns_scale(tiny):
+    from sklearn.svm import OneClassSVM
+
+    cfg, d = tiny
+    fit, _ = fit_and_heldout(d, cfg)
+    x = bl._flat(fit)
+    (ours,), info = bl.sklearn_scores("ocsvm", fit, [d.test], params={"nu": 0.2, "gamma_scale": 1.0})
+    theirs = -OneClassSVM(kernel="rbf", nu=0.2, gamma="scale").fit(x).decision_function(bl._flat(d.test))
+    assert np.allclose(ours, theirs, atol=1e-6) and info["nu"] == 0.2
+    (wider,), _ = bl.sklearn_scores("ocsvm", fit, [d.test], params={"nu": 0.2, "gamma_scale": 0.1})
+    assert not np.allclose(wider, ours)
+    with pytest.raises(ConfigError, match="'bandwidth' missing"):
+        bl.sklearn_scores("kde", fit, [d.test], params={"nu": 0.1})
+
+
+def test_tuned_settings_reach_the_runs_and_a_run_fitted_otherwise_is_refused(tiny, tmp_path, monkeypatch):
+    cfg, d = tiny
+    monkeypatch.setattr(bl, "TUNED", {"mnist-sample": {"kde": {"bandwidth": 2.0}, "ae-l2": {"lr": 0.01}}})
+    row = bl.run_baseline("kde", cfg, tmp_path / "runs" / "k", data=d).iloc[0]
+    assert "bandwidth=2;" in row.settings and "tuned=True" in row.settings
+    assert bl.config_overrides("ae-l2", "mnist-sample") == {"lr": 0.01}
+    assert bl.config_overrides("ae-ssim", "mnist") == {}
+    job = plan_mod.Job("k", "kde", cfg, "kde")
+    plan_mod.check_finished_runs(tmp_path, [job])  # the same settings: fine
+    monkeypatch.setattr(bl, "TUNED", {"mnist-sample": {"kde": {"bandwidth": 0.5}}})
+    with pytest.raises(ConfigError, match="fitted with other baseline settings"):
+        plan_mod.check_finished_runs(tmp_path, [job])
+
+
+def test_the_baselines_plan_trains_an_autoencoder_with_its_tuned_learning_rate(monkeypatch):
+    monkeypatch.setattr(bl, "TUNED", {"fmnist": {"ae-ssim": {"lr": 0.001}}})
+    jobs = plan_mod.plan("baselines", "cpu", classes=["6"], datasets=["fmnist", "mnist"], methods=["ae-ssim", "ocsvm"])
+    lr = {(j.cfg.dataset, j.method): j.cfg.lr for j in jobs}
+    assert lr[("fmnist", "ae-ssim")] == 0.001 and lr[("mnist", "ae-ssim")] == lr[("fmnist", "ocsvm")] == 3e-3

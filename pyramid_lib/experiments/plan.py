@@ -156,7 +156,7 @@ def plan(experiment: str, profile: str = "quick", classes=None, weights: str = "
             for dataset in datasets or BASELINE_DATASETS:
                 for c in classes or _classes_of(dataset):
                     kind = "pyramid" if m == "ours-lambda0" else m
-                    extra = {"lambda_": 0.0} if m == "ours-lambda0" else {}
+                    extra = {"lambda_": 0.0} if m == "ours-lambda0" else bl.config_overrides(m, dataset)
                     jobs.append(Job(f"{dataset}-{_safe(c)}-{m}", kind, cfg(dataset, c, **extra), m))
     return jobs
 
@@ -194,7 +194,7 @@ def plan_and_dir(experiment: str, profile: str = "quick", classes=None, out_root
 
 def check_finished_runs(base: Path, todo: list[Job]) -> None:
     """Refuse a sweep whose planned runs were finished before with other settings (another
-    --weights, or a profile that changed): skipping them would report those settings as these.
+    --weights, a profile that changed, a baseline's tuned settings): skipping them would report those settings as these.
     Raises ConfigError naming the run and the settings that differ."""
 
     for j in todo:
@@ -202,8 +202,14 @@ def check_finished_runs(base: Path, todo: list[Job]) -> None:
         if not RunDir(run_dir).evaluated or not (run_dir / "config.json").is_file():
             continue
         try:
-            saved = asdict(TrainConfig.from_dict(read_json(run_dir / "config.json")))  # file keys, defaults
+            config = read_json(run_dir / "config.json")
+            saved = asdict(TrainConfig.from_dict(config))  # file keys, defaults
             check_compatible(saved, j.cfg, run_dir, names=(*RUN_FIELDS, "epochs", "test_limit", "fast"))
+            # an OC-SVM's or KDE's settings (and, before they fitted all images, their subsample) are
+            # not TrainConfig fields: a run fitted otherwise, or before they were recorded, is refused
+            fitted, want = config.get("baseline_settings"), bl.settings(j.cfg.dataset, j.kind)
+            if j.kind in bl.SKLEARN_METHODS and fitted != want:
+                raise ValueError(f"{run_dir}: fitted with other baseline settings ({fitted} there, {want} here)")
         except (CheckpointError, ValueError, OSError) as e:
             raise ConfigError(f"{str(e).rstrip('.')}. It is finished, so this sweep would skip it and report its "
                               "settings as yours (remove the run folder to redo it)") from None
