@@ -170,6 +170,15 @@ def test_mvtec_mean_row_is_the_one_comparison_csv_holds(built):
     assert cmp.at["mean", "paper_tpr"] == pytest.approx((0.86 + 0.84) / 2)  # the categories we ran, not all 15
 
 
+def test_the_mvtec_page_sets_the_re_run_autoencoders_beside_ours_and_the_papers_cell(built):
+    text = page(built, "mvtec")
+    rows = {(r[0], r[1]): r for r in table_rows(text, "bottle", "| category | method |")}
+    assert ("bottle", "ours") in rows and ("bottle", "ae-l2") in rows, rows
+    ours, ae = rows[("bottle", "ours")], rows[("bottle", "ae-l2")]
+    assert ours[-2:] == ["0.84", "1.00"] and ae[-2:] == ["0.70", "0.89"]  # Table IV: Ours, AE L2 on bottle
+    assert ae[2] == "2" and ae[4].startswith("0.900")  # 2 seeds; Youden TPR
+
+
 def test_rebuilding_gives_the_same_bytes(built):
     before = {p: p.read_bytes() for p in built.rglob("*") if p.suffix in (".md", ".csv")}
     build_report(built)
