@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import paper
 from ..baselines import METHODS
+from ..data.mvtec import MVTEC_SIZES
 from ..experiments.plan import plan, plan_frame
 from ..metrics import PIXEL_METRICS
 from .records import read_runs, sorted_classes, weights_label
@@ -186,7 +187,15 @@ def mvtec_table(res: pd.DataFrame) -> pd.DataFrame:
         vals[mean] = vals[have].mean() if n and k == n else np.nan
         missing = "not measured" if k in (0, n) else f"{k} of {n} categories measured"
         out[c] = [f"{v:.3f}" if pd.notna(v) else ("not measured" if h else missing) for v, h in zip(vals, have)]
+    out["category"] = [subset_label(c, res) for c in out["category"]]
     return out
+
+
+def subset_label(category: str, runs: pd.DataFrame) -> str:
+    """`category`, or `category (subset)` when its runs scored fewer test images than MVTec AD has."""
+    full = MVTEC_SIZES.get(category)
+    got = runs.loc[runs["normal_class"] == category, "n_test"] if "n_test" in runs else pd.Series(dtype=float)
+    return f"{category} (subset)" if full and len(got) and int(got.max()) < full[1] else category
 
 
 PAPER_MVTEC_NAMES = {"ours": paper.OURS, "ae-l2": "AE L2", "ae-ssim": "AE SSIM"}
@@ -215,7 +224,12 @@ def mvtec_methods_table(ours: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
             for c in ("tpr", "tnr"):
                 row[f"paper_{c}"] = f"{table.at[key, c]:.2f}" if key in table.index else ""
             rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["category"] = [subset_label(c, ours.assign(normal_class=[paper.normalize_class(x, "mvtec")
+                                                                     for x in ours["normal_class"]]))
+                           for c in out["category"]]
+    return out
 
 
 def ablation_table(experiment: str, runs: pd.DataFrame) -> pd.DataFrame:

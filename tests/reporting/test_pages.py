@@ -177,6 +177,15 @@ def test_the_mvtec_page_sets_the_re_run_autoencoders_beside_ours_and_the_papers_
     ours, ae = rows[("bottle", "ours")], rows[("bottle", "ae-l2")]
     assert ours[-2:] == ["0.84", "1.00"] and ae[-2:] == ["0.70", "0.89"]  # Table IV: Ours, AE L2 on bottle
     assert ae[2] == "2" and ae[4].startswith("0.900")  # 2 seeds; Youden TPR
+    assert ("grid (subset)", "ours") in {(r[0], r[1]) for r in table_rows(text, "grid", "| category | method |")}
+
+
+def test_a_category_scored_on_fewer_test_images_than_mvtec_ad_has_is_marked_a_subset(built):
+    text = page(built, "mvtec")
+    assert "**`grid` is a subset of MVTec AD here:**" in text and "MVTec AD: 78)" in text
+    assert "`bottle` is a subset" not in text
+    cats = [r[0] for r in table_rows(text, "", "| category | ours_tpr |")[1:]]
+    assert "grid (subset)" in cats and "bottle" in cats
 
 
 def test_rebuilding_gives_the_same_bytes(built):
