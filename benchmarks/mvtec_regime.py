@@ -25,7 +25,6 @@ candidate the criterion picks.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import time
@@ -34,11 +33,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from pyramid_lib import data as data_mod
 from pyramid_lib.config import TrainConfig
 from pyramid_lib.data.splits import fit_and_heldout
-from pyramid_lib.data.validation import SMALL_AREA, SMALL_BRIGHTNESS, with_synthetic_defects
+from pyramid_lib.data.validation import SMALL_AREA, SMALL_BRIGHTNESS, validation_set, with_synthetic_defects
 from pyramid_lib.engine.build import build, training_optimizer
 from pyramid_lib.engine.evaluate import score_images
 from pyramid_lib.engine.trainer import epoch_steps, learning_rate, perceptual_targets, steps_per_epoch
@@ -97,7 +97,8 @@ def train_one(data: data_mod.OneClassData, cfg: TrainConfig, augment: str, ema: 
         targets = None  # F(x) of an augmented image differs from F(x) of the stored one
     else:
         targets = perceptual_targets(loss_fn, fit, "cpu")
-    averaged = copy.deepcopy(model) if ema else None
+    # the weights' exponential moving average, as regime.py scores it (buffers averaged too)
+    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True) if ema else None
     total_steps = cfg.epochs * steps_per_epoch(len(fit), cfg.batch_size)
     losses = []
     for epoch in range(cfg.epochs):
@@ -105,18 +106,13 @@ def train_one(data: data_mod.OneClassData, cfg: TrainConfig, augment: str, ema: 
         for idx, (_, per_image, *_) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size, "cpu",
                                                   targets, lambda i: learning_rate(cfg, i, total_steps)):
             if averaged is not None:
-                with torch.no_grad():
-                    for a, p in zip(averaged.state_dict().values(), model.state_dict().values()):
-                        if a.is_floating_point():
-                            a.mul_(ema).add_(p, alpha=1 - ema)
-                        else:
-                            a.copy_(p)
+                averaged.update_parameters(model)
             s += float(per_image.sum())
             n += len(idx)
         losses.append(s / max(n, 1))
     info = {"fit_images": len(fit), "heldout_images": len(held), "steps": total_steps, "final_loss": losses[-1],
             "train_min": (time.perf_counter() - t0) / 60, "train_cpu_min": (time.process_time() - c0) / 60}
-    return averaged or model, loss_fn, held, info
+    return (averaged.module if averaged is not None else model), loss_fn, held, info
 
 
 def run(data, name: str, seed: int, opts) -> dict:
@@ -128,7 +124,7 @@ def run(data, name: str, seed: int, opts) -> dict:
     if opts.keep:
         opts.keep.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), opts.keep / f"{opts.category}-{name}-s{seed}.pt")
-    val = score_images(model, loss_fn, with_synthetic_defects(held, copies=3, seed=seed), progress=False)
+    val = score_images(model, loss_fn, validation_set(cfg, data), progress=False)  # CutPaste-sized patches
     row = {"category": opts.category, "candidate": name, "seed": seed, **over, "augment": augment, "ema": ema,
            "criterion_auroc": float(roc_auc_score(val.label, val["loss"])),
            "heldout_loss": float(val.loc[val.label == 0, "loss"].mean()), **info}
