@@ -254,6 +254,12 @@ def paper_mean(root, table: str, method: str = paper.OURS, column: str = "tpr") 
     return paper.paper_mean(table, method, column=column)
 
 
+def paper_ablation(root, what: str, category: str, key: str) -> float:
+    """A number the paper's Section V states for an ablation (paper.ABLATION[what][category][key]),
+    e.g. paper_ablation("ssim", "bottle", "four_encoders_above")."""
+    return float(paper.ABLATION[what][category][key])
+
+
 def printed_mean(root, method: str = paper.OURS) -> float:
     """Table III's Mean row as printed."""
     return float(paper.TABLE_III_MEAN[method])
@@ -282,5 +288,5 @@ def table_iv_best(root, ours: str = "mvtec/cpu", others: str = "baselines/cpu:da
 
 FUNCTIONS = {f.__name__: f for f in (mean, over_seeds, bootstrap_se, diff, versus_printed, value, seed_sd,
                                      class_diff, runs, extreme, planned, seeds, setting, same_config, paper_mean,
-                                     printed_mean, table_iv_best)}
+                                     printed_mean, table_iv_best, paper_ablation)}
 """What the template of results/ANALYSIS.md may call (each bound to the results root)."""
