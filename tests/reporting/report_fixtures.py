@@ -62,7 +62,8 @@ OURS = {("0", 0): 0.95, ("0", 1): 0.96, ("0", 2): 0.94, ("1", 0): 0.90, ("1", 1)
 
 def results_tree(root: Path) -> Path:
     """results/ with mnist/cpu (3 classes x 3 seeds, records kept; seed 0's machine shared), baselines/cpu
-    (OC-SVM fitted once, AE L2 over 3 seeds, lambda 0 over 3 seeds; AE L2 on the two MVTec categories, 2 seeds), fmnist/cpu (two ImageNet runs, one
+    (OC-SVM fitted once, AE L2 over 3 seeds, lambda 0 over 3 seeds; AE L2 on the two MVTec categories,
+    2 seeds), fmnist/cpu (two ImageNet runs, one
     run without init/machine/commit records) and mvtec/cpu (two categories, two seeds)."""
     out = Path(root) / "results"
     mnist = out / "mnist" / "cpu"
