@@ -15,6 +15,8 @@ parameters, the time and the wall seconds.  The copy then replaces `OUT/<name>.i
 
 The kernels talk to papermill over local IPC sockets instead of TCP (the kernel's transport
 setting): nothing is sent over the network, so the kernel has no unencrypted port to warn about.
+Each execution's sockets live in a temporary folder of their own, so two executions at once never
+share them.
 
 `html` renders `OUT/<name>.ipynb` of each notebook to `HTML/<name>.html` (and a failed execution
 to `HTML/<name>.failed.html`), says which notebooks failed or were never executed, and exits 1 if
@@ -26,7 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -104,9 +108,16 @@ def run(out: Path, notebooks: list[Path], parameters: dict) -> int:
         print(f"[{i}/{len(notebooks)}] {nb_path} -> {target}", flush=True)
         t0, error = time.perf_counter(), None
         try:
-            papermill.execute_notebook(str(nb_path), str(partial), parameters=parameters, cwd=str(nb_path.parent),
-                                       kernel_name="python3", progress_bar=True, execution_timeout=1800,
-                                       config=Config({"KernelManager": {"transport": "ipc"}}))
+            # each kernel's sockets in a folder of its own: two executions at once (two `make notebooks`, or
+            # `run` beside nbmake) must not share the default ./kernel-ipc-N files, or their messages cross
+            sockets = Path(tempfile.mkdtemp(prefix="pyramid-kernel-"))
+            try:
+                papermill.execute_notebook(str(nb_path), str(partial), parameters=parameters,
+                                           cwd=str(nb_path.parent), kernel_name="python3", progress_bar=True,
+                                           execution_timeout=1800, config=Config(
+                                               {"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}}))
+            finally:
+                shutil.rmtree(sockets, ignore_errors=True)
         except Exception as e:  # papermill's execution error, a dead kernel, a timeout: this notebook only
             error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:300]
         seconds = time.perf_counter() - t0

@@ -72,6 +72,26 @@ def test_an_execution_on_a_stand_in_never_replaces_one_on_real_data():
     assert execute.describe([]) == "no dataset"
 
 
+def test_every_execution_gets_its_own_kernel_sockets_and_they_are_removed(tmp_path, monkeypatch):
+    """Two executions at once must not share IPC socket files (their kernels' messages would cross)."""
+    import papermill
+
+    seen = []
+
+    def fake_execute(src, dst, config=None, **kw):
+        ip = Path(config.KernelManager.ip)
+        assert config.KernelManager.transport == "ipc" and ip.parent.is_dir()
+        seen.append(ip)
+        Path(dst).write_text(Path(src).read_text())
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    nb = tmp_path / "01_x.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), nb)
+    execute.run(tmp_path / "out", [nb, nb], {})
+    assert len(seen) == 2 and seen[0].parent != seen[1].parent
+    assert not any(p.parent.exists() for p in seen)
+
+
 def test_html_renders_what_was_executed_and_names_what_failed(tmp_path, capsys):
     pytest.importorskip("nbconvert")
     out, html = tmp_path / "executed", tmp_path / "html"
