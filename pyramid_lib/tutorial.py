@@ -250,7 +250,7 @@ def train_cached(cfg: TrainConfig, data: data_mod.OneClassData, setup: Setup,
             n_score = min(len(data.test), cfg.test_limit or len(data.test))
             e = estimate(cfg, n_fit, n_score, setup.device, 2)
             print(f"training {run.name}; estimated time on this machine now: {e.describe()}. Other work on the "
-                  "same cores slows it.", flush=True)
+                  "same cores can make it too short, or too long if that work stops.", flush=True)
             t0 = time.perf_counter()  # the estimate's own seconds are not the run's
             run_one(run.name, cfg, run, setup.device, progress, data=data, figures=False)
             run.drop_optimizer()
