@@ -45,6 +45,12 @@ def committed_results(experiment: str, profile: str | None = None, runs: str = "
     return frame
 
 
+def _datasets(results: pd.DataFrame) -> pd.Series:
+    """Each row's dataset, None where not recorded (its profile's MNIST-size settings then apply)."""
+    col = results["dataset"] if "dataset" in results else pd.Series(None, index=results.index, dtype=object)
+    return col.map(lambda d: d if isinstance(d, str) else None)
+
+
 def earlier_version(results: pd.DataFrame) -> pd.DataFrame:
     """Per row and per setting (epochs, train_limit): True where the run's value is not what its
     profile (PROFILES) has today; a missing value is today's."""
@@ -52,7 +58,7 @@ def earlier_version(results: pd.DataFrame) -> pd.DataFrame:
     for c in out.columns:
         if c not in results or "profile" not in results:
             continue
-        datasets = results["dataset"] if "dataset" in results else pd.Series(None, index=results.index)
+        datasets = _datasets(results)
         today = pd.Series([get_profile(p, d)[c] if p in PROFILES else None
                            for p, d in zip(results["profile"], datasets)], index=results.index)
         known = results["profile"].isin(list(PROFILES)) & results[c].notna()
@@ -71,7 +77,7 @@ def made_by(results: pd.DataFrame) -> str:
         return ", ".join(v) if v else "not recorded"
     early = earlier_version(results)
     profiles = results["profile"] if "profile" in results else pd.Series("", index=results.index)
-    datasets = results["dataset"] if "dataset" in results else pd.Series(None, index=results.index)
+    datasets = _datasets(results)
     old = [f"{c} {values(c, results[early[c]])} where the {p} profile now has {get_profile(p, d)[c]}"
            for c in early.columns for p, d in sorted(set(zip(profiles[early[c]], datasets[early[c]])), key=str)]
     left_out = results.attrs.get("left_out")

@@ -136,17 +136,16 @@ def _stand_in(plan_: pd.DataFrame) -> str:
 
 
 def _few(res: pd.DataFrame, base: Path) -> list[dict]:
-    """The MVTec categories whose runs scored fewer test images than MVTec AD has (a subset, such as
-    the 25-image `grid` here), with their counts from the records: each is marked on the page."""
+    """MVTec categories whose runs scored fewer test images than MVTec AD has (a subset, such as the
+    25-image `grid` here), with their counts from the records: each is marked on the page."""
     out = []
-    for c in sorted(set(res["normal_class"])) if len(res) else []:
-        g = res[res["normal_class"] == c]
+    for c, g in res.groupby("normal_class") if len(res) else []:
         full = MVTEC_SIZES.get(paper.normalize_class(c, "mvtec"))
         if full is None or int(g["n_test"].max()) >= full[1]:
             continue
-        r = g.iloc[0]
-        out.append({"category": c, "fit": int(r.fit_images), "test": int(r.n_test), "normal": int(r.n_normal),
-                    "anomalous": int(r.n_anomalous), "full_train": full[0], "full_test": full[1]})
+        out.append({"category": c, "fit": int(g.fit_images.iloc[0]), "test": int(g.n_test.iloc[0]), "normal":
+                    int(g.n_normal.iloc[0]), "anomalous": int(g.n_anomalous.iloc[0]), "full_train": full[0],
+                    "full_test": full[1]})
     return out
 
 
