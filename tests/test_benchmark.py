@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import load_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["size", "path", "train img/s", "score img/s", "train GFLOP/img", "score GFLOP/img",
@@ -34,10 +35,9 @@ def test_quick_benchmark_prints_the_table(tmp_path):
             assert row["train peak MB"] > 0 and row["score peak MB"] > 0
 
 
-def test_stability_judges_bf16_against_the_seed_spread(monkeypatch):
+def test_stability_judges_bf16_against_the_seed_spread():
     """stability.py --precisions fp32 bf16: the paired bf16 - fp32 interval and the seed s.d. decide."""
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    from stability import bf16_line
+    bf16_line = load_benchmark("stability").bf16_line
 
     def rows(fp32, bf16):
         return ([{"seed": s, "precision": "fp32", "variant": "default", "auroc": a} for s, a in enumerate(fp32)]

@@ -1,21 +1,17 @@
 """benchmarks/mvtec_regime.py end to end on a tiny synthetic category (slow: it trains)."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import load_benchmark
 
 from pyramid_lib.data.synthetic import synthetic_mvtec
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.mark.slow
-def test_the_criterion_is_recorded_before_the_test_split_and_ema_scores_an_average(tmp_path, monkeypatch, capsys):
+def test_the_criterion_is_recorded_before_the_test_split_and_ema_scores_an_average(tmp_path, capsys):
     synthetic_mvtec(tmp_path / "mvtec_ad" / "bottle", size=128, n_train=24, n_good=3)
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import mvtec_regime
+    mvtec_regime = load_benchmark("mvtec_regime")
 
     out = tmp_path / "runs.jsonl"
     argv = ["--category", "bottle", "--candidates", "b8-10", "ema-b16-50", "--seeds", "0", "--epochs", "1",
@@ -30,4 +26,3 @@ def test_the_criterion_is_recorded_before_the_test_split_and_ema_scores_an_avera
     assert "picks:" in capsys.readouterr().out
     assert mvtec_regime.main(argv) == 0  # resumed: nothing trained again
     assert len(out.read_text().splitlines()) == 2
-    sys.modules.pop("mvtec_regime", None)

@@ -1,24 +1,19 @@
 """benchmarks/regime.py: the validation criterion comes before the test AUROC, runs resume, the
 report picks by the criterion (tiny runs on the embedded mnist-sample)."""
 
-import importlib.util
 import json
 import re
-from pathlib import Path
 
 import pytest
+from helpers import load_benchmark
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "mnist-sample", "--classes", "1", "--seeds", "0", "--images", "16", "--batch", "8",
         "--test-limit", "60", "--val-others", "50", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
 def regime():
-    spec = importlib.util.spec_from_file_location("regime_benchmark", REPO / "benchmarks" / "regime.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("regime")
 
 
 def test_the_criterion_is_printed_before_the_test_and_an_interrupted_comparison_resumes(regime, tmp_path, capsys):

@@ -1,24 +1,18 @@
 """benchmarks/tune_baselines.py: settings are judged on the validation set only (never a test image),
 the tuning resumes, and the pick is the best mean validation AUROC (tiny runs on mnist-sample)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from helpers import REPO, load_benchmark
 
 from pyramid_lib import baselines as bl
 from pyramid_lib import data as data_mod
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def tune():
-    spec = importlib.util.spec_from_file_location("tune_baselines", REPO / "benchmarks" / "tune_baselines.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("tune_baselines")
 
 
 def test_tuning_scores_no_test_image_resumes_and_picks_the_best_mean(tune, tmp_path, monkeypatch, capsys):
