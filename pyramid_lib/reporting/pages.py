@@ -43,6 +43,7 @@ from .tables import (
     base_profile,
     baseline_runs,
     baselines_table,
+    is_subset,
     is_variant,
     md_table,
     mvtec_methods_table,
@@ -136,13 +137,12 @@ def _stand_in(plan_: pd.DataFrame) -> str:
 
 
 def _few(res: pd.DataFrame, base: Path) -> list[dict]:
-    """MVTec categories whose runs scored fewer test images than MVTec AD has (a subset, such as the
-    25-image `grid` here), with their counts from the records: each is marked on the page."""
+    """The MVTec subsets (`tables.is_subset`, e.g. the 25-image `grid`) with their recorded counts."""
     out = []
     for c, g in res.groupby("normal_class") if len(res) else []:
-        full = MVTEC_SIZES.get(paper.normalize_class(c, "mvtec"))
-        if full is None or int(g["n_test"].max()) >= full[1]:
+        if not is_subset(c, res):
             continue
+        full = MVTEC_SIZES[paper.normalize_class(c, "mvtec")]
         out.append({"category": c, "fit": int(g.fit_images.iloc[0]), "test": int(g.n_test.iloc[0]), "normal":
                     int(g.n_normal.iloc[0]), "anomalous": int(g.n_anomalous.iloc[0]), "full_train": full[0],
                     "full_test": full[1]})

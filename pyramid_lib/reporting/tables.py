@@ -191,11 +191,16 @@ def mvtec_table(res: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def subset_label(category: str, runs: pd.DataFrame) -> str:
-    """`category`, or `category (subset)` when its runs scored fewer test images than MVTec AD has."""
-    full = MVTEC_SIZES.get(category)
+def is_subset(category: str, runs: pd.DataFrame) -> bool:
+    """Whether `category`'s runs scored fewer test images than MVTec AD has (the one subset rule)."""
+    full = MVTEC_SIZES.get(paper.normalize_class(category, "mvtec"))
     got = runs.loc[runs["normal_class"] == category, "n_test"] if "n_test" in runs else pd.Series(dtype=float)
-    return f"{category} (subset)" if full and len(got) and int(got.max()) < full[1] else category
+    return bool(full and len(got) and int(got.max()) < full[1])
+
+
+def subset_label(category: str, runs: pd.DataFrame) -> str:
+    """`category`, or `category (subset)` when `is_subset`."""
+    return f"{category} (subset)" if is_subset(category, runs) else category
 
 
 PAPER_MVTEC_NAMES = {"ours": paper.OURS, "ae-l2": "AE L2", "ae-ssim": "AE SSIM"}
