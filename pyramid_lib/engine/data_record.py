@@ -48,7 +48,12 @@ SHOWN = 5  # names listed per kind of change; the rest are counted
 
 def image_hashes(images: data_mod.ImageSet) -> list[str]:
     """One hex BLAKE2b-64 per image of its uint8 pixels (C x S x S, as loaded)."""
-    arr = images.images.contiguous().numpy()
+    return tensor_hashes(images.images)
+
+
+def tensor_hashes(images_u8: torch.Tensor) -> list[str]:
+    """One hex BLAKE2b-64 per image of a uint8 N x C x S x S tensor (the key data.json records)."""
+    arr = images_u8.contiguous().numpy()
     return [hashlib.blake2b(a.tobytes(), digest_size=8).hexdigest() for a in arr]
 
 

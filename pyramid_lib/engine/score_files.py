@@ -6,12 +6,14 @@ maps out) that this module runs on every batch of decoded files.
 Images are read exactly as the run's training and test images were (`data.images_io.decode_image`:
 EXIF orientation, grey/palette/alpha/CMYK to RGB, the run's intensity mapping for 16-bit and float
 data (data.json); then a bilinear resize to the run's input size S x S, aspect ratio NOT kept, as for
-training; pictures smaller than S are refused), so a test image scores the same here as in the run's
-scores.csv.  Each image gets every per-image anomaly score of `model.anomaly_map` (paper Sec. III-B;
-`ssim` is 1 - SSIM) and a verdict at the run's held-out threshold (threshold.py): "anomalous" when
-the paper's score (`loss`) is ABOVE the 95% quantile of the held-out training normals' scores, read
-from the run's metrics.csv (a held-out normal scored exactly there is normal); a run that was not
-evaluated is refused (run `pyramid-ad evaluate RUN` first).
+training; pictures smaller than S are refused), so a test image scores as in the run's scores.csv up
+to the last bits (which vary with the batch and the processor's kernels).  Each image gets every
+per-image anomaly score of `model.anomaly_map` (paper Sec. III-B; `ssim` is 1 - SSIM) and a verdict
+at the run's held-out threshold (threshold.py): "anomalous" when the paper's score (`loss`) is ABOVE
+the 95% quantile of the held-out training normals' scores, scored again in the same call with the
+same arithmetic (engine/heldout.py), so that a held-out normal is never judged against a threshold
+rounded on other kernels; metrics.csv's threshold where the held-out images cannot be read.  A run
+that was not evaluated is refused (run `pyramid-ad evaluate RUN` first).
 
 Inputs (engine/score_inputs.py): files and folders, folders searched recursively in any layout, masks
 found as the folder loader finds them.  Not scored, and listed with the reason: `failed` and `skipped`.
@@ -28,8 +30,6 @@ folder is refused, so no other result is ever overwritten.
 from __future__ import annotations
 
 import logging
-import math
-import shlex
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -42,13 +42,13 @@ import pandas as pd
 import torch
 
 from ..data.images import to_input
-from ..errors import CheckpointError, ConfigError, DataError, PyramidError
+from ..errors import ConfigError, DataError, PyramidError
 from ..files import atomic_save_figure, atomic_write_csv, atomic_write_json, check_writable, read_json, replacing_folder
 from ..model.anomaly_map import PRIMARY_SCORE, SCORE_NAMES, predict
 from ..plots import prediction_figure, score_label, top_sheet, weights_note
 from ..progress import tqdm
 from ..threshold import HELD_OUT_RULE, is_anomalous
-from . import data_record
+from . import data_record, heldout
 from . import score_inputs as inputs
 from .run_dir import RunDir
 
@@ -76,7 +76,9 @@ class FileScores:
         with keep=False).  maps: name -> N x S x S per-pixel anomaly map for each of SCORE_NAMES.
     masks: N x S x S uint8 0/1 ground-truth masks, zeros where `table.mask` is "" (None if keep=False).
     failed, skipped: (path, reason) of every file not scored; `failed` makes the CLI exit non-zero.
-    threshold: the run's held-out threshold on `score_name`.  files: what was written under `out`.
+    threshold: the held-out threshold on `score_name` the verdicts use; held_out: where it came from
+        (engine/heldout.py: rescored from the run's held-out normals in this call, or metrics.csv's).
+    files: what was written under `out`.
     items: the scored inputs (table order); vmax: the largest `loss` map value (the figures' colour
     scale); run: the run folder.  `batches()` yields the call's scored batches again (from the kept
     tensors, or by scoring the files once more with keep=False), for the figures.
@@ -98,6 +100,7 @@ class FileScores:
     weights: str = ""
     precision: str = ""
     rescore: Callable[[], Iterator[Batch]] | None = field(default=None, repr=False)
+    held_out: heldout.HeldOutThreshold | None = None
 
     @property
     def n_anomalous(self) -> int:
@@ -106,8 +109,9 @@ class FileScores:
     def summary(self) -> str:
         """One line: how many were scored, how many anomalous at which threshold, how many not scored."""
         return (f"scored {len(self.table)} image(s): {self.n_anomalous} anomalous at the held-out threshold "
-                f"({self.score_name} {HELD_OUT_RULE} {self.threshold:.6g}); {len(self.failed)} failed, "
-                f"{len(self.skipped)} skipped")
+                f"({self.score_name} {HELD_OUT_RULE} {self.threshold:.6g}"
+                + (f", {self.held_out.describe()}" if self.held_out else "")
+                + f"); {len(self.failed)} failed, {len(self.skipped)} skipped")
 
     def batches(self, batch_size: int = PREDICT_BATCH) -> Iterator[Batch]:
         if self.images is None:
@@ -117,38 +121,6 @@ class FileScores:
             end = start + batch_size
             yield (self.items[start:end], self.images[start:end], self.reconstructions[start:end],
                    self.maps[PRIMARY_SCORE][start:end])
-
-
-def held_out_threshold(run: RunDir) -> float:
-    """The run's held-out threshold on its `loss` score: metrics.csv's `heldout_threshold` (the 95%
-    quantile of the held-out training normals' scores, threshold.from_normals).  Raises PyramidError
-    when the run is not evaluated, was evaluated before its last training epoch, holds no held-out
-    normals (trained with --heldout-fraction 0), or its metrics.csv was emptied or edited."""
-    again = f"run `pyramid-ad evaluate {shlex.quote(str(run.dir))}` first"
-    if not run.evaluated:
-        raise PyramidError(f"{run.dir}: not evaluated (no metrics.csv), so it has no held-out threshold for the "
-                           f"verdict; {again}")
-    m = run.read_metrics().iloc[0]
-    epochs = len(run.read_state().get("history", []))
-    if "epochs" in m and not pd.isna(m["epochs"]) and int(m["epochs"]) != epochs:
-        raise PyramidError(f"{run.metrics}: written after epoch {int(m['epochs'])}, but the checkpoint is from "
-                           f"epoch {epochs}; {again.replace(' first', ' again')}")
-    rewrite = f"it was edited or damaged: {again.replace(' first', ' again')} to rewrite it"
-    if "heldout_threshold" not in m:
-        raise CheckpointError(f"{run.metrics}: no heldout_threshold column; {rewrite}")
-    t = pd.to_numeric(pd.Series([m["heldout_threshold"]]), errors="coerce").iloc[0]
-    if pd.isna(t) and not pd.isna(m["heldout_threshold"]):
-        raise CheckpointError(f"{run.metrics}: heldout_threshold {m['heldout_threshold']!r} is not a number; "
-                              f"{rewrite}")
-    if pd.isna(t):
-        if data_record.held_out_count(run):
-            raise CheckpointError(f"{run.metrics}: heldout_threshold is empty although the run held normals out; "
-                                  f"{rewrite}")
-        raise PyramidError(f"{run.metrics}: no held-out threshold: the run held no training normals out "
-                           "(--heldout-fraction 0); to get one, pyramid-ad train ... --heldout-fraction 0.1")
-    if not math.isfinite(float(t)):
-        raise CheckpointError(f"{run.metrics}: heldout_threshold is {t}; {rewrite}")
-    return float(t)
 
 
 def score_files(run, paths, out=None, batch_size: int = PREDICT_BATCH, figures: bool = True, top: int = TOP,
@@ -172,7 +144,7 @@ def score_files(run, paths, out=None, batch_size: int = PREDICT_BATCH, figures: 
     run = run if isinstance(run, RunDir) else RunDir(run)
     if int(batch_size) < 1:
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
-    threshold = held_out_threshold(run)
+    heldout.recorded_threshold(run)  # a run that cannot give a verdict is refused before any image is read
     out = None if out is None else Path(out)
     if out is not None:  # every check of --out before any image is read
         _check_out(out)
@@ -188,9 +160,10 @@ def score_files(run, paths, out=None, batch_size: int = PREDICT_BATCH, figures: 
     def scored_batches(items, failed):
         return _scored_batches(items, cfg.input_size, intensity, model, loss, dev, batch_size, failed, progress)
 
-    rows, kept, vmax, scored = [], [], 0.0, []
-    for batch, x, recon, maps, scores in scored_batches(found.items, found.failed):
+    rows, kept, vmax, scored, by_pixels = [], [], 0.0, [], {}
+    for batch, x, recon, maps, scores, hashes in scored_batches(found.items, found.failed):
         scored += batch
+        by_pixels.update(zip(hashes, scores[PRIMARY_SCORE].tolist()))
         for i, it in enumerate(batch):
             rows.append({"path": str(it.path), **{k: float(scores[k][i]) for k in SCORE_NAMES},
                          "mask": "" if it.mask is None else str(it.mask), "width": it.size[0],
@@ -203,12 +176,14 @@ def score_files(run, paths, out=None, batch_size: int = PREDICT_BATCH, figures: 
         kept_out = f"; {out} was left as it was" if out is not None else ""
         raise DataError(f"no image scored in {', '.join(map(str, paths))}{kept_out}. "
                         + (listed if found.failed or found.skipped else "No image file was found there"))
-    table = _table(rows, threshold)
+    threshold = heldout.rescore(run, cfg, by_pixels, lambda u8: _loss_scores(model, loss, u8, dev), batch_size)
+    table = _table(rows, threshold.value)
     if not np.isfinite(table[list(SCORE_NAMES)].to_numpy(dtype=float)).all():
         raise PyramidError(f"{run.dir}: some scores are NaN or infinite; the model is broken (diverged training?)")
-    result = FileScores(table, threshold, PRIMARY_SCORE, found.failed, found.skipped, items=scored, vmax=vmax,
-                        run=run, weights=cfg.weights, precision=cfg.precision,
-                        rescore=lambda: ((b, x, r, m[PRIMARY_SCORE]) for b, x, r, m, _ in scored_batches(scored, [])))
+    result = FileScores(table, threshold.value, PRIMARY_SCORE, found.failed, found.skipped, items=scored, vmax=vmax,
+                        run=run, weights=cfg.weights, precision=cfg.precision, held_out=threshold,
+                        rescore=lambda: ((b, x, r, m[PRIMARY_SCORE])
+                                         for b, x, r, m, _, _ in scored_batches(scored, [])))
     if keep:
         result.images, result.reconstructions = torch.cat([k[0] for k in kept]), torch.cat([k[1] for k in kept])
         result.maps = {n: torch.cat([k[2][n] for k in kept]) for n in SCORE_NAMES}
@@ -223,9 +198,15 @@ def score_files(run, paths, out=None, batch_size: int = PREDICT_BATCH, figures: 
     return result
 
 
+def _loss_scores(model, loss, images_u8: torch.Tensor, device) -> torch.Tensor:
+    """The `loss` score of each uint8 image, as `_scored_batches` computes it."""
+    with torch.inference_mode():
+        return predict(model, loss, to_input(images_u8, device), maps=False).scores[PRIMARY_SCORE].float().cpu()
+
+
 def _scored_batches(items, size, intensity, model, loss, device, batch_size, failed, progress):
-    """Decode, score and yield (items, x, reconstructions, maps, scores), all on the CPU, batch by
-    batch; items that fail to decode go to `failed` (and get no `size`)."""
+    """Decode, score and yield (items, x, reconstructions, maps, scores, pixel hashes), all on the
+    CPU, batch by batch; items that fail to decode go to `failed` (and get no `size`)."""
     model.eval()
     bar = tqdm(total=len(items), desc="scoring images", disable=not progress or len(items) <= batch_size,
                leave=False)
@@ -240,11 +221,13 @@ def _scored_batches(items, size, intensity, model, loss, device, batch_size, fai
         bar.update(len(items[start:start + batch_size]))
         if not batch:
             continue
+        u8 = torch.stack(imgs)
         with torch.inference_mode():
-            x = to_input(torch.stack(imgs), device)
+            x = to_input(u8, device)
             p = predict(model, loss, x, maps=True)
             yield (batch, x.float().cpu().contiguous(), p.reconstruction.float().cpu(),
-                   {k: v.float().cpu() for k, v in p.maps.items()}, {k: v.float().cpu() for k, v in p.scores.items()})
+                   {k: v.float().cpu() for k, v in p.maps.items()}, {k: v.float().cpu() for k, v in p.scores.items()},
+                   data_record.tensor_hashes(u8))
     bar.close()
 
 
@@ -298,6 +281,9 @@ def _write(result: FileScores, folder: Path, figures: bool, top: int, progress: 
     atomic_write_json(folder / MANIFEST, {"format": MANIFEST_FORMAT, "run": str(result.run.dir.resolve()),
                                           "score_name": PRIMARY_SCORE, "threshold": result.threshold,
                                           "rule": f"anomalous when {PRIMARY_SCORE} {HELD_OUT_RULE} threshold",
+                                          "threshold_source": result.held_out.source,
+                                          "threshold_recorded": result.held_out.recorded,
+                                          "threshold_note": result.held_out.describe(),
                                           "n_scored": len(result.table), "n_failed": len(result.failed),
                                           "n_skipped": len(result.skipped), "files": files})
     result.files = dict.fromkeys(files)

@@ -78,6 +78,47 @@ def test_train_and_evaluate_warn_about_few_normals_and_a_held_out_image_is_norma
     row = res.table[res.table.path == str(root / next(iter(held)))].iloc[0]
     assert row.loss == res.threshold  # the one held-out normal's score IS the "95% quantile"...
     assert row.verdict == "normal"  # ... and it is normal (rule >), not anomalous as with >=
+    assert res.held_out.source == "rescored" and res.held_out.n == 1
+
+
+def _nudge_threshold(run: RunDir, steps: int) -> float:
+    """Move metrics.csv's heldout_threshold `steps` float32 rounding steps, as evaluate on another
+    processor's kernels may have stored it; returns the new value."""
+    m = pd.read_csv(run.metrics)
+    t = np.float32(m.heldout_threshold.iloc[0])
+    for _ in range(abs(steps)):
+        t = np.nextafter(t, np.float32(np.inf if steps > 0 else -np.inf))
+    m["heldout_threshold"] = float(t)
+    m.to_csv(run.metrics, index=False)
+    return float(t)
+
+
+def test_a_held_out_normal_is_normal_whatever_kernels_rounded_the_recorded_threshold(evaluated, tmp_path):
+    """By construction, not by luck of kernels: with evaluate's threshold stored a rounding step
+    BELOW the held-out normal's own score (what AVX-512 against AVX2 kernels did), predict still
+    calls that image normal, because it judges it against the threshold rescored in the call."""
+    root, run, _ = evaluated
+    moved = RunDir(shutil.copytree(run.dir, tmp_path / "run"))
+    lower = _nudge_threshold(moved, -1)
+    held = data_record.read(moved)["held_out"]
+    res = score_files(moved, [root / "train"], progress=False, warn=False)
+    row = res.table[res.table.path == str(root / next(iter(held)))].iloc[0]
+    assert res.held_out.recorded == lower < row.loss == res.threshold and row.verdict == "normal"
+
+
+def test_without_its_held_out_images_predict_uses_the_recorded_threshold_and_says_so(evaluated, tmp_path):
+    root, run, _ = evaluated
+    moved = RunDir(shutil.copytree(run.dir, tmp_path / "run"))
+    data_copy = shutil.copytree(root, tmp_path / "inputs")
+    cfg = json.loads((moved.dir / "config.json").read_text())
+    cfg["data_root"] = str(tmp_path / "gone")  # the data folder the run was trained on is not there
+    (moved.dir / "config.json").write_text(json.dumps(cfg))
+    res = score_files(moved, [data_copy / "test"], out=tmp_path / "out", progress=False, warn=False)
+    recorded = float(moved.read_metrics().heldout_threshold.iloc[0])
+    assert res.held_out.source == "recorded" and res.threshold == recorded
+    assert "as recorded in metrics.csv" in res.summary() and "could not be read" in res.summary()
+    manifest = json.loads((tmp_path / "out" / "predict.json").read_text())
+    assert manifest["threshold_source"] == "recorded" and "could not be read" in manifest["threshold_note"]
 
 
 # ------------------------------------------------------------------------------------- 4: leakage
