@@ -20,9 +20,9 @@ from PIL import Image
 
 from pyramid_lib.cli import main
 from pyramid_lib.config import TrainConfig
+from pyramid_lib.engine import heldout
 from pyramid_lib.engine.evaluate import evaluate_run
 from pyramid_lib.engine.run_dir import RunDir
-from pyramid_lib.engine import heldout
 from pyramid_lib.engine.score_files import score_files
 from pyramid_lib.engine.trainer import train
 from pyramid_lib.errors import ConfigError, DataError, PyramidError
