@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PYRAMID_DATA ?= $(CURDIR)/data
 
-.PHONY: env demo lint test test-fast test-notebooks lab notebooks html benchmark strip clean
+.PHONY: env demo lint test test-fast test-kernels test-notebooks lab notebooks html benchmark strip clean
 
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # The notebooks as pytest items (nbmake): the quick profile, runs shared under a fresh
@@ -40,6 +40,16 @@ test-notebooks: env
 	cp $(NOTEBOOKS) $(NBMAKE_DIR)/
 	$(NBMAKE_ENV) $(BIN)/python -m pytest -n 2 -q -ra --nbmake --nbmake-timeout=600 --overwrite $(NBMAKE_DIR)/
 	$(BIN)/python -m pytest -q -ra tests/test_notebook_outputs.py
+
+# The numerical tests (training, scoring, thresholds, metrics) once more on the kernel set below the
+# processor's default (AVX-512 -> AVX2, AVX2 -> plain): a result that held on one set only would pass or
+# fail with the machine CI runs on.  tests/kernels.py names the set; the pytest header shows the one run.
+NUMERIC_TESTS := tests/engine tests/model tests/experiments tests/test_threshold.py tests/test_metrics.py \
+	tests/test_baselines.py tests/data/test_validation.py
+test-kernels: env
+	@lower="$$($(BIN)/python tests/kernels.py)"; \
+	if [ -z "$$lower" ]; then echo "test-kernels: no kernel set below this processor's default; nothing to run"; \
+	else echo "test-kernels: $$lower"; env $$lower $(BIN)/python -m pytest -n 2 --dist loadgroup -q -ra $(NUMERIC_TESTS); fi
 
 test-fast: env
 	$(BIN)/python -m pytest -q -m "not slow and not notebooks"

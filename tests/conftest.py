@@ -4,12 +4,25 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import tiny_cfg
+from kernels import capability, forced
 
 from pyramid_lib import data
 from pyramid_lib.engine.run_dir import RunDir
 from pyramid_lib.engine.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_report_header(config):
+    """Which kernel set the numbers in this run come from (make test-kernels runs a lower one too)."""
+    return f"torch {torch.__version__}, CPU kernels {capability()}" + (f" (forced: {forced()})" if forced() else "")
+
+
+def pytest_sessionstart(session):
+    """A forced kernel set that torch did not take would make `make test-kernels` test nothing new."""
+    want = os.environ.get("ATEN_CPU_CAPABILITY")
+    if want and want.upper() != capability():
+        raise pytest.UsageError(f"ATEN_CPU_CAPABILITY={want} but torch runs {capability()} kernels")
 
 
 def shared_data() -> Path | None:
