@@ -1,4 +1,5 @@
-"""The command line: `pyramid-ad demo | train | evaluate | predict | reproduce | report` (also `python -m pyramid_lib`).
+"""The command line: `pyramid-ad demo | train | evaluate | predict | reproduce | report | data` (also
+`python -m pyramid_lib`).
 
 The run settings of `train`, `reproduce` and `demo` are generated from TrainConfig's fields
 (config.py: flag, type, choices and help) and checked by `TrainConfig.validate()` alone, before
@@ -16,7 +17,8 @@ from . import config
 from . import data as data_mod
 from .baselines import METHODS
 from .config import PROFILES, TrainConfig
-from .data import mvtec
+from .data import inventory, mvtec
+from .data.splits import DEFAULT_HELDOUT_FRACTION, holdout
 from .engine.build import pick_device, resolve_weights
 from .engine.estimate import duration, estimate
 from .engine.evaluate import evaluate_run
@@ -213,6 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "report`) later to collect")
     add_config_options(p, REPRODUCE_FIELDS, title="run settings (of every run; default: the profile's)")
 
+    p = sub.add_parser("data", help="show what every file under a data folder is used as; trains nothing",
+                       description="Takes the inventory of a data folder in MVTec AD's layout as train, evaluate and "
+                       "predict do (data/inventory.py): counts per fate (training normals, held-out normals at "
+                       "--heldout-fraction, test normals, test defects per kind, masks, left out), then every "
+                       "left-out path with its reason and fix. Exits 1 when training could not start on it.")
+    p.add_argument("root", metavar="ROOT", help="the data folder (holding train/ and test/)")
+    p.add_argument("--heldout-fraction", type=float, metavar="X", default=DEFAULT_HELDOUT_FRACTION,
+                   help=f"training normals held out for the threshold (default {DEFAULT_HELDOUT_FRACTION})")
+    p.add_argument("--all", action="store_true", help="name every left-out path (default: 8 per reason)")
+
     p = sub.add_parser("report", help="rebuild results/README.md (every table and figure) from the results on disk",
                        description="Re-collects every results/<experiment>/<profile>/ folder, redraws its figures, "
                        "rewrites its README.md, and writes results/README.md: one page with every table and figure. "
@@ -349,7 +361,16 @@ def cmd_report(a) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+def cmd_data(a) -> int:
+    """`pyramid-ad data ROOT`: the inventory's summary; exit 1 when it holds no training or test picture
+    or an unreadable one (training would stop on it)."""
+    inv = inventory.take(Path(a.root))
+    held = len(holdout(len(inv.train), a.heldout_fraction)[1]) if len(inv.train) > 2 else 0
+    print(inv.describe(held, shown_per_reason=len(inv.entries) if a.all else 8))
+    return 1 if inv.unreadable or not inv.train or not inv.test else 0
+
+
+COMMANDS = {"data": cmd_data, "demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "reproduce": cmd_reproduce, "report": cmd_report}
 
 
