@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from .data.splits import DEFAULT_HELDOUT_FRACTION, holdout
 from .engine.build import pick_device, resolve_weights
 from .engine.estimate import duration, estimate
 from .engine.evaluate import evaluate_run
-from .engine.run_dir import RunDir
+from .engine.run_dir import existing_run
 from .engine.score_files import PREDICT_BATCH, TOP, score_files
 from .engine.score_inputs import describe_not_scored
 from .engine.trainer import train
@@ -269,7 +271,7 @@ def cmd_train(a) -> int:
 def cmd_evaluate(a) -> int:
     """`pyramid-ad evaluate`: score a trained run (its config's test_limit included), write its
     metrics and figures."""
-    run = RunDir(a.run_dir, a.device)
+    run = existing_run(a.run_dir, a.device)
     cfg = run.read_config()
     pick_device(a.device)
     if a.data_root:
@@ -378,6 +380,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # the library's progress lines, on stderr
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return COMMANDS[args.command](args)
     except PyramidError as e:
@@ -387,8 +391,27 @@ def main(argv=None) -> int:
         print(f"pyramid-ad: error: {os_error_message(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("pyramid-ad: interrupted; the last complete epoch is saved, continue with --resume", file=sys.stderr)
+        print(f"pyramid-ad: interrupted; {INTERRUPTED[args.command]}", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+# what an interrupted command (Ctrl-C, SIGTERM) leaves behind, in its own words
+INTERRUPTED = {
+    "train": "the last complete epoch is saved, continue with the same command and --resume",
+    "evaluate": "scores.csv and metrics.csv are as they were before (they are written together); run evaluate again",
+    "predict": "--out is as it was before this call (it is replaced only by a complete result); run it again",
+    "reproduce": "finished runs are kept and the interrupted one resumes: run the same command again",
+    "report": "every page written is whole; run pyramid-ad report again to rebuild the rest",
+    "demo": "run pyramid-ad demo again",
+    "data": "nothing was written",
+}
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM (kill, a scheduler's stop): the same clean stop as Ctrl-C
 
 
 if __name__ == "__main__":

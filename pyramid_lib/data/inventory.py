@@ -318,10 +318,8 @@ def _pair_masks(inv: Inventory, test_pics, gt: list[Path], cached) -> list[tuple
             continue
         if m.mask is not None and m.mask not in chosen:
             chosen[m.mask] = p
-            if c == NORMAL:
-                inv.add(m.mask, LEFT_OUT, of=p, reason="mask of a normal picture (test/good/): not used")
-            else:
-                inv.add(m.mask, MASK, of=p)
+            normal = "its picture is normal (test/good/): not used in the pixel metrics" if c == NORMAL else ""
+            inv.add(m.mask, MASK, of=p, note=normal)
         kept.append((p, c))
     for p, c in kept:
         inv.add(p, TEST_NORMAL if c == NORMAL else TEST_DEFECT, kind=c)
@@ -348,13 +346,13 @@ def _dedupe(inv: Inventory, train: list[Path], test: list[tuple[Path, str]]) -> 
         if qc != c:
             drop[p] = Entry(p, LEFT_OUT, of=q, reason=f"the same picture (bytes) under two labels, {qc!r} kept: "
                                                       f"keep it under the right one only")
+    inv.entries = [drop.get(e.path, e) for e in inv.entries]
     for p in train:
         if _digest(p) in first:
-            drop[p] = Entry(p, LEFT_OUT, of=first[_digest(p)][0], reason="copy of a test picture: never trained on "
-                            "(it would inflate the metrics); remove this copy from train/ (the test file stays)")
+            inv.add(p, LEFT_OUT, of=first[_digest(p)][0], reason="copy of a test picture: never trained on (it would "
+                    "inflate the metrics); remove this copy from train/ (the test file stays)")
         else:
             inv.add(p, TRAIN)
-    inv.entries = [drop.get(e.path, e) for e in inv.entries]
 
 
 def _digest(p: Path) -> str:

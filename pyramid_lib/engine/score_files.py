@@ -22,11 +22,14 @@ predict.json (the call: run, threshold, files written).  They are written into a
 that replaces `out` only when the call scored at least one image and every file was written
 (files.replacing_folder): a call that scores nothing, a full disk or a Ctrl-C leave `out` as it was.
 `out` must be new, empty, or a previous predict output (it has predict.json); any other non-empty
-folder is refused, so no other result is ever overwritten.
+folder is refused, so no other result is ever overwritten.  One call at a time writes into an
+`out`: it holds `.<out>.lock` beside it (filelock), and a second call is refused (RunBusy).  A call
+that scores nothing writes only into a new `out`: not_scored.csv and predict.json.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import shlex
@@ -40,9 +43,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from filelock import FileLock, Timeout
 
 from ..data.images import to_input
-from ..errors import CheckpointError, ConfigError, DataError, PyramidError
+from ..errors import CheckpointError, ConfigError, DataError, PyramidError, RunBusy
 from ..files import atomic_save_figure, atomic_write_csv, atomic_write_json, check_writable, read_json, replacing_folder
 from ..model.anomaly_map import PRIMARY_SCORE, SCORE_NAMES, predict
 from ..plots import prediction_figure, score_label, top_sheet, weights_note
@@ -50,7 +54,7 @@ from ..progress import tqdm
 from ..threshold import HELD_OUT_RULE, is_anomalous
 from . import data_record
 from . import score_inputs as inputs
-from .run_dir import RunDir
+from .run_dir import RunDir, existing_run
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +155,31 @@ def held_out_threshold(run: RunDir) -> float:
     return float(t)
 
 
+def _holding_out_lock(fn):
+    """`score_files` holding an exclusive lock on its --out (filelock on `.<out>.lock` beside it,
+    since `out` itself is replaced as a whole): a second call into the same --out is refused at
+    once (RunBusy), as a second writer of a run folder is."""
+    @functools.wraps(fn)
+    def locked(run, paths, out=None, *args, **kwargs):
+        if out is None:
+            return fn(run, paths, out, *args, **kwargs)
+        out = Path(out)
+        check_writable(out.parent, f"--out {out}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(out.parent / f".{out.name}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise RunBusy(f"--out {out}: another pyramid-ad predict is writing into it now (it holds "
+                          f"{lock.lock_file}); wait until it has finished, or choose another --out") from None
+        try:
+            return fn(run, paths, out, *args, **kwargs)
+        finally:
+            lock.release()
+    return locked
+
+
+@_holding_out_lock
 def score_files(run, paths, out=None, batch_size: int = PREDICT_BATCH, figures: bool = True, top: int = TOP,
                 keep: bool = True, device=None, progress: bool = True, warn: bool = True) -> FileScores:
     """Score image files and folders with a trained, evaluated run; optionally write the outputs.
@@ -169,7 +198,7 @@ def score_files(run, paths, out=None, batch_size: int = PREDICT_BATCH, figures: 
     and DataError (no image could be scored: `out` is then left untouched).  A file that cannot be
     read is not an error when others are scored: it is in `failed`.
     """
-    run = run if isinstance(run, RunDir) else RunDir(run)
+    run = run if isinstance(run, RunDir) else existing_run(run)
     if int(batch_size) < 1:
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
     threshold = held_out_threshold(run)
@@ -201,6 +230,12 @@ def score_files(run, paths, out=None, batch_size: int = PREDICT_BATCH, figures: 
     if not scored:
         listed = inputs.describe_not_scored(found.failed, found.skipped, "the lines below")
         kept_out = f"; {out} was left as it was" if out is not None else ""
+        if out is not None and (found.failed or found.skipped) and (not out.exists() or not any(out.iterdir())):
+            with replacing_folder(out) as tmp:  # a new --out gets the reasons; an earlier output is kept
+                atomic_write_csv(tmp / "not_scored.csv", inputs.not_scored_frame(found.failed, found.skipped))
+                atomic_write_json(tmp / MANIFEST, {"format": MANIFEST_FORMAT, "run": str(run.dir.resolve()),
+                                                   "scored": 0, "files": ["not_scored.csv"]})
+            kept_out = f"; every file with its reason is in {out / 'not_scored.csv'}"
         raise DataError(f"no image scored in {', '.join(map(str, paths))}{kept_out}. "
                         + (listed if found.failed or found.skipped else "No image file was found there"))
     table = _table(rows, threshold)
