@@ -205,7 +205,7 @@ def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_c
 
 def _read_matching_mask(mask: Path, image: Path, wh, size: int, inv: Inventory) -> torch.Tensor:
     m, mwh, notes = decode_mask(mask, size)
-    _note(inv, [mask], notes)
+    _note(inv, [mask], [notes])
     if mwh != wh:
         (w, h), (mw, mh) = wh, mwh
         if not same_aspect(wh, mwh):
