@@ -29,8 +29,8 @@ mask get an empty one, and a mask whose defect is below one pixel at the input s
 
 What is not loaded is said, in ONE warning per load (paths relative to `folder`, repr where the
 eye cannot see the difference), by reason (the inventory's); OS and tool leftovers are counted.
-With --dataset folder, --normal-class may name a sub-folder of --data-root holding the layout;
-any other value is refused (`normal_folder`).
+With --dataset folder, --normal-class other than `good` (or the folder's own name) is refused: it
+would be recorded without being used (`check_normal_class`).
 
 A file whose suffix is an image format but whose content cannot be decoded (empty, truncated,
 text), an image smaller than the input size, or one over Pillow's decompression-bomb limit is a
@@ -130,19 +130,18 @@ def _note(inv: Inventory, paths, notes) -> None:
 NOTED = "noted"  # a remark made while decoding; not a fate (the path has its fate already)
 
 
-def normal_folder(folder: Path, normal_class: str | None) -> Path:
-    """The folder a folder dataset reads: `folder`, or `folder/<normal_class>` when --normal-class
-    names a sub-folder (a folder of several products).  DataError when --normal-class names
-    neither `good`, `folder` itself nor a sub-folder: a class that is not used is refused, not recorded."""
+def check_normal_class(folder: Path, normal_class: str | None) -> None:
+    """DataError when --normal-class, with a folder dataset, names neither `good` nor the data
+    folder itself: the normal class of a folder is its train/good/, so any other value would be
+    recorded and shown without being used.  The message names the --data-root that was meant when
+    the value is a sub-folder holding train/good/."""
     if normal_class in (None, _NORMAL, folder.name) or not folder.is_dir():
-        return folder
-    if (folder / normal_class).is_dir():
-        return folder / normal_class
-    subs = sorted(d.name for d in folder.iterdir() if d.is_dir() and (d / "train").is_dir())
+        return
+    sub = folder / normal_class
+    fix = (f"to train on it, give --data-root {shlex.quote(str(sub))} (and leave --normal-class out)"
+           if (sub / "train").is_dir() else "leave --normal-class out")
     raise DataError(f"--normal-class {normal_class!r}: with --dataset folder the normal class is train/good/ of "
-                    f"--data-root {shown(folder)}, and {normal_class!r} is not a folder there"
-                    + (f" (folders with train/: {', '.join(subs)})" if subs else "")
-                    + "; leave --normal-class out, or name one of those folders")
+                    f"--data-root {shown(folder)}, so a class name is not used; {fix}")
 
 
 def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_class: str | None = None,
@@ -157,7 +156,8 @@ def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_c
     folder, an archive, a wrong layout, an unused --normal-class, no training or no test images, an
     unreadable image or mask, an image smaller than input_size, and a mask whose aspect ratio
     differs from its image's."""
-    folder = normal_folder(Path(folder), normal_class if dataset == "folder" else None)
+    folder = Path(folder)
+    check_normal_class(folder, normal_class if dataset == "folder" else None)
     inv = inventory.take(folder, hint)
     if inv.unreadable:
         bad = inv.unreadable

@@ -222,16 +222,17 @@ def test_resume_with_other_epochs_is_warned_and_recorded(folder_run, tmp_path):
     assert len(state["history"]) == 2
 
 
-def test_normal_class_that_names_no_folder_is_refused(tmp_path):
+def test_normal_class_with_a_folder_dataset_is_refused_unless_it_is_used(tmp_path):
+    """Case 47: --normal-class names a product sub-folder, or nothing: refused before anything is
+    written, the message saying which --data-root was meant; `good` and the folder's own name pass."""
     make_folder(tmp_path / "parent" / "widgetA")
-    with pytest.raises(DataError, match="--normal-class 'widgetX'.*not a folder there.*widgetA"):
-        train(tiny_cfg(dataset="folder", normal_class="widgetX", data_root=str(tmp_path / "parent"), input_size=32),
-              tmp_path / "r", progress=False)
-    assert not (tmp_path / "r").exists()
+    for name, words in (("widgetA", "give --data-root .*parent/widgetA"), ("widgetX", "leave --normal-class out")):
+        with pytest.raises(DataError, match=f"--normal-class '{name}': .*train/good/.*{words}"):
+            train(tiny_cfg(dataset="folder", normal_class=name, data_root=str(tmp_path / "parent"), input_size=32),
+                  tmp_path / "r", progress=False)
+        assert not (tmp_path / "r").exists()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run = train(tiny_cfg(dataset="folder", normal_class="widgetA", data_root=str(tmp_path / "parent"),
+        run = train(tiny_cfg(dataset="folder", normal_class="widgetA", data_root=str(tmp_path / "parent" / "widgetA"),
                              input_size=32, epochs=1, heldout_fraction=0.2), tmp_path / "a", progress=False)
-    names = json.loads((run.dir / "data.json").read_text())["train"]["images"]
-    assert len(names) == 12 and all(n.startswith("train/good/") for n in names)
-    assert Path(json.loads((run.dir / "data.json").read_text())["folder"]).name == "widgetA"
+    assert json.loads((run.dir / "data.json").read_text())["train"]["count"] == 12
