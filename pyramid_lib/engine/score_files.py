@@ -23,16 +23,18 @@ that replaces `out` only when the call scored at least one image and every file 
 (files.replacing_folder): a call that scores nothing, a full disk or a Ctrl-C leave `out` as it was.
 `out` must be new, empty, or a previous predict output (it has predict.json); any other non-empty
 folder is refused, so no other result is ever overwritten.  One call at a time writes into an
-`out`: it holds `.<out>.lock` beside it (filelock), and a second call is refused (RunBusy).  A call
+`out`: it holds a lock named after it (`out_lock`, filelock), and a second call is refused (RunBusy).  A call
 that scores nothing writes only into a new `out`: not_scored.csv and predict.json.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import math
 import shlex
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -155,18 +157,22 @@ def held_out_threshold(run: RunDir) -> float:
     return float(t)
 
 
+def out_lock(out: Path) -> Path:
+    """The lock file of a predict --out: in the system's temporary folder, named by a hash of the
+    folder's full path (`out` itself is replaced as a whole, and nothing is left beside it)."""
+    key = hashlib.blake2b(str(out.resolve()).encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+    return Path(tempfile.gettempdir()) / f"pyramid-ad-predict-{key}.lock"
+
+
 def _holding_out_lock(fn):
-    """`score_files` holding an exclusive lock on its --out (filelock on `.<out>.lock` beside it,
-    since `out` itself is replaced as a whole): a second call into the same --out is refused at
-    once (RunBusy), as a second writer of a run folder is."""
+    """`score_files` holding an exclusive lock on its --out (filelock, `out_lock`): a second call
+    into the same --out is refused at once (RunBusy), as a second writer of a run folder is."""
     @functools.wraps(fn)
     def locked(run, paths, out=None, *args, **kwargs):
         if out is None:
             return fn(run, paths, out, *args, **kwargs)
         out = Path(out)
-        check_writable(out.parent, f"--out {out}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(out.parent / f".{out.name}.lock")
+        lock = FileLock(out_lock(out))
         try:
             lock.acquire(timeout=0)
         except Timeout:

@@ -28,7 +28,7 @@ from sklearn.metrics import roc_auc_score
 
 from pyramid_lib import cli
 from pyramid_lib.engine.evaluate import evaluate_run
-from pyramid_lib.engine.score_files import MANIFEST, score_files
+from pyramid_lib.engine.score_files import MANIFEST, out_lock, score_files
 from pyramid_lib.engine.trainer import train
 from pyramid_lib.errors import CheckpointError, DataError, RunBusy
 from pyramid_lib.files import atomic_write_text, uninterrupted
@@ -114,7 +114,7 @@ def test_evaluate_and_predict_interrupted_at_random_points_leave_a_consistent_se
     rng = random.Random(int(sig))
     for delay in sorted(rng.uniform(0.0, 3.0) for _ in range(3)):
         for cmd, lock in ((["evaluate", str(run.dir)], run.lock_file),
-                          (["predict", str(run.dir), str(data / "test"), "--out", str(pred)], tmp_path / ".pred.lock")):
+                          (["predict", str(run.dir), str(data / "test"), "--out", str(pred)], out_lock(pred))):
             p = subprocess.Popen([sys.executable, "-m", "pyramid_lib", *cmd, "--device", "cpu"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
             if _started(p, lock):
@@ -173,7 +173,7 @@ def test_two_predicts_into_one_out_the_second_is_refused(copies, tmp_path):
     data, run = copies
     evaluate_run(run, progress=False)
     out = tmp_path / "pred"
-    with FileLock(tmp_path / ".pred.lock"):  # what a running predict into --out holds
+    with FileLock(out_lock(out)):  # what a running predict into --out holds
         with pytest.raises(RunBusy, match="another pyramid-ad predict is writing into it"):
             score_files(run, [data / "test"], out=out, progress=False, warn=False)
     assert not out.exists()
