@@ -357,8 +357,11 @@ def _dedupe(inv: Inventory, train: list[Path], test: list[tuple[Path, str]]) -> 
 
 def _digest(p: Path) -> str:
     try:
+        h = hashlib.blake2b(digest_size=16)
         with open(p, "rb") as f:
-            return hashlib.file_digest(f, "blake2b").hexdigest()
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
     except OSError:  # decoding says why it cannot be read
         return f"unreadable:{p}"
 
