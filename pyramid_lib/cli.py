@@ -20,6 +20,7 @@ from . import data as data_mod
 from .baselines import METHODS
 from .config import PROFILES, TrainConfig
 from .data import inventory, mvtec
+from .data.folder import check_normal_class
 from .data.splits import DEFAULT_HELDOUT_FRACTION, holdout
 from .engine.build import pick_device, resolve_weights
 from .engine.estimate import duration, estimate
@@ -256,6 +257,8 @@ def cmd_train(a) -> int:
     # unset, --normal-class is "good" for --dataset folder (unused) and required for the others
     unset = {} if a.normal_class is not None else {"normal_class": "good" if a.dataset == "folder" else None}
     cfg = config_from_args(a, TRAIN_FIELDS, **unset).validate()  # before any download
+    if cfg.dataset == "folder":  # a class name that would be recorded but not used is refused
+        check_normal_class(data_mod.data_root(cfg.data_root), a.normal_class)
     if pick_device(a.device).type == "cpu" and cfg.profile in ("cpu", "paper"):
         print_estimate(cfg, 1, a.device)
     cfg = resolve_weights(cfg)

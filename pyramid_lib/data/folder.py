@@ -29,8 +29,9 @@ mask get an empty one, and a mask whose defect is below one pixel at the input s
 
 What is not loaded is said, in ONE warning per load (paths relative to `folder`, repr where the
 eye cannot see the difference), by reason (the inventory's); OS and tool leftovers are counted.
-With --dataset folder, --normal-class other than `good` (or the folder's own name) is refused: it
-would be recorded without being used (`check_normal_class`).
+`pyramid-ad train --dataset folder` refuses a --normal-class other than `good` (or the folder's
+own name): it would be recorded without being used (`check_normal_class`; a library caller may
+name the class as it likes, e.g. the tutorial's stand-in).
 
 A file whose suffix is an image format but whose content cannot be decoded (empty, truncated,
 text), an image smaller than the input size, or one over Pillow's decompression-bomb limit is a
@@ -153,11 +154,10 @@ def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_c
     1 (defect), test classes by folder, names = file paths, test masks uint8 0/1
     N x input_size x input_size when the folder has masks (else None), and the inventory's record.
     Warns once (UserWarning) naming every file left out and why.  Raises DataError for a missing
-    folder, an archive, a wrong layout, an unused --normal-class, no training or no test images, an
+    folder, an archive, a wrong layout, no training or no test images, an
     unreadable image or mask, an image smaller than input_size, and a mask whose aspect ratio
     differs from its image's."""
     folder = Path(folder)
-    check_normal_class(folder, normal_class if dataset == "folder" else None)
     inv = inventory.take(folder, hint)
     if inv.unreadable:
         bad = inv.unreadable

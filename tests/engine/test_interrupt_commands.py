@@ -9,6 +9,7 @@ import io
 import json
 import os
 import random
+import re
 import resource
 import signal
 import subprocess
@@ -222,17 +223,19 @@ def test_resume_with_other_epochs_is_warned_and_recorded(folder_run, tmp_path):
     assert len(state["history"]) == 2
 
 
-def test_normal_class_with_a_folder_dataset_is_refused_unless_it_is_used(tmp_path):
-    """Case 47: --normal-class names a product sub-folder, or nothing: refused before anything is
-    written, the message saying which --data-root was meant; `good` and the folder's own name pass."""
+def test_normal_class_with_a_folder_dataset_is_refused_unless_it_is_used(tmp_path, capsys):
+    """Case 47: `train --dataset folder --normal-class` naming a product sub-folder, or nothing: one
+    line naming train/good/ and the --data-root that was meant, exit 1, nothing written."""
     make_folder(tmp_path / "parent" / "widgetA")
+    quick = ["--epochs", "1", "--weights", "none", "--no-download", "--input-size", "32", "--device", "cpu"]
     for name, words in (("widgetA", "give --data-root .*parent/widgetA"), ("widgetX", "leave --normal-class out")):
-        with pytest.raises(DataError, match=f"--normal-class '{name}': .*train/good/.*{words}"):
-            train(tiny_cfg(dataset="folder", normal_class=name, data_root=str(tmp_path / "parent"), input_size=32),
-                  tmp_path / "r", progress=False)
+        assert cli.main(["train", "--dataset", "folder", "--data-root", str(tmp_path / "parent"), "--out",
+                         str(tmp_path / "r"), "--normal-class", name, *quick]) == 1
+        err = capsys.readouterr().err
+        assert re.search(f"--normal-class '{name}': .*train/good/.*{words}", err) and len(err.splitlines()) == 1
         assert not (tmp_path / "r").exists()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run = train(tiny_cfg(dataset="folder", normal_class="widgetA", data_root=str(tmp_path / "parent" / "widgetA"),
-                             input_size=32, epochs=1, heldout_fraction=0.2), tmp_path / "a", progress=False)
-    assert json.loads((run.dir / "data.json").read_text())["train"]["count"] == 12
+        assert cli.main(["train", "--dataset", "folder", "--data-root", str(tmp_path / "parent" / "widgetA"),
+                         "--out", str(tmp_path / "a"), "--normal-class", "widgetA", *quick]) == 0
+    assert json.loads((tmp_path / "a" / "data.json").read_text())["train"]["count"] == 12
