@@ -175,7 +175,7 @@ def test_data_command_prints_counts_reasons_and_fixes(tmp_path):
         assert cli.main(["data", str(root), "--heldout-fraction", "0.25"]) == 0
     text = out.getvalue()
     assert "3 training normal, 1 held-out normal, 1 test normal, 1 test defect, 1 mask, 1 left out" in text
-    assert "notes.txt" in text and "fix: move it out of the data root" in text
+    assert "notes.txt" in text and "fix: nothing to do unless it is a picture" in text
     (root / "test" / "good" / "bad.png").write_bytes(b"not a png")
     with redirect_stdout(io.StringIO()):
         assert cli.main(["data", str(root)]) == 1  # training would stop on it
