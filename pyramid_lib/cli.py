@@ -1,4 +1,5 @@
-"""The command line: `pyramid-ad demo | train | evaluate | predict | reproduce | report` (also `python -m pyramid_lib`).
+"""The command line: `pyramid-ad demo | train | evaluate | predict | reproduce | report | data` (also
+`python -m pyramid_lib`).
 
 The run settings of `train`, `reproduce` and `demo` are generated from TrainConfig's fields
 (config.py: flag, type, choices and help) and checked by `TrainConfig.validate()` alone, before
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,11 +19,13 @@ from . import config
 from . import data as data_mod
 from .baselines import METHODS
 from .config import PROFILES, TrainConfig
-from .data import mvtec
+from .data import inventory, mvtec
+from .data.folder import check_normal_class
+from .data.splits import DEFAULT_HELDOUT_FRACTION, holdout
 from .engine.build import pick_device, resolve_weights
 from .engine.estimate import duration, estimate
 from .engine.evaluate import evaluate_run
-from .engine.run_dir import RunDir
+from .engine.run_dir import existing_run
 from .engine.score_files import PREDICT_BATCH, TOP, score_files
 from .engine.score_inputs import describe_not_scored
 from .engine.trainer import train
@@ -213,6 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "report`) later to collect")
     add_config_options(p, REPRODUCE_FIELDS, title="run settings (of every run; default: the profile's)")
 
+    p = sub.add_parser("data", help="show what every file under a data folder is used as; trains nothing",
+                       description="Takes the inventory of a data folder in MVTec AD's layout as train, evaluate and "
+                       "predict do (data/inventory.py): counts per fate (training normals, held-out normals at "
+                       "--heldout-fraction, test normals, test defects per kind, masks, left out), then every "
+                       "left-out path with its reason and fix. Exits 1 when training could not start on it.")
+    p.add_argument("root", metavar="ROOT", help="the data folder (holding train/ and test/)")
+    p.add_argument("--heldout-fraction", type=float, metavar="X", default=DEFAULT_HELDOUT_FRACTION,
+                   help=f"training normals held out for the threshold (default {DEFAULT_HELDOUT_FRACTION})")
+    p.add_argument("--all", action="store_true", help="name every left-out path (default: 8 per reason)")
+
     p = sub.add_parser("report", help="rebuild results/README.md (every table and figure) from the results on disk",
                        description="Re-collects every results/<experiment>/<profile>/ folder, redraws its figures, "
                        "rewrites its README.md, and writes results/README.md: one page with every table and figure. "
@@ -242,6 +257,8 @@ def cmd_train(a) -> int:
     # unset, --normal-class is "good" for --dataset folder (unused) and required for the others
     unset = {} if a.normal_class is not None else {"normal_class": "good" if a.dataset == "folder" else None}
     cfg = config_from_args(a, TRAIN_FIELDS, **unset).validate()  # before any download
+    if cfg.dataset == "folder":  # a class name that would be recorded but not used is refused
+        check_normal_class(data_mod.data_root(cfg.data_root), a.normal_class)
     if pick_device(a.device).type == "cpu" and cfg.profile in ("cpu", "paper"):
         print_estimate(cfg, 1, a.device)
     cfg = resolve_weights(cfg)
@@ -257,7 +274,7 @@ def cmd_train(a) -> int:
 def cmd_evaluate(a) -> int:
     """`pyramid-ad evaluate`: score a trained run (its config's test_limit included), write its
     metrics and figures."""
-    run = RunDir(a.run_dir, a.device)
+    run = existing_run(a.run_dir, a.device)
     cfg = run.read_config()
     pick_device(a.device)
     if a.data_root:
@@ -349,7 +366,16 @@ def cmd_report(a) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+def cmd_data(a) -> int:
+    """`pyramid-ad data ROOT`: the inventory's summary; exit 1 when it holds no training or test picture
+    or an unreadable one (training would stop on it)."""
+    inv = inventory.take(Path(a.root))
+    held = len(holdout(len(inv.train), a.heldout_fraction)[1]) if len(inv.train) > 2 else 0
+    print(inv.describe(held, shown_per_reason=len(inv.entries) if a.all else 8))
+    return 1 if inv.unreadable or not inv.train or not inv.test else 0
+
+
+COMMANDS = {"data": cmd_data, "demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "reproduce": cmd_reproduce, "report": cmd_report}
 
 
@@ -357,6 +383,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # the library's progress lines, on stderr
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return COMMANDS[args.command](args)
     except PyramidError as e:
@@ -366,8 +394,27 @@ def main(argv=None) -> int:
         print(f"pyramid-ad: error: {os_error_message(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("pyramid-ad: interrupted; the last complete epoch is saved, continue with --resume", file=sys.stderr)
+        print(f"pyramid-ad: interrupted; {INTERRUPTED[args.command]}", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+# what an interrupted command (Ctrl-C, SIGTERM) leaves behind, in its own words
+INTERRUPTED = {
+    "train": "the last complete epoch is saved, continue with the same command and --resume",
+    "evaluate": "scores.csv and metrics.csv are as they were before (they are written together); run evaluate again",
+    "predict": "--out is as it was before this call (it is replaced only by a complete result); run it again",
+    "reproduce": "finished runs are kept and the interrupted one resumes: run the same command again",
+    "report": "every page written is whole; run pyramid-ad report again to rebuild the rest",
+    "demo": "run pyramid-ad demo again",
+    "data": "nothing was written",
+}
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM (kill, a scheduler's stop): the same clean stop as Ctrl-C
 
 
 if __name__ == "__main__":

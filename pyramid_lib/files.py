@@ -9,7 +9,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 import torch
@@ -172,6 +174,23 @@ def replacing_folder(out):
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def uninterrupted():
+    """Hold off Ctrl-C (SIGINT) and SIGTERM while the block writes files that must agree with each
+    other (scores.csv and metrics.csv): a signal that arrives meanwhile is delivered when the block
+    ends, so an interruption leaves the earlier set or the new one, never a mixture.  A no-op
+    outside the main thread and where signals cannot be masked (Windows)."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        mask(signal.SIG_SETMASK, old)
 
 
 def safe_torch_load(path) -> dict:

@@ -18,20 +18,20 @@ What is loaded:
     first.  This is what Windows and macOS do with such folders anyway.
   * Images are ordered by class, then by path.
 
-Masks: for test/<defect>/<sub>/<stem>.<ext> the mask is ground_truth/<defect>/<sub>/<stem>_mask.*
-or ground_truth/<defect>/<sub>/<stem>.* (any format Pillow reads, any letter case of the name and
-of the defect folder).  Two candidates for one image are an error.  A mask must show the upright
-picture: after EXIF orientation its size must equal the image's, or have the same aspect ratio
-(then it is scaled with it, and the warning says so); another aspect ratio is an error naming both
-files.  Masks of `good` images are not used.  Defect images without a mask get an empty one.
+Which file is what (training normal, test normal, test defect, mask of a picture, or left out and
+why) is decided by `data.inventory.take`, for this loader and for `predict` alike: masks are
+ground_truth/<defect>/<sub>/<stem>_mask.* or <stem>.*, or <stem>_mask.* beside the picture
+(`walk.find_mask`: the exact spelling first; several candidates are a clash, left out and named).
+A mask must show the upright picture: after EXIF orientation its size must equal the image's, or
+have the same aspect ratio (then it is scaled with it, and the warning says so); another aspect
+ratio is an error naming both files.  Masks of `good` images are not used.  Defect images without a
+mask get an empty one, and a mask whose defect is below one pixel at the input size is named.
 
-What is not loaded is said, in ONE warning per load (paths relative to `folder`): files Pillow
-cannot read (a .txt, .heic, .npy), hidden files and folders (.name), files in train/ or test/
-outside a class folder, train/ folders other than good/, empty class folders, masks without an
-image, defect images without a mask (when ground_truth/ exists), and a test set without normal or
-without defect images (AUROC undefined).  OS and tool leftovers (.DS_Store, Thumbs.db,
-desktop.ini, '._x.png', .ipynb_checkpoints/, __MACOSX/) are skipped without naming them; they are
-counted in that warning when there is one, else logged at INFO.
+What is not loaded is said, in ONE warning per load (paths relative to `folder`, repr where the
+eye cannot see the difference), by reason (the inventory's); OS and tool leftovers are counted.
+`pyramid-ad train --dataset folder` refuses a --normal-class other than `good` (or the folder's
+own name): it would be recorded without being used (`check_normal_class`; a library caller may
+name the class as it likes, e.g. the tutorial's stand-in).
 
 A file whose suffix is an image format but whose content cannot be decoded (empty, truncated,
 text), an image smaller than the input size, or one over Pillow's decompression-bomb limit is a
@@ -41,6 +41,7 @@ DataError naming the file: it was meant to be used, so the load stops instead of
 from __future__ import annotations
 
 import logging
+import shlex
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -50,6 +51,7 @@ import torch
 from ..errors import DataError
 from ..paper import MVTEC_CATEGORIES
 from ..progress import tqdm
+from . import inventory
 from .images import ImageSet, OneClassData, data_root
 from .images_io import (
     IMAGE_SUFFIXES,
@@ -60,7 +62,8 @@ from .images_io import (
     read_image,
     read_mask,
 )
-from .walk import JUNK, backslash_hint, left_out, mask_stems, same_aspect, walk_images
+from .inventory import Entry, Inventory
+from .walk import JUNK, norm, same_aspect, shown
 
 __all__ = ["IMAGE_SUFFIXES", "MVTEC_CATEGORIES", "MVTEC_URL", "load_folder", "load_mvtec", "read_image", "read_mask"]
 
@@ -69,92 +72,48 @@ log = logging.getLogger(__name__)
 MVTEC_URL = "https://www.mvtec.com/company/research/datasets/mvtec-ad"
 
 _NORMAL = "good"
-_LIKELY_NORMAL = ("ok", "normal", "norm", "pass", "negative")  # hinted at when test/good is absent
 _SHOWN = 8  # names listed per reason in the warning; the rest are counted (all are logged at INFO)
 
 
-class _Report:
-    """What a load leaves out or reads with a remark, by reason; becomes the one warning."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.skipped: dict[str, list[str]] = defaultdict(list)  # reason -> relative paths not used
-        self.noted: dict[str, list[str]] = defaultdict(list)  # remark -> relative paths used with it
-        self.junk: list[str] = []  # OS/tool leftovers: counted, not named
-        self.lines: list[str] = []  # whole-set remarks (no normal class, merged folders, ...)
-
-    def rel(self, p: Path, detail: str = "") -> str:
-        try:
-            r = p.relative_to(self.root).as_posix()
-        except ValueError:
-            r = str(p)
-        return r + (f" ({detail})" if detail else "")
-
-    def skip(self, p: Path, reason: str, detail: str = "") -> None:
-        self.skipped[reason].append(self.rel(p, detail))
-
-    def note(self, p: Path, remark: str, detail: str = "") -> None:
-        self.noted[remark].append(self.rel(p, detail))
-
-    def emit(self) -> None:
-        kinds = sorted({Path(j).name for j in self.junk})
-        junk = f"{len(self.junk)} OS/tool leftover files ({', '.join(kinds[:4])}{', ...' if len(kinds) > 4 else ''})"
-        if not (self.skipped or self.noted or self.lines):
-            if self.junk:
-                log.info("%s: skipped %s", self.root, junk)
-            return
-        n, k = (sum(len(v) for v in d.values()) for d in (self.skipped, self.noted))
-        head = [f"{n} file(s)/folder(s) under train/, test/, ground_truth/ not used"] if n else []
-        head += [f"plus {junk} skipped"] if self.junk else []
-        head += [f"{k} file(s) used with a remark"] if k else []
-        out = [f"{self.root}: {', '.join(head)}:" if head else f"{self.root}:"]
-        for what in (self.skipped, self.noted):
-            for reason, paths in what.items():
-                more = f" ... and {len(paths) - _SHOWN} more" if len(paths) > _SHOWN else ""
-                out.append(f"  {reason} ({len(paths)}): {', '.join(paths[:_SHOWN])}{more}")
-                log.info("%s: %s: %s", self.root, reason, ", ".join(paths))
-        out += [f"  {line}" for line in self.lines]
-        warnings.warn("\n".join(out), stacklevel=3)
-
-
-def _walk(folder: Path, report: _Report, seen: set | None = None) -> list[Path]:
-    """Image files under `folder` (`walk.walk_images`); every other entry goes to the report."""
-    found = walk_images(folder, seen)
-    for p, reason, detail in found.skipped:
-        report.skip(p, reason, detail)
-    report.junk += [report.rel(p) + ("/" if p.is_dir() else "") for p in found.junk]
-    return found.images
-
-
-def _class_folders(parent: Path, report: _Report, stray: str) -> dict[str, list[Path]]:
-    """Sub-folders of `parent` grouped by class (case-insensitive); files directly in it reported
-    with the reason `stray`."""
-    groups: dict[str, list[Path]] = defaultdict(list)
-    try:
-        entries = sorted(parent.iterdir(), key=lambda p: p.name)
-    except OSError as e:
-        raise DataError(f"{parent}: folder cannot be listed ({e.strerror or e}); check its permissions") from e
-    odd = backslash_hint(p for p in entries if p.is_dir())
-    if odd:
-        report.lines.append(f"{report.rel(parent)}/: {odd}")
-    for p in entries:
-        why = left_out(p)
-        if why == JUNK:
-            report.junk.append(report.rel(p))
-        elif why:
-            report.skip(p, why)
-        elif p.is_dir():
-            groups[p.name.lower()].append(p)
-        else:
-            report.skip(p, stray)
-    named = {}
-    for key, dirs in groups.items():
-        name = _NORMAL if key == _NORMAL else sorted(d.name for d in dirs)[0]
-        if len(dirs) > 1:
-            report.lines.append(f"{' and '.join(report.rel(d) + '/' for d in dirs)} differ only in letter case: "
-                                f"merged as class {name!r}")
-        named[name] = dirs
-    return dict(sorted(named.items()))
+def _warn(inv: Inventory, has_masks: bool) -> None:
+    """ONE warning naming what the inventory left out (by reason) and the remarks; OS leftovers
+    are counted, and logged at INFO when nothing else is said."""
+    left = inv.by_reason()
+    noted: dict[str, list[str]] = defaultdict(list)
+    for e in inv.entries:
+        if e.note:
+            noted[e.note].append(shown(inv.rel(e.path)) + (f" ({e.detail})" if e.detail else ""))
+    if has_masks:
+        without: dict[str, list[Path]] = defaultdict(list)
+        with_any = {c for p, c in inv.test if p in inv.masks}
+        for p, c in inv.test:
+            if c != _NORMAL and p not in inv.masks:
+                without[c].append(p)
+        for c, ps in without.items():
+            if c in with_any:
+                noted["defect image without a mask (empty mask used)"] += [shown(inv.rel(p)) for p in ps]
+            else:
+                inv.remarks.append(f"no mask of test/{c}/ (ground_truth/{c}/ missing?): its {len(ps)} image(s) get "
+                                   "empty masks")
+    junk = [e for e in inv.entries if e.reason == JUNK]
+    kinds = sorted({e.path.name for e in junk})
+    junk_text = f"{len(junk)} OS/tool leftover files ({', '.join(kinds[:4])}{', ...' if len(kinds) > 4 else ''})"
+    if not (left or noted or inv.remarks):
+        if junk:
+            log.info("%s: skipped %s", inv.root, junk_text)
+        return
+    n, k = sum(map(len, left.values())), sum(map(len, noted.values()))
+    head = [f"{n} file(s)/folder(s) not used"] if n else []
+    head += [f"plus {junk_text} skipped"] if junk else []
+    head += [f"{k} file(s) used with a remark"] if k else []
+    out = [f"{shown(inv.root)}: {', '.join(head)}:" if head else f"{shown(inv.root)}:"]
+    for what in (left, noted):
+        for reason, paths in what.items():
+            more = f" ... and {len(paths) - _SHOWN} more" if len(paths) > _SHOWN else ""
+            out.append(f"  {reason} ({len(paths)}): {', '.join(paths[:_SHOWN])}{more}")
+            log.info("%s: %s: %s", inv.root, reason, ", ".join(paths))
+    out += [f"  {line}" for line in inv.remarks]
+    warnings.warn("\n".join(out), stacklevel=3)
 
 
 def _read_all(paths, size, what, window=None):
@@ -163,158 +122,97 @@ def _read_all(paths, size, what, window=None):
     return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
 
 
-def _note(report: _Report, paths, notes) -> None:
+def _note(inv: Inventory, paths, notes) -> None:
     for p, ns in zip(paths, notes):
         for n in ns:
-            report.note(p, f"loaded, but {n}")
+            inv.entries.append(Entry(p, NOTED, note=f"loaded, but {n}"))
+
+
+NOTED = "noted"  # a remark made while decoding; not a fate (the path has its fate already)
+
+
+def check_normal_class(folder: Path, normal_class: str | None) -> None:
+    """DataError when --normal-class, with a folder dataset, names neither `good` nor the data
+    folder itself: the normal class of a folder is its train/good/, so any other value would be
+    recorded and shown without being used.  The message names the --data-root that was meant when
+    the value is a sub-folder holding train/good/."""
+    if normal_class in (None, _NORMAL, folder.name) or not folder.is_dir():
+        return
+    sub = folder / normal_class
+    fix = (f"to train on it, give --data-root {shlex.quote(str(sub))} (and leave --normal-class out)"
+           if (sub / "train").is_dir() else "leave --normal-class out")
+    raise DataError(f"--normal-class {normal_class!r}: with --dataset folder the normal class is train/good/ of "
+                    f"--data-root {shown(folder)}, so a class name is not used; {fix}")
 
 
 def load_folder(folder, input_size: int = 120, dataset: str = "folder", normal_class: str | None = None,
                 hint: str = "", intensity: str = "train-range") -> OneClassData:
     """A dataset in MVTec AD's layout (see the module docstring): train/good, test/good,
-    test/<defect>, optional ground_truth/<defect>.
+    test/<defect>, optional ground_truth/<defect>; which file is what is `inventory.take`'s.
 
     Returns OneClassData with uint8 images N x 3 x input_size x input_size, test labels 0 (good) /
-    1 (defect), test classes by folder, names = file paths, and test masks uint8 0/1
-    N x input_size x input_size when ground_truth/ exists (else None).  Warns once (UserWarning)
-    naming every file left out and why.  Raises DataError for a missing folder, a wrong layout, no
-    training or no test images, an unreadable image or mask, an image smaller than input_size, and
-    a mask whose aspect ratio differs from its image's."""
+    1 (defect), test classes by folder, names = file paths, test masks uint8 0/1
+    N x input_size x input_size when the folder has masks (else None), and the inventory's record.
+    Warns once (UserWarning) naming every file left out and why.  Raises DataError for a missing
+    folder, an archive, a wrong layout, no training or no test images, an
+    unreadable image or mask, an image smaller than input_size, and a mask whose aspect ratio
+    differs from its image's."""
     folder = Path(folder)
-    if not folder.is_dir():
-        odd = backslash_hint([folder])
-        raise DataError(f"{folder}: no such folder. "
-                        f"{hint or 'Point --data-root at a folder holding train/good and test/.'}"
-                        + (f" {odd}" if odd else ""))
-    report = _Report(folder)
-    train_paths = _train_images(folder, report)
-    test_paths, test_classes = _test_images(folder / "test", report)
-    gt_dir = folder / "ground_truth"
-    mask_for = _match_masks(gt_dir, test_paths, test_classes, folder / "test", report) if gt_dir.is_dir() else None
+    inv = inventory.take(folder, hint)
+    if inv.unreadable:
+        bad = inv.unreadable
+        more = f" (and {len(bad) - 1} more unreadable: {', '.join(shown(inv.rel(e.path)) for e in bad[1:4])})"
+        raise DataError(f"{shown(bad[0].path)}: {bad[0].reason.removeprefix(inventory.UNREADABLE + ': ')}"
+                        + (more if len(bad) > 1 else "")
+                        + f". `pyramid-ad data {shlex.quote(str(folder))}` lists every file's fate")
+    train_paths = inv.train
+    if not train_paths:
+        found = [f"{shown(inv.rel(e.path))} ({e.reason})" for e in inv.left if _NORMAL in map(norm, e.path.parts)]
+        raise DataError(f"{shown(folder / 'train' / 'good')}: no images" + (
+            f" (found only: {', '.join(found[:5])}{' ...' if len(found) > 5 else ''})" if found else "")
+            + "; the normal class must have training images")
+    test_pairs = inv.test
+    if not test_pairs:
+        raise DataError(f"{shown(folder / 'test')}: no test images; it needs test/good/ and test/<defect>/ folders "
+                        "with images")
+    test_paths, test_classes = [p for p, _ in test_pairs], [c for _, c in test_pairs]
+    mask_for = inv.masks
+    has_masks = bool(mask_for) or any(norm(d.name) == "ground_truth" for d in folder.iterdir() if d.is_dir())
 
     window = intensity_window(train_paths, intensity)  # images of more than 8 bits: one mapping for the whole set
     if describe_window(window):
-        report.lines.append(describe_window(window))
+        inv.remarks.append(describe_window(window))
     train, _, notes = _read_all(train_paths, input_size, f"{folder.name} train", window)
-    _note(report, train_paths, notes)
+    _note(inv, train_paths, notes)
     test, sizes, notes = _read_all(test_paths, input_size, f"{folder.name} test", window)
-    _note(report, test_paths, notes)
+    _note(inv, test_paths, notes)
     masks = None
-    if mask_for is not None:
+    if has_masks:
         masks = torch.zeros(len(test_paths), input_size, input_size, dtype=torch.uint8)
         for i, (p, wh) in enumerate(zip(test_paths, sizes)):
-            if p in mask_for:
-                masks[i] = _read_matching_mask(mask_for[p], p, wh, input_size, report)
-    report.emit()
+            if p in mask_for and test_classes[i] != _NORMAL:
+                masks[i] = _read_matching_mask(mask_for[p], p, wh, input_size, inv)
+    _warn(inv, has_masks)
+    inv.entries = [e for e in inv.entries if e.fate != NOTED]
     return OneClassData(
         dataset, normal_class or folder.name,
         ImageSet(torch.stack(train), torch.zeros(len(train), dtype=torch.long), ["good"] * len(train),
                  [str(p) for p in train_paths]),
         ImageSet(torch.stack(test), torch.tensor([int(c != _NORMAL) for c in test_classes]), test_classes,
                  [str(p) for p in test_paths], masks),
-        input_size, tuple(sorted(set(test_classes))), window)
+        input_size, tuple(sorted(set(test_classes))), window, inventory=inv.record())
 
 
-def _train_images(folder: Path, report: _Report) -> list[Path]:
-    """The image files under train/good/ (any letter case); other train/ folders are reported.
-    DataError when the folder is not in MVTec AD's layout or train/good/ holds no image."""
-    train_root, test_dir = folder / "train", folder / "test"
-    train_groups = _class_folders(train_root, report, "in train/, not in train/good/") if train_root.is_dir() else {}
-    train_dirs = train_groups.pop(_NORMAL, [])
-    train_dir = train_dirs[0] if train_dirs else train_root / "good"
-    if not train_dirs or not test_dir.is_dir():
-        odd = backslash_hint(folder.iterdir())
-        raise DataError(f"{folder}: not in MVTec AD's layout (needs train/good/ and test/good/, test/<defect>/); "
-                        f"{'missing ' + str(train_dir) if not train_dirs else 'missing ' + str(test_dir)}"
-                        + (f". {odd}" if odd else ""))
-    for dirs in train_groups.values():
-        for d in dirs:
-            report.skip(d, "train/ folder other than good/ (training uses normal images only)")
-    train_paths = [p for d in train_dirs for p in _walk(d, report)]
-    if not train_paths:
-        found = [f"{p} ({r})" for r, ps in report.skipped.items() for p in ps] + report.junk
-        raise DataError(f"{train_dir}: no images" + (f" (found only: {', '.join(found[:5])}"
-                                                     f"{' ...' if len(found) > 5 else ''})" if found else "")
-                        + "; the normal class must have training images")
-    return train_paths
-
-
-def _test_images(test_dir: Path, report: _Report) -> tuple[list[Path], list[str]]:
-    """The image files under test/<class>/ and their classes; a test split without normal or
-    without defect images is remarked on (AUROC is undefined).  DataError when there are none."""
-    test_paths, test_classes = [], []
-    for name, dirs in _class_folders(test_dir, report, "in test/, not in a class folder test/<class>/").items():
-        paths = [p for d in dirs for p in _walk(d, report)]
-        if not paths:
-            report.lines.append(f"{'/, '.join(report.rel(d) for d in dirs)}/: no images; class {name!r} is not scored")
-        test_paths += paths
-        test_classes += [name] * len(paths)
-    if not test_paths:
-        raise DataError(f"{test_dir}: no test images; it needs test/good/ and test/<defect>/ folders with images")
-    classes = sorted(set(test_classes))
-    if _NORMAL not in classes:
-        likely = [c for c in classes if c.lower() in _LIKELY_NORMAL]
-        report.lines.append("test/: no normal test images (test/good/): AUROC is undefined without them; every test "
-                            "image is labelled anomalous" + (f"; if test/{likely[0]}/ holds normal images, rename it "
-                                                              f"to test/good/" if likely else ""))
-    elif classes == [_NORMAL]:
-        report.lines.append("test/: only normal test images (no test/<defect>/): AUROC is undefined without defects")
-    return test_paths, test_classes
-
-
-def _match_masks(gt_dir: Path, test_paths, test_classes, test_dir: Path, report: _Report) -> dict[Path, Path]:
-    """{defect image: its mask file}; masks without an image and defect images without a mask are reported."""
-    stray = "in ground_truth/, not in ground_truth/<defect>/"
-    gt_groups = {k.lower(): v for k, v in _class_folders(gt_dir, report, stray).items()}
-    by_class: dict[str, list[Path]] = defaultdict(list)
-    for p, c in zip(test_paths, test_classes):
-        by_class[c].append(p)
-    mask_for: dict[Path, Path] = {}
-    for key, dirs in gt_groups.items():
-        cls = next((c for c in by_class if c.lower() == key), None)
-        if cls is None or cls == _NORMAL:
-            why = "masks of normal images are not used" if key == _NORMAL else "no test images of that class"
-            for d in dirs:
-                report.skip(d, f"ground_truth/ folder not used: {why}")
-            continue
-        masks: dict[tuple[str, str], list[Path]] = defaultdict(list)  # (sub-folder, stem), lower case
-        for d in dirs:
-            for m in _walk(d, report):
-                masks[(m.parent.relative_to(d).as_posix().lower(), m.stem.lower())].append(m)
-        used = set()
-        for p in by_class[cls]:
-            sub = p.parent.relative_to(_class_dir(p, test_dir)).as_posix().lower()
-            found = [m for stem in mask_stems(p.stem) for m in masks.get((sub, stem), [])]
-            used.update((sub, stem) for stem in mask_stems(p.stem))
-            if len(found) > 1:
-                raise DataError(f"{p}: several masks match it ({', '.join(map(str, found))}); keep one")
-            if found:
-                mask_for[p] = found[0]
-            else:
-                report.note(p, f"defect image without a mask in ground_truth/{dirs[0].name}/ (empty mask used)")
-        for k, ms in masks.items():
-            if k not in used:
-                for m in ms:
-                    report.skip(m, "mask without a test image of that name")
-    for c, paths in by_class.items():
-        if c != _NORMAL and c.lower() not in gt_groups:
-            report.lines.append(f"ground_truth/{c}/ missing: the {len(paths)} image(s) of test/{c}/ get empty masks")
-    return mask_for
-
-
-def _class_dir(p: Path, test_dir: Path) -> Path:
-    return test_dir / p.relative_to(test_dir).parts[0]
-
-
-def _read_matching_mask(mask: Path, image: Path, wh, size: int, report: _Report) -> torch.Tensor:
+def _read_matching_mask(mask: Path, image: Path, wh, size: int, inv: Inventory) -> torch.Tensor:
     m, mwh, notes = decode_mask(mask, size)
-    _note(report, [mask], notes)
+    _note(inv, [mask], [notes])
     if mwh != wh:
         (w, h), (mw, mh) = wh, mwh
         if not same_aspect(wh, mwh):
-            raise DataError(f"{mask}: mask is {mw}x{mh} but its image {image} is {w}x{h} (after EXIF orientation); "
-                            f"the mask must cover the upright image: redraw or resize it to {w}x{h}")
-        report.note(mask, "mask of another size than its image, same aspect ratio", f"{mw}x{mh} scaled to {w}x{h}")
+            raise DataError(f"{shown(mask)}: mask is {mw}x{mh} but its image {shown(image)} is {w}x{h} (after EXIF "
+                            f"orientation); the mask must cover the upright image: redraw or resize it to {w}x{h}")
+        inv.entries.append(Entry(mask, NOTED, note="mask of another size than its image, same aspect ratio",
+                                 detail=f"{mw}x{mh} scaled to {w}x{h}"))
     return m
 
 

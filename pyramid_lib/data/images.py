@@ -69,6 +69,7 @@ class OneClassData:
     input_size: int
     class_names: tuple[str, ...] = field(default_factory=tuple)
     intensity: dict | None = None  # images of more than 8 bits: the mapping of images_io.intensity_window
+    inventory: dict | None = None  # image folders: every file's fate (data.inventory.Inventory.record)
 
     def describe(self) -> str:
         n_norm = int((self.test.labels == 0).sum())

@@ -59,10 +59,13 @@ JUNK_FOLDERS = frozenset({".ipynb_checkpoints", "__macosx", ".git", ".svn", ".hg
 
 _LOSSY = frozenset({"JPEG", "MPO", "WEBP"})
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+DICOM_HINT = ("DICOM (medical image): Pillow cannot read it; convert it to 16-bit PNG or TIFF, e.g. with "
+              "pydicom: PIL.Image.fromarray(pydicom.dcmread(f).pixel_array).save('x.png')")
 _HINTS = {".heic": "HEIC: pip install pillow-heif, or convert to PNG", ".heif": "HEIF: pip install pillow-heif",
           ".npy": "a numpy array: save it as PNG or TIFF", ".cr2": "camera raw: convert to PNG or TIFF",
           ".nef": "camera raw: convert to PNG or TIFF", ".arw": "camera raw: convert to PNG or TIFF",
-          ".dng": "camera raw: convert to PNG or TIFF", ".svg": "vector image: render it to PNG"}
+          ".dng": "camera raw: convert to PNG or TIFF", ".svg": "vector image: render it to PNG",
+          ".dcm": DICOM_HINT, ".dicom": DICOM_HINT}
 
 
 def is_junk(name: str) -> bool:
@@ -95,8 +98,16 @@ def identify(path: Path) -> str | None:
 
 
 def why_not_an_image(path: Path) -> str:
-    """A hint for a file Pillow cannot read, for well-known other formats (HEIC, camera raw, .npy); else ''."""
-    return _HINTS.get(path.suffix.lower(), "")
+    """A hint for a file Pillow cannot read, for well-known other formats (HEIC, camera raw, .npy, DICOM by
+    its suffix or its 'DICM' marker at byte 128); else ''."""
+    hint = _HINTS.get(path.suffix.lower(), "")
+    if not hint:
+        try:
+            with open(path, "rb") as f:
+                hint = DICOM_HINT if f.read(132)[128:132] == b"DICM" else ""
+        except OSError:
+            pass
+    return hint
 
 
 INTENSITY_RULES = ("train-range", "full", "per-image")
@@ -253,8 +264,12 @@ def decode_mask(path, size: int) -> tuple[torch.Tensor, tuple[int, int], list[st
         raise _bomb(path, e) from e
     except Exception as e:  # any decoder failure: this file cannot be used
         raise DataError(f"{path}: not a readable mask ({type(e).__name__}: {e}); replace or remove the file") from e
-    m = Image.fromarray(defect.astype(np.uint8)).resize((size, size), Image.NEAREST)
-    return torch.from_numpy(np.array(m, dtype=np.uint8)), wh, notes
+    m = torch.from_numpy(np.array(Image.fromarray(defect.astype(np.uint8)).resize((size, size), Image.NEAREST),
+                                  dtype=np.uint8))
+    if defect.any() and not m.any():  # a defect smaller than one pixel at the input size
+        notes.append(f"its defect ({int(defect.sum())} px of {wh[0]}x{wh[1]}) is below one pixel at {size}x{size}: "
+                     "the mask is EMPTY at the input size (a larger --input-size keeps it)")
+    return m, wh, notes
 
 
 def read_mask(path, size: int) -> torch.Tensor:

@@ -1,22 +1,30 @@
 """Finding images in folders, and the rules that pair an image with its mask: one place for both the
 folder loader (data/folder.py, training and evaluation) and `predict` (engine/score_inputs.py).
 
-Walking a folder (`walk_images`): sub-folders are searched recursively, a folder link is followed
-once (a second visit is a loop, named); a file is an image when Pillow can open it (its content
-decides, not its suffix; `images_io.identify`); hidden files and folders (.name) are named as
-skipped; OS and tool leftovers (.DS_Store, Thumbs.db, '._x.png', .ipynb_checkpoints/, __MACOSX/)
-are only counted.
+Walking a folder (`walk_images`): sub-folders are searched recursively; a file is an image when
+Pillow can open it (its content decides, not its suffix; `images_io.identify`); hidden files and
+folders (.name), names that are not valid UTF-8 and the kit's own outputs (a folder holding
+predict.json, a run folder) are named as skipped; OS and tool leftovers (.DS_Store, Thumbs.db,
+'._x.png', .ipynb_checkpoints/, __MACOSX/) are only counted.  Links (`link_reason`): a link to a
+folder above it is a loop and not followed; inside a data root (`root`), a link to a place outside
+the root, or to a file or folder the walk reaches at its own place, is not followed either (a
+link is never a second way in), and other links are followed once.
 
-Masks (after MVTec AD's naming, any letter case, any image format): the mask of
-`test/<defect>/<sub>/<stem>.<ext>` is `ground_truth/<defect>/<sub>/<stem>_mask.*` or
-`ground_truth/<defect>/<sub>/<stem>.*` (`mask_stems`, `ground_truth_place`); `predict` also
-takes `<stem>_mask.*` beside the image.  A mask must show the upright picture: the same size, or
+Masks (`find_mask`, the one rule of the loader and of `predict`): the candidates of picture
+`<dir>/<stem>.<ext>` are `<stem>_mask.*` beside it and, for a picture under `test/<defect>/<sub>/`,
+`ground_truth/<defect>/<sub>/<stem>_mask.*` or `.../<stem>.*` (any image format).  Names are
+compared as `norm` does (letter case, Unicode form NFC/NFD, surrounding spaces ignored), but a
+candidate spelled exactly as the picture's path wins over the others, and a candidate that is
+spelled exactly for a twin picture (`A.png` beside `a.png`) is that twin's.  One candidate: the
+mask; several: a clash, no mask, named.  A mask must show the upright picture: the same size, or
 the same aspect ratio to a pixel's rounding (`same_aspect`).
 """
 
 from __future__ import annotations
 
 import os
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,16 +37,81 @@ NOT_AN_IMAGE = "not an image Pillow can read"
 JUNK = "OS or tool leftover"  # counted, not named
 
 
+NOT_UTF8 = "name is not valid UTF-8 (rename it, e.g. convmv -f latin1 -t utf8 --notest NAME)"
+KIT_OUTPUT = "output of pyramid-ad, not data"
+LOOP = "link to a folder above it: a loop, not followed"
+
+
+def norm(name: str) -> str:
+    """A name as Windows and macOS (and the eye) compare names: Unicode NFC, surrounding spaces
+    stripped, letter case folded.  Two names with one `norm` are the same name to them."""
+    return unicodedata.normalize("NFC", name).strip().casefold()
+
+
+def is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 come in as lone surrogates
+        return False
+    return True
+
+
+def writable(s: str) -> str:
+    """`s` when it can be written as UTF-8 (CSV, JSON, the terminal), else its repr."""
+    return s if is_utf8(s) else repr(s)
+
+
+def shown(p) -> str:
+    """A path as messages quote it: as on disk, or its repr when it holds what the eye cannot see
+    (bytes that are not UTF-8, control characters, surrounding spaces, decomposed Unicode)."""
+    s = str(p)
+    plain = (s.isprintable() and is_utf8(s) and unicodedata.normalize("NFC", s) == s
+             and all(q == q.strip() for q in Path(s).parts))
+    return s if plain else repr(s)
+
+
+def kit_output(d: Path) -> str | None:
+    """What pyramid-ad output the folder `d` is (a predict output, a run folder), or None."""
+    if (d / "predict.json").is_file():
+        return f"{KIT_OUTPUT}: an earlier `pyramid-ad predict` output (predict.json)"
+    if (d / "config.json").is_file() and ((d / "checkpoint.pt").exists() or (d / "run.json").is_file()):
+        return f"{KIT_OUTPUT}: a run folder (config.json, checkpoint.pt)"
+    return None
+
+
 def left_out(p: Path) -> str | None:
     """Why the folder entry `p` is left out whatever it holds, or None when it is looked at:
     JUNK for OS and tool leftovers (.DS_Store, Thumbs.db, '._x.png', .ipynb_checkpoints/,
-    __MACOSX/), "hidden folder" or "hidden file" for a name starting with a dot.  The one rule of
-    the walk (`walk_images`), of the class folders of data/folder.py and of predict's mask search."""
+    __MACOSX/), NOT_UTF8, "hidden folder" or "hidden file" for a name starting with a dot, and
+    the kit's own outputs (`kit_output`).  The one rule of the walk (`walk_images`), of the class
+    folders of data/inventory.py and of the mask search (`find_mask`)."""
     folder = p.is_dir()
     if (p.name.lower() in JUNK_FOLDERS) if folder else is_junk(p.name):
         return JUNK
+    if not is_utf8(p.name):
+        return NOT_UTF8
     if p.name.startswith("."):
         return "hidden folder" if folder else "hidden file"
+    return kit_output(p) if folder else None
+
+
+def _under(p: Path, folder: Path) -> bool:
+    return p == folder or folder in p.parents
+
+
+def link_reason(p: Path, root: Path | None = None, used: Callable[[Path], bool] | None = None) -> str | None:
+    """Why the link `p` is not followed, or None to follow it.  A broken link; a link to a folder
+    above it (a loop); with `root` (a resolved data root): a link to a place outside the root, or to
+    a place `used(target)` says the walk reaches by itself (the link would be a second way in)."""
+    target = Path(os.path.realpath(p))
+    if not target.exists():
+        return "broken link"
+    if target.is_dir() and _under(Path(os.path.realpath(p.parent)), target):
+        return LOOP
+    if root is not None and not _under(target, root):
+        return f"link to {shown(target)}, outside the data root: not followed (copy what it holds into the folder)"
+    if root is not None and used is not None and used(target):
+        return f"link to {shown(target.relative_to(root))}, which is used at its own place: not followed"
     return None
 
 
@@ -55,7 +128,8 @@ class Walk:
 
 
 def walk_images(folder: Path, seen: set[Path] | None = None, exclude: Path | None = None,
-                errors: str = "raise", walk: Walk | None = None) -> Walk:
+                errors: str = "raise", walk: Walk | None = None, root: Path | None = None,
+                used: Callable[[Path], bool] | None = None) -> Walk:
     """The image files under `folder`, recursively, sorted by name at each level, each entry that is
     not one recorded in the returned `Walk` (appended to `walk` when given).
 
@@ -63,7 +137,7 @@ def walk_images(folder: Path, seen: set[Path] | None = None, exclude: Path | Non
     before is named as a loop); `exclude`: a resolved folder not to enter (predict's output folder).
     errors="raise": `identify`'s DataError (a file with an image suffix that does not decode)
     propagates, and an unlistable folder is skipped with its reason; errors="collect": both go to
-    `failed`."""
+    `failed`.  `root`, `used`: the data root the walk is in, for `link_reason`."""
     walk = Walk() if walk is None else walk
     seen = set() if seen is None else seen
     real = folder.resolve()
@@ -84,13 +158,13 @@ def walk_images(folder: Path, seen: set[Path] | None = None, exclude: Path | Non
             walk.skipped.append((folder, why, ""))
         return walk
     for p in entries:
-        why = left_out(p)
+        why = left_out(p) or (link_reason(p, root, used) if p.is_symlink() else None)
         if why == JUNK:
             walk.junk.append(p)
         elif why:
             walk.skipped.append((p, why, ""))
         elif p.is_dir():
-            walk_images(p, seen, exclude, errors, walk)
+            walk_images(p, seen, exclude, errors, walk, root, used)
         elif not p.is_file():
             walk.skipped.append((p, "not a regular file (broken link, socket, ...)", ""))
         else:
@@ -132,23 +206,76 @@ def with_hint(reason: str, hint: str) -> str:
 
 
 def mask_stems(stem: str) -> tuple[str, str]:
-    """The names, lower case and without suffix, a mask of the image named `stem` may have:
-    `<stem>_mask` (MVTec AD's) and `<stem>` (the same name as the image)."""
-    s = stem.lower()
+    """The names, as `norm` compares them, without suffix, a mask of the image named `stem` may
+    have in ground_truth/: `<stem>_mask` (MVTec AD's) and `<stem>` (the same name as the image)."""
+    s = norm(stem)
     return s + "_mask", s
 
 
 def ground_truth_place(image: Path) -> tuple[Path, tuple[str, ...]] | None:
     """Where the mask of `image` lies, for an image under `.../test/<defect>/<sub...>/`: the folder
-    `.../ground_truth` beside that `test/` (the last `test` in the path, any letter case) and the
-    folder names below it, (<defect>, <sub...>) in lower case.  None for images under `test/good/`
-    (normal images have no mask) and images with no `test/<defect>/` above them."""
+    `.../ground_truth` beside that `test/` (the last `test` in the path, as `norm` compares) and the
+    folder names below it, (<defect>, <sub...>) as spelled under test/.  None for images under
+    `test/good/` (normal images have no mask) and images with no `test/<defect>/` above them."""
     parts = image.parts
-    tests = [i for i in range(len(parts) - 2) if parts[i].lower() == "test"]
-    if not tests or parts[tests[-1] + 1].lower() == "good":
+    tests = [i for i in range(len(parts) - 2) if norm(parts[i]) == "test"]
+    if not tests or norm(parts[tests[-1] + 1]) == "good":
         return None
     i = tests[-1]
-    return Path(*parts[:i]) / "ground_truth", tuple(q.lower() for q in parts[i + 1:-1])
+    return Path(*parts[:i]) / "ground_truth", tuple(parts[i + 1:-1])
+
+
+Listing = Callable[[Path], tuple[list[Path], list[Path]]]  # folder -> (files, sub-folders) kept by left_out
+
+
+def listing(d: Path) -> tuple[list[Path], list[Path]]:
+    """Folder `d`'s files and sub-folders that `left_out` keeps, sorted; none when it cannot be listed."""
+    try:
+        entries = sorted(d.iterdir(), key=lambda q: q.name)
+    except OSError:
+        return [], []
+    kept = [q for q in entries if left_out(q) is None]
+    return [q for q in kept if q.is_file()], [q for q in kept if q.is_dir()]
+
+
+def is_beside_mask(p: Path, files: list[Path]) -> bool:
+    """True when `p` is named `<stem>_mask.*` and a picture `<stem>.*` lies beside it (in `files`)."""
+    s = norm(p.stem)
+    return s.endswith("_mask") and any(norm(q.stem) == s[:-5] for q in files if q != p)
+
+
+@dataclass
+class MaskChoice:
+    """`find_mask`'s answer: the mask (or None), and the candidates when several match (a clash)."""
+
+    mask: Path | None = None
+    clash: list[Path] = field(default_factory=list)
+
+
+def find_mask(p: Path, list_dir: Listing = listing, is_image: Callable[[Path], bool] | None = None) -> MaskChoice:
+    """The mask of picture `p` by the module docstring's rule (the loader's and predict's).
+    `list_dir`: `listing` or a cached copy; `is_image`: whether a candidate file is an image."""
+    stem, key = p.stem, norm(p.stem)
+    files = list_dir(p.parent)[0]
+    twins = {q.stem for q in files if q != p and norm(q.stem) == key}  # A.png beside a.png
+    cands = [(q, q.stem == stem + "_mask", q.stem[:-5] in twins) for q in files
+             if q != p and norm(q.stem) == key + "_mask"]
+    place = ground_truth_place(p)
+    if place is not None:
+        gt, names = place
+        dirs = [(d, True) for d in list_dir(gt.parent)[1] if norm(d.name) == "ground_truth"]
+        for name in names:
+            dirs = [(c, exact and c.name == name) for d, exact in dirs for c in list_dir(d)[1]
+                    if norm(c.name) == norm(name)]
+        for d, exact in dirs:
+            cands += [(q, exact and q.stem in (stem, stem + "_mask"), q.stem in twins or q.stem[:-5] in twins)
+                      for q in list_dir(d)[0] if norm(q.stem) in mask_stems(stem)]
+    cands = [(q, exact) for q, exact, twin in cands if (exact or not twin) and (is_image is None or is_image(q))]
+    exact = [q for q, e in cands if e]
+    pick = exact if exact else [q for q, _ in cands]
+    if len(pick) == 1:
+        return MaskChoice(pick[0])
+    return MaskChoice(clash=pick)
 
 
 def same_aspect(wh: tuple[int, int], mask_wh: tuple[int, int]) -> bool:

@@ -13,6 +13,8 @@ images were added to train/good; `train(..., resume=True)` refuses data that cha
     held_out      {name: hash} of every held-out normal (the threshold's images), in split order
     fit           {count, digest} of the images the network trains on
     train, test   {count, digest} of the whole split, plus images: {name: hash} for image folders
+    inventory     image folders: what every file is (data.inventory.Inventory.record): counts per
+                  fate, {picture: mask}, {path: reason} of every file left out
 
 Names: for image folders (datasets `folder`, `mvtec`) each file's path relative to the data
 folder (train/good/001.png), so a moved folder or another working directory still matches; for
@@ -104,7 +106,8 @@ def make(cfg: TrainConfig, data: data_mod.OneClassData, split: Split) -> dict:
             "input_size": data.input_size, "data_root": None if cfg.data_root is None else str(cfg.data_root),
             "folder": None if folder is None else str(folder.resolve()),
             "intensity": data.intensity, "held_out": {keys[i]: train[keys[i]] for i in held_idx.tolist()},
-            "fit": {"count": len(fit), "digest": digest(fit)}, "train": split(train), "test": split(test)}
+            "fit": {"count": len(fit), "digest": digest(fit)}, "train": split(train), "test": split(test),
+            **({"inventory": data.inventory} if data.inventory is not None else {})}
 
 
 def write(run: RunDir, record: dict) -> None:

@@ -27,7 +27,7 @@ from .. import threshold
 from ..config import TrainConfig
 from ..data import splits
 from ..errors import DataWarning, PyramidError
-from ..files import atomic_save_figure, atomic_write_csv
+from ..files import atomic_save_figure, atomic_write_csv, uninterrupted
 from ..metrics import PIXEL_METRICS, pixel_metrics, summarize
 from ..model.anomaly_map import PRIMARY_SCORE, SCORE_NAMES, predict
 from ..model.loss import PyramidLoss
@@ -83,8 +83,9 @@ def evaluate_run(run_dir, device=None, data: data_mod.OneClassData | None = None
     """Score a trained run's test split and held-out normals; return its metrics row (a 1-row frame).
 
     `run_dir`: a RunDir or a folder.  The checkpoint is loaded once (`RunDir.load`); `data` may be
-    passed in when already loaded.  With `write`, writes scores.csv then metrics.csv (last: the run
-    is then `evaluated`); with `figures`, also roc.png and reconstructions.png, from the same loaded
+    passed in when already loaded.  With `write`, writes scores.csv and metrics.csv together, with
+    Ctrl-C and SIGTERM held off between them (`files.uninterrupted`: the run is then `evaluated`,
+    and the two always agree); with `figures`, also roc.png and reconstructions.png, from the same loaded
     model.  A config with `test_limit` scores only that seeded subset of the test split
     (`data.splits.stratified_subset`).  When the test split has masks, the same pass keeps the `loss`
     anomaly maps for pixel AUROC and AUPRO (`metrics.pixel_metrics`).  The held-out normals are
@@ -122,13 +123,14 @@ def evaluate_run(run_dir, device=None, data: data_mod.OneClassData | None = None
         # float64 (exact for float32 scores) and written in full, so that scores.csv read back gives the
         # very values the thresholds were chosen on: a run's own threshold reproduces its rates exactly
         both = both.astype({k: "float64" for k in SCORE_NAMES})
-        atomic_write_csv(run.scores, both)
         if figures:
             try:
                 run_figures(run.dir, model, loss, data, test, cfg.weights, precision=cfg.precision)
             except Exception as e:  # a figure is never worth losing a run for
                 log.warning("%s: figures failed (%s: %s)", run.dir, type(e).__name__, e)
-        atomic_write_csv(run.metrics, frame)
+        with uninterrupted():  # a Ctrl-C leaves the earlier pair or this one, never one of each
+            atomic_write_csv(run.scores, both)
+            atomic_write_csv(run.metrics, frame)
     return frame
 
 

@@ -184,6 +184,24 @@ class RunDir:
             yield
 
 
+def existing_run(path, device=None) -> RunDir:
+    """The run folder `path` for a command that reads a trained run (evaluate, predict).  Raises
+    CheckpointError naming the run folder and the fix for a file given instead (its checkpoint.pt,
+    config.json ...) and for a folder that is not a run (no config.json), e.g. a folder of runs."""
+    p = Path(path)
+    if p.is_file():
+        run = p.parent if (p.parent / "config.json").is_file() else None
+        fix = f"give the run folder instead: {run}" if run else "give the run folder (the one holding config.json)"
+        raise CheckpointError(f"{p}: is a file{' of the run folder ' + str(run) if run else ''}, not a run folder; "
+                              f"{fix}")
+    if p.is_dir() and not (p / "config.json").is_file():
+        runs = sorted(q.name for q in p.iterdir() if (q / "config.json").is_file())
+        raise CheckpointError(f"{p}: not a run folder (no config.json)" + (
+            f"; it holds the run folders {', '.join(runs[:5])}{' ...' if len(runs) > 5 else ''}: give one of them, "
+            f"e.g. {p / runs[0]}" if runs else "; give the folder `pyramid-ad train --out` wrote"))
+    return RunDir(p, device)
+
+
 def holding_lock(what: str):
     """Decorator for a function `fn(run_dir, ...)` that writes a run folder: it gets a RunDir and
     runs holding that folder's lock (`RunDir.hold(what)`: RunBusy when another process holds it).

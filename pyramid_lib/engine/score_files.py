@@ -24,12 +24,17 @@ predict.json (the call: run, threshold, files written).  They are written into a
 that replaces `out` only when the call scored at least one image and every file was written
 (files.replacing_folder): a call that scores nothing, a full disk or a Ctrl-C leave `out` as it was.
 `out` must be new, empty, or a previous predict output (it has predict.json); any other non-empty
-folder is refused, so no other result is ever overwritten.
+folder is refused, so no other result is ever overwritten.  One call at a time writes into an
+`out`: it holds a lock named after it (`out_lock`, filelock), and a second call is refused (RunBusy).  A call
+that scores nothing writes only into a new `out`: not_scored.csv and predict.json.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -40,9 +45,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from filelock import FileLock, Timeout
 
 from ..data.images import to_input
-from ..errors import ConfigError, DataError, PyramidError
+from ..errors import ConfigError, DataError, PyramidError, RunBusy
 from ..files import atomic_save_figure, atomic_write_csv, atomic_write_json, check_writable, read_json, replacing_folder
 from ..model.anomaly_map import PRIMARY_SCORE, SCORE_NAMES, predict
 from ..plots import prediction_figure, score_label, top_sheet, weights_note
@@ -50,7 +56,7 @@ from ..progress import tqdm
 from ..threshold import HELD_OUT_RULE, is_anomalous
 from . import data_record, heldout
 from . import score_inputs as inputs
-from .run_dir import RunDir
+from .run_dir import RunDir, existing_run
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +129,35 @@ class FileScores:
                    self.maps[PRIMARY_SCORE][start:end])
 
 
+def out_lock(out: Path) -> Path:
+    """The lock file of a predict --out: in the system's temporary folder, named by a hash of the
+    folder's full path (`out` itself is replaced as a whole, and nothing is left beside it)."""
+    key = hashlib.blake2b(str(out.resolve()).encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+    return Path(tempfile.gettempdir()) / f"pyramid-ad-predict-{key}.lock"
+
+
+def _holding_out_lock(fn):
+    """`score_files` holding an exclusive lock on its --out (filelock, `out_lock`): a second call
+    into the same --out is refused at once (RunBusy), as a second writer of a run folder is."""
+    @functools.wraps(fn)
+    def locked(run, paths, out=None, *args, **kwargs):
+        if out is None:
+            return fn(run, paths, out, *args, **kwargs)
+        out = Path(out)
+        lock = FileLock(out_lock(out))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise RunBusy(f"--out {out}: another pyramid-ad predict is writing into it now (it holds "
+                          f"{lock.lock_file}); wait until it has finished, or choose another --out") from None
+        try:
+            return fn(run, paths, out, *args, **kwargs)
+        finally:
+            lock.release()
+    return locked
+
+
+@_holding_out_lock
 def score_files(run, paths, out=None, batch_size: int = PREDICT_BATCH, figures: bool = True, top: int = TOP,
                 keep: bool = True, device=None, progress: bool = True, warn: bool = True) -> FileScores:
     """Score image files and folders with a trained, evaluated run; optionally write the outputs.
@@ -141,7 +176,7 @@ def score_files(run, paths, out=None, batch_size: int = PREDICT_BATCH, figures: 
     and DataError (no image could be scored: `out` is then left untouched).  A file that cannot be
     read is not an error when others are scored: it is in `failed`.
     """
-    run = run if isinstance(run, RunDir) else RunDir(run)
+    run = run if isinstance(run, RunDir) else existing_run(run)
     if int(batch_size) < 1:
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
     heldout.recorded_threshold(run)  # a run that cannot give a verdict is refused before any image is read
@@ -174,6 +209,12 @@ def score_files(run, paths, out=None, batch_size: int = PREDICT_BATCH, figures: 
     if not scored:
         listed = inputs.describe_not_scored(found.failed, found.skipped, "the lines below")
         kept_out = f"; {out} was left as it was" if out is not None else ""
+        if out is not None and (found.failed or found.skipped) and (not out.exists() or not any(out.iterdir())):
+            with replacing_folder(out) as tmp:  # a new --out gets the reasons; an earlier output is kept
+                atomic_write_csv(tmp / "not_scored.csv", inputs.not_scored_frame(found.failed, found.skipped))
+                atomic_write_json(tmp / MANIFEST, {"format": MANIFEST_FORMAT, "run": str(run.dir.resolve()),
+                                                   "scored": 0, "files": ["not_scored.csv"]})
+            kept_out = f"; every file with its reason is in {out / 'not_scored.csv'}"
         raise DataError(f"no image scored in {', '.join(map(str, paths))}{kept_out}. "
                         + (listed if found.failed or found.skipped else "No image file was found there"))
     threshold = heldout.rescore(run, cfg, by_pixels, lambda u8: _loss_scores(model, loss, u8, dev), batch_size)

@@ -1,18 +1,20 @@
 """The inputs of `score_files` (engine/score_files.py): which files to score, their masks, how they are
 decoded, where their figures go, and what is not scored and why.
 
-Files and folders in any layout; folders are searched as the folder loader searches them, by the
-same code (`data.walk.walk_images`: recursive, content decides what is an image, hidden entries
-named, OS leftovers counted; `data.walk.left_out` decides for every listing).  Masks follow the
-folder loader's naming, by the same rules (`data.walk.mask_stems`, `ground_truth_place`):
-`<stem>_mask.*` / `<stem>.*` in the same sub-path under `ground_truth/<defect>/` for an image under
-`test/<defect>/`, and also `<stem>_mask.*` beside the image (letter case ignored; images under
-`test/good/` have none).  Decoding is `images_io.decode_image` / `decode_mask`, the loaders' own.
+Files and folders in any layout; which entry is what is decided by the data inventory
+(`data.inventory.take_inputs`: folders walked as the folder loader walks them, content decides
+what is an image, hidden entries, the kit's own outputs, names that are not UTF-8 and link loops
+named, OS leftovers counted).  Masks are paired by the folder loader's one rule
+(`data.walk.find_mask`): `<stem>_mask.*` beside the image, or `<stem>_mask.*` / `<stem>.*` in the
+same sub-path under `ground_truth/<defect>/` for an image under `test/<defect>/`; the exact
+spelling first, several candidates a clash (none used, noted).  Decoding is
+`images_io.decode_image` / `decode_mask`, the loaders' own.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,8 +23,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from ..data import inventory
 from ..data.images_io import decode_image, decode_mask, identify
-from ..data.walk import ground_truth_place, left_out, mask_stems, not_an_image, same_aspect, walk_images, with_hint
+from ..data.walk import find_mask, listing, same_aspect, shown, writable
 from ..errors import DataError
 
 _SHOWN = 3  # names shown per reason on the terminal (the full list: not_scored.csv)
@@ -53,43 +56,13 @@ class Found:
 def collect(paths: list[Path], exclude: Path | None = None) -> Found:
     """The images under `paths` (files, and folders searched recursively), each once, in the order
     given (folders sorted by path), with their masks; every other entry in `failed` or `skipped`.
-    `exclude`: a folder not to search (the call's output folder)."""
-    found = Found([], [], [])
-    skip_dir = exclude.resolve() if exclude is not None else None
-    seen_dirs: set[Path] = set()
-    for p in paths:
-        if p.is_dir():
-            _walk(p, found, seen_dirs, skip_dir)
-        elif p.is_file():
-            _add_file(p, None, found)
-        else:
-            found.failed.append((str(p), f"{p}: no such file or folder" if not p.is_symlink()
-                                 else f"{p}: a broken link"))
+    `exclude`: a folder not to search (the call's output folder).  Which entry is what is
+    `data.inventory.take_inputs`'s; masks are `data.walk.find_mask`'s, as for the folder loader."""
+    pictures, failed, skipped, junk = inventory.take_inputs(paths, exclude)
+    found = Found([Item(p, root) for p, root in pictures], failed, skipped, junk)
     _dedupe(found)
     _attach_masks(found)
     return found
-
-
-def _add_file(p: Path, root: Path | None, found: Found) -> None:
-    """A file named directly: scored when Pillow can open it, else failed with the reason."""
-    try:
-        why = not_an_image(p)
-    except DataError as e:
-        found.failed.append((str(p), str(e)))
-        return
-    if why is None:
-        found.items.append(Item(p, root))
-    else:
-        found.failed.append((str(p), with_hint(*why)))
-
-
-def _walk(folder: Path, found: Found, seen: set[Path], skip_dir: Path | None) -> None:
-    """The images under `folder` (`data.walk.walk_images`, its failures collected, not raised)."""
-    w = walk_images(folder, seen, skip_dir, errors="collect")
-    found.items += [Item(p, folder) for p in w.images]
-    found.failed += [(str(p), r) for p, r in w.failed]
-    found.skipped += [(str(p), with_hint(r, d)) for p, r, d in w.skipped]
-    found.junk += len(w.junk)
 
 
 def _dedupe(found: Found) -> None:
@@ -98,60 +71,31 @@ def _dedupe(found: Found) -> None:
     for it in found.items:
         key = it.path.resolve()
         if key in first:
-            found.skipped.append((str(it.path), f"given twice (scored as {first[key].path})"))
+            found.skipped.append((str(it.path), f"given twice (scored as {shown(first[key].path)})"))
         else:
             first[key] = it
             keep.append(it)
     found.items = keep
 
 
-def _listing(d: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
-    """Folder `d`'s entries that `data.walk.left_out` keeps: (files by lower-case stem, sub-folders
-    by lower-case name); a folder that cannot be listed has none."""
-    files, dirs = defaultdict(list), defaultdict(list)
+def _is_image(q: Path) -> bool:
     try:
-        entries = sorted(d.iterdir(), key=lambda q: q.name)
-    except OSError:
-        entries = []
-    for q in entries:
-        if left_out(q) is None:
-            (dirs[q.name.lower()] if q.is_dir() else files[q.stem.lower()] if q.is_file() else []).append(q)
-    return files, dirs
-
-
-def mask_candidates(p: Path, listing=_listing) -> list[Path]:
-    """The mask files that name image `p` (module docstring), in the order: beside it, ground_truth/.
-    `listing`: `_listing`, or a cached copy of it for many images."""
-    found = [q for q in listing(p.parent)[0].get(mask_stems(p.stem)[0], []) if q != p]
-    place = ground_truth_place(p)
-    if place is not None:
-        gt, names = place
-        dirs = listing(gt.parent)[1].get(gt.name, [])  # ground_truth/, any letter case
-        for name in names:  # the defect folder, then the sub-path
-            dirs = [c for d in dirs for c in listing(d)[1].get(name, [])]
-        for d in dirs:
-            files = listing(d)[0]
-            found += [q for stem in mask_stems(p.stem) for q in files.get(stem, [])]
-    out = []
-    for q in found:
-        try:
-            if q not in out and identify(q) is not None:
-                out.append(q)
-        except DataError:  # an unreadable mask still names the image: decode() says why it is not used
-            out.append(q)
-    return out
+        return identify(q) is not None
+    except DataError:  # an unreadable mask still names the image: decode() says why it is not used
+        return True
 
 
 def _attach_masks(found: Found) -> None:
-    listing = functools.lru_cache(maxsize=None)(_listing)  # each folder listed once per call
+    cached = functools.lru_cache(maxsize=None)(listing)  # each folder listed once per call
+    is_image = functools.lru_cache(maxsize=None)(_is_image)
     as_mask: dict[Path, Path] = {}
     for it in found.items:
-        cands = mask_candidates(it.path, listing)
-        if len(cands) == 1:
-            it.mask = cands[0]
-            as_mask[cands[0].resolve()] = it.path
-        elif cands:
-            it.notes.append(f"several masks match ({', '.join(map(str, cands))}): none used")
+        choice = find_mask(it.path, cached, is_image)
+        if choice.mask is not None:
+            it.mask = choice.mask
+            as_mask[choice.mask.resolve()] = it.path
+        elif choice.clash:
+            it.notes.append(f"several masks match ({', '.join(map(shown, choice.clash))}): none used")
     keep = []
     for it in found.items:
         image = as_mask.get(it.path.resolve())
@@ -202,15 +146,31 @@ def figure_names(items: list[Item]) -> list[Path]:
         ext = rel.suffix.lstrip(".") or "file"
         cands = [rel.with_name(rel.stem + ".png"), rel.with_name(f"{rel.stem}_{ext}.png")]
         cands += [rel.with_name(f"{rel.stem}_{ext}-{k}.png") for k in range(2, len(items) + 3)]
+        cands = [_short(c) for c in cands]
         name = next(c for c in cands if c.as_posix().lower() not in taken)
         taken.add(name.as_posix().lower())
         names.append(Path("figures") / name)
     return names
 
 
+FIGURE_NAME_BYTES = 200  # a file name may hold 255 bytes; the atomic writer's temporary name adds about 20
+
+
+def _short(name: Path) -> Path:
+    """`name` with its file name cut to FIGURE_NAME_BYTES (UTF-8), a hash of the whole name kept
+    so that two long names that share a beginning stay apart."""
+    b = name.name.encode("utf-8", "surrogateescape")
+    if len(b) <= FIGURE_NAME_BYTES:
+        return name
+    tag = hashlib.blake2b(b, digest_size=4).hexdigest()
+    head = b[:FIGURE_NAME_BYTES - 14].decode("utf-8", "ignore")
+    return name.with_name(f"{head}-{tag}.png")
+
+
 def not_scored_frame(failed, skipped) -> pd.DataFrame:
-    """not_scored.csv: path, status (failed / skipped), reason."""
-    rows = [(p, "failed", r) for p, r in failed] + [(p, "skipped", r) for p, r in skipped]
+    """not_scored.csv: path, status (failed / skipped), reason (names that are not UTF-8 as their repr)."""
+    rows = [(writable(p), "failed", writable(r)) for p, r in failed]
+    rows += [(writable(p), "skipped", writable(r)) for p, r in skipped]
     return pd.DataFrame(rows, columns=["path", "status", "reason"])
 
 
@@ -225,7 +185,7 @@ def describe_not_scored(failed, skipped, listed_in: str = "not_scored.csv") -> s
             by_reason[_reason(p, r)].append(p)
         for r, ps in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
             more = f" ... and {len(ps) - _SHOWN} more" if len(ps) > _SHOWN else ""
-            lines.append(f"  {status}, {r} ({len(ps)}): {', '.join(ps[:_SHOWN])}{more}")
+            lines.append(f"  {status}, {writable(r)} ({len(ps)}): {', '.join(map(shown, ps[:_SHOWN]))}{more}")
     return "\n".join(lines)
 
 

@@ -283,7 +283,9 @@ def _start(run: RunDir, cfg: TrainConfig, data, split, n_fit: int, history: list
         for why in (data_record.duplicates(record), few):
             if why:
                 warnings.warn(why, DataWarning, stacklevel=4)
+    changes = _schedule_changes(run, cfg, history) if resumed else []
     state = {"status": "running", "config": cfg.to_dict(), "device": str(device), "versions": versions(),
+             **({"schedule_changes": changes} if changes else {}),
              "fit_images": n_fit, "history": history, "init": weights_init(cfg),
              "machine": machine_load(run.read_state().get("machine", {}), "start"),
              "wall_time_s": run.read_state().get("wall_time_s", 0.0),
@@ -291,6 +293,24 @@ def _start(run: RunDir, cfg: TrainConfig, data, split, n_fit: int, history: list
     atomic_write_json(run.config, cfg.to_dict())
     atomic_write_json(run.state, state)
     return state
+
+
+def _schedule_changes(run: RunDir, cfg: TrainConfig, history: list) -> list[dict]:
+    """run.json's record of every resume that changed the number of epochs (the earlier ones
+    kept), warned when this one does: the steps already taken followed the earlier schedule, so
+    the run is not the run a fresh `--epochs N` would give (with --lr-schedule cosine its learning
+    rate jumps)."""
+    before = run.read_state()
+    changes = list(before.get("schedule_changes", []))
+    then = (before.get("config") or {}).get("epochs")
+    if then is not None and int(then) != cfg.epochs:
+        changes.append({"at_epoch": len(history), "epochs_before": int(then), "epochs_now": cfg.epochs})
+        warnings.warn(f"{run.dir}: --resume with --epochs {cfg.epochs}, but the run was begun with --epochs {then}: "
+                      f"its first {len(history)} epoch(s) followed the {then}-epoch learning-rate schedule "
+                      f"({cfg.lr_schedule}), so it is not what a new --epochs {cfg.epochs} run gives; recorded in "
+                      f"{run.state.name} (schedule_changes). For a clean run, train into another --out",
+                      UserWarning, stacklevel=4)
+    return changes
 
 
 def _epoch(run: RunDir, cfg: TrainConfig, model, loss_fn, opt, fit, targets, epoch: int, total_steps: int,

@@ -25,7 +25,7 @@ def _png(path: Path, v: int = 128, size=(40, 40)) -> None:
 
 def messy(root: Path) -> Path:
     for i in range(3):
-        _png(root / "train" / "good" / f"{i}.png")
+        _png(root / "train" / "good" / f"{i}.png", 100 + i)  # not copies of test/Good/ok.png
     _png(root / "test" / "Good" / "ok.png")
     _png(root / "test" / "crack" / "batch1" / "A.png", 60)
     _png(root / "test" / "crack" / "b.png", 60)
@@ -46,13 +46,13 @@ def test_walk_names_each_entry_that_is_not_an_image(tmp_path):
         "test/crack/b.png", "test/crack/batch1/A.png", "test/crack/noext"]
     reasons = {p.name: r for p, r, _ in w.skipped}
     assert reasons == {".hidden.png": "hidden file", "notes.txt": "not an image Pillow can read",
-                       "loop": "folder link already visited (a loop)"}
+                       "loop": "link to a folder above it: a loop, not followed"}
     assert [p.name for p in w.junk] == [".DS_Store"]
 
 
 def test_mask_rules():
     assert mask_stems("A") == ("a_mask", "a")
-    assert ground_truth_place(Path("/x/test/Crack/b1/a.png")) == (Path("/x/ground_truth"), ("crack", "b1"))
+    assert ground_truth_place(Path("/x/test/Crack/b1/a.png")) == (Path("/x/ground_truth"), ("Crack", "b1"))
     assert ground_truth_place(Path("/x/test/GOOD/a.png")) is None
     assert ground_truth_place(Path("/x/other/a.png")) is None
     assert same_aspect((40, 30), (80, 60)) and same_aspect((40, 30), (41, 30)) and not same_aspect((40, 30), (30, 40))

@@ -134,12 +134,14 @@ def test_duplicates_between_and_within_splits_are_named_in_one_warning():
     assert data_record.duplicates({"train": {"images": {"a": "1"}}, "test": {"images": {"b": "2"}}}) is None
 
 
-def test_train_names_test_images_copied_from_training(tmp_path):
+def test_a_training_copy_of_a_test_image_is_named_and_never_trained_on(tmp_path):
     root = make_folder(tmp_path / "data")
     shutil.copy(root / "train/good/000.png", root / "test/good/copy.png")
-    with pytest.warns(DataWarning, match=r"1 test image\(s\) are pixel-identical.*test/good/copy.png = "
-                                         r"train/good/000.png"):
-        train(folder_cfg(root), tmp_path / "run", progress=False)
+    with pytest.warns(UserWarning, match=r"copy of a test picture: never trained on.*\(1\): train/good/000.png "
+                                         r"\(= test/good/copy.png\)"):
+        run = train(folder_cfg(root), tmp_path / "run", progress=False)
+    record = json.loads(run.data_record.read_text())
+    assert "train/good/000.png" not in record["train"]["images"] and "test/good/copy.png" in record["test"]["images"]
 
 
 # ------------------------------------------------------------- 2: 16-bit and float intensity windows
