@@ -83,7 +83,10 @@ class RunDir:
 
     @property
     def evaluated(self) -> bool:
-        """metrics.csv exists: it is written last, atomically, so the run is complete."""
+        """metrics.csv exists: it is written last, atomically, so the run is complete.  The one rule
+        for reusing a run (notebooks, `run_one`, sweeps): metrics.csv follows a finished training, a
+        divergence (scored at its last good epoch: training it again diverges the same way) or a
+        fitted baseline, so an evaluated run is never redone."""
         return self.metrics.is_file()
 
     def history(self) -> pd.DataFrame:

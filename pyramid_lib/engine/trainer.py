@@ -24,7 +24,7 @@ from dataclasses import replace
 import torch
 
 from .. import data as data_mod
-from .. import threshold
+from .. import machine, threshold
 from ..config import TrainConfig
 from ..data.splits import fit_and_heldout, run_split
 from ..errors import ConfigError, DataWarning, TrainingError
@@ -375,9 +375,7 @@ def machine_load(seen: dict, when: str) -> dict:
     average at `when` ("start" of each training call, "end"), added to `seen` (run.json's).  A
     load above the threads this run used means other processes shared the cores."""
     out = {**seen, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
-    try:
-        out.setdefault("load_" + when, [])
-        out["load_" + when] = [*out["load_" + when], round(os.getloadavg()[0], 2)]
-    except OSError:  # no load average on this platform
-        pass
+    load = machine.load_average()  # None on Windows: nothing recorded
+    if load is not None:
+        out["load_" + when] = [*out.get("load_" + when, []), round(load, 2)]
     return out
