@@ -6,6 +6,7 @@ import contextlib
 import errno
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -240,9 +241,9 @@ def announced_lock(lock_path, what: str, label: str = "", say=None, every: float
     The holder records itself beside the lock (`<lock>.holder.json`: pid, host, user, `label`,
     command line, since when), removed on release.  A caller that finds the lock held says once,
     then every `every` seconds while it waits, `what` it waits for and who holds it, instead of
-    waiting silently (`say`: a function of one line, default print).  Waits without limit (a
+    waiting silently (`say`: a function of one line, default the log).  Waits without limit (a
     notebook's runs take turns)."""
-    say = say or (lambda line: print(line, flush=True))
+    say = say or logging.getLogger(__name__).warning
     lock = FileLock(str(lock_path))
     record = Path(str(lock_path) + ".holder.json")
     try:

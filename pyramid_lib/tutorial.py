@@ -281,7 +281,8 @@ def train_cached(cfg: TrainConfig, data: data_mod.OneClassData, setup: Setup,
     run = run_dir(setup, cfg, data)
     run.dir.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with announced_lock(str(run.dir) + ".cache.lock", f"run {run.name}", label=f"notebook {setup.notebook}"):
+    with announced_lock(str(run.dir) + ".cache.lock", f"run {run.name}", label=f"notebook {setup.notebook}",
+                        say=lambda line: print(line, flush=True)):
         reused = run.evaluated
         if not reused:
             n_fit = len(holdout(len(data.train), cfg.heldout_fraction, cfg.seed)[0])
