@@ -208,11 +208,24 @@ def safe_torch_load(path) -> dict:
     return obj
 
 
+def holder_file(lock_path) -> Path:
+    """Where the holder of the lock `lock_path` records itself: `<lock>.holder.json`."""
+    return Path(str(lock_path) + ".holder.json")
+
+
+def record_holder(lock_path, label: str = "") -> None:
+    """Record this process as the holder of `lock_path` (pid, host, user, `label`, command line,
+    since when), for `describe_holder`; call it once the lock is held."""
+    atomic_write_json(holder_file(lock_path), {
+        "pid": os.getpid(), "host": socket.gethostname(), "user": _user(), "label": label,
+        "command": " ".join(sys.argv)[:300], "since": datetime.now().astimezone().isoformat(timespec="seconds")})
+
+
 def lock_holder(lock_path) -> dict | None:
     """Who holds the lock `lock_path` (`announced_lock`'s record beside it: pid, host, user,
     label, command, since), or None when no holder has said."""
     try:
-        rec = json.loads(Path(str(lock_path) + ".holder.json").read_text())
+        rec = json.loads(holder_file(lock_path).read_text())
     except (OSError, ValueError):
         return None
     return rec if isinstance(rec, dict) else None
@@ -245,7 +258,6 @@ def announced_lock(lock_path, what: str, label: str = "", say=None, every: float
     notebook's runs take turns)."""
     say = say or logging.getLogger(__name__).warning
     lock = FileLock(str(lock_path))
-    record = Path(str(lock_path) + ".holder.json")
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -259,10 +271,8 @@ def announced_lock(lock_path, what: str, label: str = "", say=None, every: float
             except Timeout:
                 continue
     try:
-        atomic_write_json(record, {"pid": os.getpid(), "host": socket.gethostname(), "user": _user(), "label": label,
-                                   "command": " ".join(sys.argv)[:300],
-                                   "since": datetime.now().astimezone().isoformat(timespec="seconds")})
+        record_holder(lock_path, label)
         yield
     finally:
-        record.unlink(missing_ok=True)
+        holder_file(lock_path).unlink(missing_ok=True)
         lock.release()

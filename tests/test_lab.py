@@ -204,3 +204,22 @@ def test_the_lab_opens_copies_and_keeps_a_students_work(tmp_path, capsys):
     assert (folder / first).read_text() == "my answers" and len(copies) == len(kit)
     assert {p.name: p.read_bytes() for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")} == kit
     assert "jupyterlab" in capsys.readouterr().out
+
+
+def test_a_busy_run_folder_names_who_writes_it(tmp_path):
+    """`pyramid-ad train` into a folder another process trains: RunBusy names that holder (pid, host),
+    and the record goes with the lock."""
+    import os
+
+    from pyramid_lib.engine.run_dir import RunDir
+    from pyramid_lib.errors import RunBusy
+
+    first, second = RunDir(tmp_path / "run"), RunDir(tmp_path / "run")
+    with first.hold("train"):
+        with first.hold("evaluate"):  # reentrant: still the same holder
+            pass
+        assert lock_holder(first.lock_file)["pid"] == os.getpid()
+        with pytest.raises(RunBusy, match=rf"holds \.lock: .*\(pid {os.getpid()} on "):
+            with second.hold("train"):
+                pass
+    assert lock_holder(first.lock_file) is None

@@ -28,7 +28,7 @@ from .. import machine, threshold
 from ..config import TrainConfig
 from ..data.splits import fit_and_heldout, run_split
 from ..errors import ConfigError, DataWarning, TrainingError
-from ..files import atomic_torch_save, atomic_write_json, read_json, remove_temp_files
+from ..files import atomic_torch_save, atomic_write_json, holder_file, read_json, remove_temp_files
 from ..model import weights
 from ..model.loss import PyramidLoss
 from ..progress import tqdm
@@ -185,7 +185,9 @@ def _remove_if_unused(run: RunDir) -> None:
     """Remove a folder that `train` created and that holds nothing but its lock (training stopped
     before writing anything: bad data, Ctrl-C while loading), as if it had never been made."""
     try:
-        if [p.name for p in run.dir.iterdir()] == [run.lock_file.name]:
+        held = {run.lock_file.name, holder_file(run.lock_file).name}  # the lock and who holds it: no data
+        if {p.name for p in run.dir.iterdir()} <= held:
+            holder_file(run.lock_file).unlink(missing_ok=True)
             run.lock_file.unlink()
             run.dir.rmdir()
     except OSError:  # in use (Windows) or just written to: leave it

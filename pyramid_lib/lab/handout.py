@@ -118,7 +118,7 @@ def import_run(zip_path, work=None, say=print) -> RunDir:
     tmp.mkdir(parents=True)
     try:
         for f, (b, when) in blobs.items():
-            (tmp / f).write_bytes(b)
+            atomic_write_bytes(tmp / f, b)
             t = datetime(*when).timestamp()
             os.utime(tmp / f, (t, t))  # the run reads as made when it was, not when it was copied
         safe_torch_load(tmp / "checkpoint.pt")  # weights_only: refuses a pickle that runs code
@@ -146,7 +146,7 @@ def lab_copies(folder, notebooks=None, say=print) -> list[Path]:
         if dest.exists():
             kept.append(nb.name)
         else:
-            shutil.copyfile(nb, dest)
+            atomic_write_bytes(dest, nb.read_bytes())  # never half a notebook, later kept as "the student's"
         out.append(dest)
     say(f"notebooks in {folder}: {len(out) - len(kept)} copied" +
         (f", {len(kept)} kept as you left them ({', '.join(kept)})" if kept else ""))
