@@ -215,10 +215,14 @@ def holder_file(lock_path) -> Path:
 
 def record_holder(lock_path, label: str = "") -> None:
     """Record this process as the holder of `lock_path` (pid, host, user, `label`, command line,
-    since when), for `describe_holder`; call it once the lock is held."""
-    atomic_write_json(holder_file(lock_path), {
-        "pid": os.getpid(), "host": socket.gethostname(), "user": _user(), "label": label,
-        "command": " ".join(sys.argv)[:300], "since": datetime.now().astimezone().isoformat(timespec="seconds")})
+    since when), for `describe_holder`; call it once the lock is held.  A record that cannot be
+    written (a full disk) is skipped: it only informs, and the write that matters fails next."""
+    try:
+        atomic_write_json(holder_file(lock_path), {
+            "pid": os.getpid(), "host": socket.gethostname(), "user": _user(), "label": label,
+            "command": " ".join(sys.argv)[:300], "since": datetime.now().astimezone().isoformat(timespec="seconds")})
+    except OSError:
+        pass
 
 
 def lock_holder(lock_path) -> dict | None:
