@@ -16,8 +16,10 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 NBMAKE_ENV := PYRAMID_PROFILE=quick PYRAMID_WORK=$(CURDIR)/build/nbmake-runs OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 NBMAKE_DIR := build/nbmake
 
+# A venv of its own (no --system-site-packages: what the kit needs is what pyproject.toml lists);
+# an existing one is kept as it is.  Without make: README, "Installing on any platform".
 $(BIN)/pyramid-ad: pyproject.toml
-	$(PY) -m venv --system-site-packages $(VENV)
+	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -e ".[notebooks,dev]"
 	@touch $@
 
@@ -54,14 +56,16 @@ test-kernels: env
 test-fast: env
 	$(BIN)/python -m pytest -q -m "not slow and not notebooks"
 
+# Copies of the notebooks in a work folder of your own ($PYRAMID_LAB, else <Documents>/pyramid-ad-lab),
+# never the tracked files; without make: `pyramid-ad lab`.
 lab: env
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/pyramid-ad lab
 
 # Every notebook executed with papermill into build/notebooks/, outputs kept, by notebooks/execute.py:
 # it shows which notebook runs and a bar of its cells, records in each executed copy the data it
 # used, and never lets a notebook executed on a stand-in replace one executed on real data, nor a
 # failed execution replace a successful one (both are kept beside it, named so).  Each notebook runs
-# its own default profile (PROFILE = None: $PYRAMID_PROFILE, else laptop on a CPU, paper on a GPU);
+# its own default profile (PROFILE = None: $PYRAMID_PROFILE, else laptop, on a GPU too);
 # PAPERMILL_ARGS overrides parameters: `make notebooks PAPERMILL_ARGS="-p PROFILE quick"`, or
 # "-p PROFILE laptop -p CATEGORY bottle".  A failing notebook does not stop the others; the target
 # fails at the end, naming it.

@@ -34,6 +34,7 @@ from .experiments.demo import DEMO_EPOCHS, run_demo
 from .experiments.plan import EXPERIMENTS, plan
 from .experiments.sweep import shell_command, sweep
 from .files import check_writable, os_error_message
+from .lab.commands import LAB_COMMANDS, add_lab_commands
 from .model import weights
 from .reporting.pages import build_report, experiment_outputs
 from .reporting.records import DIVERGED
@@ -233,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "rewrites its README.md, and writes results/README.md: one page with every table and figure. "
                        "Trains nothing; safe while sweeps run.")
     p.add_argument("--out", default="results", help="results root (default results/)")
+
+    add_lab_commands(sub)  # check, export, import, lab, fetch (lab/commands.py)
     return ap
 
 
@@ -376,7 +379,7 @@ def cmd_data(a) -> int:
 
 
 COMMANDS = {"data": cmd_data, "demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "reproduce": cmd_reproduce, "report": cmd_report}
+            "reproduce": cmd_reproduce, "report": cmd_report, **LAB_COMMANDS}
 
 
 def main(argv=None) -> int:

@@ -6,15 +6,21 @@ import contextlib
 import errno
 import io
 import json
+import logging
 import os
 import re
 import shutil
 import signal
+import socket
+import sys
 import tempfile
 import threading
+import time
+from datetime import datetime
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 
 from .errors import CheckpointError, ConfigError
 
@@ -219,3 +225,77 @@ def safe_torch_load(path) -> dict:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: not a pyramid-ad checkpoint (a {type(obj).__name__}, expected a dict)")
     return obj
+
+
+def holder_file(lock_path) -> Path:
+    """Where the holder of the lock `lock_path` records itself: `<lock>.holder.json`."""
+    return Path(str(lock_path) + ".holder.json")
+
+
+def record_holder(lock_path, label: str = "") -> None:
+    """Record this process as the holder of `lock_path` (pid, host, user, `label`, command line,
+    since when), for `describe_holder`; call it once the lock is held.  A record that cannot be
+    written (a full disk) is skipped: it only informs, and the write that matters fails next."""
+    try:
+        atomic_write_json(holder_file(lock_path), {
+            "pid": os.getpid(), "host": socket.gethostname(), "user": _user(), "label": label,
+            "command": " ".join(sys.argv)[:300], "since": datetime.now().astimezone().isoformat(timespec="seconds")})
+    except OSError:
+        pass
+
+
+def lock_holder(lock_path) -> dict | None:
+    """Who holds the lock `lock_path` (`announced_lock`'s record beside it: pid, host, user,
+    label, command, since), or None when no holder has said."""
+    try:
+        rec = json.loads(holder_file(lock_path).read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def describe_holder(rec: dict | None) -> str:
+    """One phrase naming a lock's holder from `lock_holder`'s record, for a waiting message."""
+    if not rec:
+        return "a process that has not said who it is"
+    who = f"{rec.get('label') or rec.get('command') or 'a process'} (pid {rec.get('pid')} on {rec.get('host')}"
+    return who + (f", user {rec['user']}" if rec.get("user") else "") + f", since {rec.get('since')})"
+
+
+def _user() -> str | None:
+    try:
+        import getpass
+        return getpass.getuser()
+    except Exception:  # no user name to be had (a container without one): the pid and host still say who
+        return None
+
+
+@contextlib.contextmanager
+def announced_lock(lock_path, what: str, label: str = "", say=None, every: float = 30.0):
+    """Hold the file lock `lock_path` (filelock) for `what`, saying whom we wait for.
+
+    The holder records itself beside the lock (`<lock>.holder.json`: pid, host, user, `label`,
+    command line, since when), removed on release.  A caller that finds the lock held says once,
+    then every `every` seconds while it waits, `what` it waits for and who holds it, instead of
+    waiting silently (`say`: a function of one line, default the log).  Waits without limit (a
+    notebook's runs take turns)."""
+    say = say or logging.getLogger(__name__).warning
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        t0 = time.monotonic()
+        while True:
+            say(f"waiting for {what}: the lock {lock_path} is held by {describe_holder(lock_holder(lock_path))}; "
+                f"waited {time.monotonic() - t0:.0f} s so far")
+            try:
+                lock.acquire(timeout=every)
+                break
+            except Timeout:
+                continue
+    try:
+        record_holder(lock_path, label)
+        yield
+    finally:
+        holder_file(lock_path).unlink(missing_ok=True)
+        lock.release()

@@ -11,8 +11,8 @@ the reader sees it.  Every notebook's parameters cell takes a profile (config.PR
 by default on a CPU, `quick` in CI (seconds; scores at most 1,000 test images, recorded as the
 run's `test_limit`), `cpu` and `paper` for the full runs.  Before a run trains, `train_cached`
 prints the time it should take on this machine now (`engine.estimate`, measured in the process)
-and, after, the time it took.  Runs live under `work`/runs (build/notebook-runs, or
-$PYRAMID_WORK), named by their whole config, never in results/.  Standard tools execute the
+and, after, the time it took.  Runs live under `work`/runs (a per-user cache folder, or
+$PYRAMID_WORK), named by their config and their data's content, never in results/.  Standard tools execute the
 notebooks: nbmake in `make test`, papermill in `make notebooks` (notebooks/execute.py).  The
 helpers print what they did: telling the notebook's reader is their job.
 """
@@ -29,28 +29,32 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import platformdirs
 import torch
-from filelock import FileLock
 
 from . import data as data_mod
+from . import machine
 from .config import TrainConfig, get_profile
 from .data.splits import holdout
 from .data.synthetic import synthetic_mvtec
+from .engine import data_record
 from .engine.build import pick_device
 from .engine.estimate import duration, estimate
 from .engine.run_dir import RunDir
 from .errors import DataError
 from .experiments.jobs import run_one
 from .experiments.results import RESULTS, committed_results, made_by
+from .files import announced_lock
 from .model import weights
 from .model.anomaly_map import predict
 from .plots import weights_note
 
-__all__ = ["CHANCE_MARGIN", "DATA_SOURCE_MIME", "RESULTS", "WORKS_FROM", "RunResult", "Setup", "committed_results",
-           "default_profile", "load_data", "made_by", "roc_inputs", "run_dir", "setup", "train_cached", "verdict"]
+__all__ = ["CHANCE_MARGIN", "DATA_SOURCE_MIME", "RESULTS", "WORKS_FROM", "RunResult", "Setup", "cache_key",
+           "committed_results", "default_data", "default_profile", "default_work", "load_data", "made_by", "roc_inputs",
+           "run_dir", "setup", "train_cached", "verdict"]
 
 KIT = Path(__file__).resolve().parents[1]  # the clone: notebooks may run from a copy elsewhere
-DEFAULT_WORK, DEFAULT_DATA = KIT / "build" / "notebook-runs", KIT / "data"
+DEFAULT_DATA = KIT / "data"
 # the mime type of the record load_data leaves in a notebook's outputs: notebooks/execute.py reads it
 # to tell a notebook executed on real data from one executed on a stand-in
 DATA_SOURCE_MIME = "application/vnd.pyramid-ad.data-source+json"
@@ -58,11 +62,25 @@ DATA_SOURCE_MIME = "application/vnd.pyramid-ad.data-source+json"
 
 def default_profile(environ=None) -> str:
     """The profile a notebook runs when its parameters cell says PROFILE = None: $PYRAMID_PROFILE
-    when set (CI sets quick), else `paper` on a machine with a CUDA GPU, else `laptop`."""
+    when set (CI sets quick), else `laptop`, on a GPU too: `paper` (600 epochs, ImageNet weights)
+    runs only when asked for by name."""
     env = os.environ if environ is None else environ
-    if env.get("PYRAMID_PROFILE"):
-        return env["PYRAMID_PROFILE"]
-    return "paper" if torch.cuda.is_available() else "laptop"
+    return env.get("PYRAMID_PROFILE") or "laptop"
+
+
+def default_work(environ=None) -> Path:
+    """Where the notebooks' runs are cached: $PYRAMID_WORK when set, else this user's cache folder
+    (platformdirs: ~/.cache/pyramid-ad on Linux, ~/Library/Caches/pyramid-ad on macOS,
+    %LOCALAPPDATA%\\pyramid-ad\\Cache on Windows), so a kit on a read-only or shared disk still
+    works, and each user has their own runs."""
+    env = os.environ if environ is None else environ
+    return Path(env["PYRAMID_WORK"]) if env.get("PYRAMID_WORK") else platformdirs.user_cache_path("pyramid-ad", False)
+
+
+def default_data(environ=None) -> Path:
+    """Where the notebooks look for datasets: $PYRAMID_DATA when set, else the kit's data/ folder."""
+    env = os.environ if environ is None else environ
+    return Path(env["PYRAMID_DATA"]) if env.get("PYRAMID_DATA") else DEFAULT_DATA
 
 
 @dataclass
@@ -99,20 +117,24 @@ class Setup:
 
 
 def setup(profile: str | None = None, device: str = "auto", data_root=None, work=None,
-          notebook: str = "notebook") -> Setup:
+          notebook: str = "notebook", threads: int | None = None) -> Setup:
     """Resolve a notebook's parameters cell into a Setup and print what it will do (for the reader).
 
-    `profile`: quick, laptop, cpu or paper; None picks `default_profile()` (laptop on a CPU).
+    `profile`: quick, laptop, cpu or paper; None picks `default_profile()` (laptop unless
+    $PYRAMID_PROFILE says otherwise).
     Weights: random for quick and laptop (no download attempt); ImageNet for cpu and paper when
     they can be had, else (cpu) random, said loudly, or (paper) WeightsUnavailable.  `data_root`
-    defaults to $PYRAMID_DATA then <kit>/data, `work` to $PYRAMID_WORK then <kit>/build/notebook-runs.
+    defaults to $PYRAMID_DATA then <kit>/data, `work` to `default_work()`.  torch's thread count is
+    set by `machine.choose_threads(threads)` (fewer when other work keeps the cores busy) and printed.
     On a CPU, cpu and paper first print the measured time per run (`engine.estimate`), before any download.
     Raises ConfigError for an unknown profile."""
     profile = profile or default_profile()
     get_profile(profile)  # ConfigError naming the choices
     dev = str(pick_device(device))
-    root = Path(data_root or os.environ.get("PYRAMID_DATA") or DEFAULT_DATA)
-    work = Path(work or os.environ.get("PYRAMID_WORK") or DEFAULT_WORK)
+    root = Path(data_root) if data_root else default_data()
+    work = Path(work) if work else default_work()
+    t = machine.choose_threads(threads)
+    print(t.describe() + (f"\n{t.note}" if t.note else ""))
     if profile in ("cpu", "paper") and dev == "cpu":  # before anything starts (a weights download included)
         e = estimate(TrainConfig.from_profile(profile, dataset="mnist", weights="random"), 5400, 10_000, dev, 2)
         print(f"ESTIMATED TIME on this CPU now: one MNIST run of the {profile} profile takes {e.describe()}; "
@@ -136,11 +158,25 @@ def _digest(obj) -> str:  # a short, stable name for a set of settings
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def run_dir(setup: Setup, cfg: TrainConfig) -> RunDir:
-    """The cached run of `cfg`: a folder under setup.work/runs named by the digest of the whole
-    config (config.json), so the same config in any notebook finds the same run."""
-    name = f"{cfg.dataset}-{str(cfg.normal_class).replace('/', '_')}-{cfg.profile}-{_digest(cfg.to_dict())}"
-    return RunDir(setup.work / "runs" / name, setup.device)
+# where the data lies and whether it may be downloaded: not what a run computes, so not in its cache key
+_PLACE_FIELDS = ("data_root", "download")
+
+
+def cache_key(cfg: TrainConfig, data: data_mod.OneClassData) -> str:
+    """The name of `cfg`'s run on `data` in the cache: dataset, class, profile and a digest of the
+    config without where the data lies (`data_root`) together with the data's content (the train
+    and test digests that data.json keeps, `data_record`).  The same settings on the same images
+    give the same name on any machine and at any path, so a run trained by a lecturer and handed
+    out (`pyramid-ad export` / `import`) is found by a student's notebook."""
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in _PLACE_FIELDS}
+    content = {k: v["digest"] for k, v in data_record.make_entries(data).items()}
+    return f"{cfg.dataset}-{str(cfg.normal_class).replace('/', '_')}-{cfg.profile}-{_digest([settings, content])}"
+
+
+def run_dir(setup: Setup, cfg: TrainConfig, data: data_mod.OneClassData) -> RunDir:
+    """The cached run of `cfg` on `data`: setup.work/runs/<cache_key>, so the same settings on the
+    same images in any notebook (or a handed-out copy) find the same run."""
+    return RunDir(setup.work / "runs" / cache_key(cfg, data), setup.device)
 
 
 def load_data(dataset: str, normal_class, setup: Setup) -> tuple[data_mod.OneClassData, str]:
@@ -230,21 +266,24 @@ class RunResult:
 
 def train_cached(cfg: TrainConfig, data: data_mod.OneClassData, setup: Setup,
                  progress: bool | None = None) -> RunResult:
-    """Train `cfg` once and reuse it: the run's folder is named by its whole config (`run_dir`),
-    so a cell run again, or another notebook asking for the same config, reads the finished run
-    instead of training.  Training and scoring are `experiments.jobs.run_one`, the path sweeps and
-    the demo take.  Two notebooks asking at once take turns (a file lock on the folder's name); an
-    interrupted run resumes.  A finished run keeps its weights only (the optimiser state is
-    dropped: about a third of the checkpoint).  Before training, prints the time it should take
+    """Train `cfg` once and reuse it: the run's folder is named by its config and the data's
+    content (`cache_key`), so a cell run again, another notebook asking for the same config, or a
+    run handed out (`pyramid-ad import`) is read back (`RunDir.evaluated`, the one reuse rule)
+    instead of trained.  Training and scoring are `experiments.jobs.run_one`, the path sweeps and
+    the demo take.  Two notebooks asking at once take turns (a file lock on the folder's name; the
+    one waiting says whom it waits for, `files.announced_lock`); an interrupted run resumes.  A
+    finished run keeps its weights only (the optimiser state is dropped: about a third of the
+    checkpoint).  Before training, prints the time it should take
     on this machine now (`engine.estimate`: a few steps measured in this process); after, one line
     saying what this call did and how long it took (a reused run: when it was made).
     Raises what `run_one` raises (ConfigError, CheckpointError, TrainingError, PyramidError)."""
     progress = setup.profile != "quick" if progress is None else progress
-    run = run_dir(setup, cfg)
+    run = run_dir(setup, cfg, data)
     run.dir.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with FileLock(str(run.dir) + ".cache.lock"):
-        reused = run.trained and run.evaluated
+    with announced_lock(str(run.dir) + ".cache.lock", f"run {run.name}", label=f"notebook {setup.notebook}",
+                        say=lambda line: print(line, flush=True)):
+        reused = run.evaluated
         if not reused:
             n_fit = len(holdout(len(data.train), cfg.heldout_fraction, cfg.seed)[0])
             n_score = min(len(data.test), cfg.test_limit or len(data.test))

@@ -25,6 +25,7 @@ LONG_MODULES: dict[str, str] = {}  # "path relative to pyramid_lib": why it may 
 PRINT_ALLOWED = {
     "cli.py": None,  # the command line: printing is its job (None: every function)
     "tutorial.py": {"setup", "load_data", "train_cached"},  # what a notebook cell shows
+    "lab/commands.py": None,  # the lab's sub-commands of the command line
 }
 
 

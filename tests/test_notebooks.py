@@ -11,7 +11,7 @@ printed."""
 
 import importlib
 import re
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from importlib.util import find_spec
 from pathlib import Path
 from types import SimpleNamespace
@@ -86,13 +86,15 @@ def test_imports_only_what_the_library_has(path):
                 assert hasattr(m, name) or find_spec(f"{mod}.{name}"), f"{path.name}: {mod}.{name}"
 
 
-def test_default_profile_follows_the_environment_then_the_gpu(monkeypatch):
+def test_default_profile_is_laptop_on_a_gpu_too_unless_the_environment_names_one(monkeypatch):
+    """A GPU never starts the paper profile (600 epochs, ImageNet weights) unasked (issue 28)."""
     assert default_profile({"PYRAMID_PROFILE": "quick"}) == "quick"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert default_profile({}) == "laptop"
     assert default_profile({"PYRAMID_PROFILE": ""}) == "laptop"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert default_profile({}) == "paper"
+    assert default_profile({}) == "laptop"
+    assert default_profile({"PYRAMID_PROFILE": "paper"}) == "paper"
     assert default_profile({"PYRAMID_PROFILE": "cpu"}) == "cpu"
     monkeypatch.setenv("PYRAMID_PROFILE", "laptop")
     assert default_profile() == "laptop"
@@ -110,12 +112,17 @@ def test_setup_takes_the_profile_from_the_environment_and_rejects_unknown_names(
         setup(None, "cpu", tmp_path, tmp_path)
 
 
-def test_setup_defaults_to_the_kits_folders_wherever_the_notebook_runs(tmp_path, monkeypatch):
+def test_setup_defaults_to_the_kits_data_and_a_per_user_cache_wherever_the_notebook_runs(tmp_path, monkeypatch):
+    """The runs go to the user's cache folder (platformdirs), not into the kit: a kit on a
+    read-only or shared disk still works (issue 28)."""
+    import platformdirs
+
     monkeypatch.delenv("PYRAMID_DATA", raising=False)
     monkeypatch.delenv("PYRAMID_WORK", raising=False)
     monkeypatch.chdir(tmp_path)  # as a copy of a notebook executed elsewhere
     s = setup("quick", "cpu")
-    assert s.data_root == tutorial.KIT / "data" and s.work == tutorial.KIT / "build" / "notebook-runs"
+    assert s.data_root == tutorial.KIT / "data" and s.work == platformdirs.user_cache_path("pyramid-ad", False)
+    assert tutorial.KIT not in s.work.parents
     monkeypatch.setenv("PYRAMID_DATA", str(tmp_path / "d"))
     monkeypatch.setenv("PYRAMID_WORK", str(tmp_path / "w"))
     s = setup("quick", "cpu")
@@ -173,22 +180,29 @@ def quick(tmp_path_factory):
     return s, d
 
 
-def test_the_cache_names_a_run_by_its_whole_config(quick):
-    """Two equal configs share a folder; changing any one field (a value of its type) gives another."""
+def test_the_cache_names_a_run_by_its_config_and_its_datas_content_not_its_path(quick):
+    """Two equal configs on the same images share a folder; changing any one field (a value of its
+    type) gives another, except where the data lies (data_root, download); other images give another."""
     s, d = quick
     cfg = s.config(d, **TINY)
-    run = run_dir(s, cfg)
+    run = run_dir(s, cfg, d)
     assert run.dir.parent == s.work / "runs" and run.name.startswith("mnist-sample-1-quick-")
-    assert run_dir(s, s.config(d, **TINY)).dir == run.dir
+    assert run_dir(s, s.config(d, **TINY), d).dir == run.dir
+    for place in ({"data_root": "/elsewhere"}, {"download": not cfg.download}):
+        assert run_dir(s, TrainConfig(**{**asdict(cfg), **place}), d).dir == run.dir, place
+    fewer = replace(d, train=d.train.subset(torch.arange(len(d.train) - 1)))
+    assert run_dir(s, cfg, fewer).dir != run.dir
     other = {"dataset": "mnist", "normal_class": "2", "input_size": 32, "encoders": 2, "pyramid": "spatial",
-             "lr_schedule": "constant", "weights": "imagenet", "profile": "laptop", "data_root": "/elsewhere",
-             "train_limit": 41, "test_limit": None}
+             "lr_schedule": "constant", "weights": "imagenet", "profile": "laptop", "train_limit": 41,
+             "test_limit": None}
     for f in fields(TrainConfig):
+        if f.name in ("data_root", "download"):
+            continue
         v = getattr(cfg, f.name)
         changed = other.get(f.name, (not v) if isinstance(v, bool) else v * 2 + 1 if isinstance(v, (int, float))
                             else None)
         assert changed != v, f.name
-        assert run_dir(s, TrainConfig(**{**asdict(cfg), f.name: changed})).dir != run.dir, f.name
+        assert run_dir(s, TrainConfig(**{**asdict(cfg), f.name: changed}), d).dir != run.dir, f.name
 
 
 def test_train_cached_reuses_a_finished_run_and_trains_a_changed_one(quick, capsys):

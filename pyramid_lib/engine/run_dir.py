@@ -17,7 +17,16 @@ from filelock import FileLock, Timeout
 
 from ..config import RUN_FIELDS, SHAPE_FIELDS, TrainConfig
 from ..errors import CheckpointError, ConfigError, RunBusy
-from ..files import atomic_torch_save, check_writable, read_json, safe_torch_load
+from ..files import (
+    atomic_torch_save,
+    check_writable,
+    describe_holder,
+    holder_file,
+    lock_holder,
+    read_json,
+    record_holder,
+    safe_torch_load,
+)
 from ..model import fast
 from ..model.loss import PyramidLoss
 from ..model.network import PyramidalAutoencoder
@@ -83,7 +92,10 @@ class RunDir:
 
     @property
     def evaluated(self) -> bool:
-        """metrics.csv exists: it is written last, atomically, so the run is complete."""
+        """metrics.csv exists: it is written last, atomically, so the run is complete.  The one rule
+        for reusing a run (notebooks, `run_one`, sweeps): metrics.csv follows a finished training, a
+        divergence (scored at its last good epoch: training it again diverges the same way) or a
+        fitted baseline, so an evaluated run is never redone."""
         return self.metrics.is_file()
 
     def history(self) -> pd.DataFrame:
@@ -167,9 +179,14 @@ class RunDir:
         except Timeout:
             yield False
             return
+        outer = lock.lock_counter == 1  # not a reentrant hold: this one says who holds the folder
         try:
+            if outer:
+                record_holder(self.lock_file)
             yield True
         finally:
+            if outer:
+                holder_file(self.lock_file).unlink(missing_ok=True)
             lock.release()
 
     @contextlib.contextmanager
@@ -179,7 +196,8 @@ class RunDir:
         with self.lock() as got:
             if not got:
                 raise RunBusy(f"{self.dir}: another process is writing this run folder (training or evaluating it: "
-                              f"it holds {self.lock_file.name}), so it cannot {what} it now; wait until that "
+                              f"it holds {self.lock_file.name}: {describe_holder(lock_holder(self.lock_file))}), "
+                              f"so it cannot {what} it now; wait until that "
                               "process has finished, or use another folder")
             yield
 

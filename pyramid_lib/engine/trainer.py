@@ -24,11 +24,11 @@ from dataclasses import replace
 import torch
 
 from .. import data as data_mod
-from .. import threshold
+from .. import machine, threshold
 from ..config import TrainConfig
 from ..data.splits import fit_and_heldout, run_split
 from ..errors import ConfigError, DataWarning, TrainingError
-from ..files import atomic_torch_save, atomic_write_json, read_json, remove_temp_files
+from ..files import atomic_torch_save, atomic_write_json, holder_file, read_json, remove_temp_files
 from ..model import weights
 from ..model.loss import PyramidLoss
 from ..progress import tqdm
@@ -185,7 +185,9 @@ def _remove_if_unused(run: RunDir) -> None:
     """Remove a folder that `train` created and that holds nothing but its lock (training stopped
     before writing anything: bad data, Ctrl-C while loading), as if it had never been made."""
     try:
-        if [p.name for p in run.dir.iterdir()] == [run.lock_file.name]:
+        held = {run.lock_file.name, holder_file(run.lock_file).name}  # the lock and who holds it: no data
+        if {p.name for p in run.dir.iterdir()} <= held:
+            holder_file(run.lock_file).unlink(missing_ok=True)
             run.lock_file.unlink()
             run.dir.rmdir()
     except OSError:  # in use (Windows) or just written to: leave it
@@ -395,9 +397,7 @@ def machine_load(seen: dict, when: str) -> dict:
     average at `when` ("start" of each training call, "end"), added to `seen` (run.json's).  A
     load above the threads this run used means other processes shared the cores."""
     out = {**seen, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
-    try:
-        out.setdefault("load_" + when, [])
-        out["load_" + when] = [*out["load_" + when], round(os.getloadavg()[0], 2)]
-    except OSError:  # no load average on this platform
-        pass
+    load = machine.load_average()  # None on Windows: nothing recorded
+    if load is not None:
+        out["load_" + when] = [*out.get("load_" + when, []), round(load, 2)]
     return out

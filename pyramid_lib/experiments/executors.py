@@ -8,11 +8,11 @@ PYTHONPATH or sys.path."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import torch
 
+from ..machine import usable_cores
 from .jobs import run_job
 from .plan import Job
 
@@ -49,13 +49,6 @@ def gpu_slots(device, jobs: int, n_gpus: int | None = None) -> list[str]:
     return [f"cuda:{i}" for _ in range(per) for i in range(n_gpus)]
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def make_executor(base: Path, executor: str, jobs: int, slurm: dict, n_runs: int):
     """(submitit executor, torch threads per run) for "slurm" or "submitit-local"; logs go to base/submitit/."""
     import submitit  # deferred on purpose: only sweeps that use submitit need it
@@ -73,7 +66,7 @@ def make_executor(base: Path, executor: str, jobs: int, slurm: dict, n_runs: int
         return ex, params["cpus_per_task"]
     ex = submitit.AutoExecutor(folder=folder, cluster="local")
     ex.update_parameters(timeout_min=int(slurm.get("timeout_min") or 24 * 60))
-    return ex, max(1, _cores() // max(1, min(jobs, n_runs)))
+    return ex, max(1, usable_cores() // max(1, min(jobs, n_runs)))
 
 
 def submit(pending: list[Job], base: Path, executor: str, jobs: int, device, slurm: dict, wait: bool,

@@ -27,14 +27,15 @@ def run_one(name: str, cfg: TrainConfig, run_dir, device=None, progress: bool = 
     """Train (or resume) and evaluate one network run into `run_dir` (a RunDir or a folder); return
     its metrics row (a 1-row frame).  The one train-or-reuse path: sweeps (`run_job`), the demo
     and the notebooks (`tutorial.train_cached`) all come through here.  A run that is already
-    trained and evaluated is read back, not redone.  Evaluation writes scores.csv and metrics.csv,
+    evaluated (`RunDir.evaluated`, the one reuse rule) is read back, not redone.  Evaluation
+    writes scores.csv and metrics.csv,
     and with `figures` roc.png and reconstructions.png, from one load of the checkpoint
     (`evaluate_run`); a failed figure only logs a warning.
     Both hold the folder's lock through `run` (RunBusy when another process holds it; reentrant
     under `run_job`, which holds it through the same RunDir).
     `data`: the run's dataset when already loaded (else it is loaded here).  `name` labels the job."""
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    if run.trained and run.evaluated:
+    if run.evaluated:  # the one reuse rule (RunDir.evaluated)
         return run.read_metrics()
     d = data or data_mod.load_for(cfg)
     train(cfg, run, resume=run.dir.exists() and (run.checkpoint.exists() or run.state.exists()),
@@ -115,7 +116,7 @@ def run_job(job: Job, run_dir, device=None, progress: bool = False) -> tuple[str
     with run.lock() as got:
         if not got:
             return job.name, "busy", 0.0
-        if run.evaluated:
+        if run.evaluated:  # the one reuse rule, as in run_one
             return job.name, "skipped", 0.0
         try:
             twin = twin_run(run.dir, job.cfg) if job.kind == "pyramid" and not run.state.exists() else None

@@ -43,7 +43,8 @@ from ..engine.build import git_commit
 from ..engine.run_dir import RunDir
 from ..errors import ConfigError
 from ..files import atomic_write_csv
-from .executors import EXECUTORS, _cores, _worker, gpu_slots, log_status, submit
+from ..machine import usable_cores
+from .executors import EXECUTORS, _worker, gpu_slots, log_status, submit
 from .jobs import run_job
 from .plan import check_finished_runs, plan_and_dir, record_plan
 
@@ -76,7 +77,7 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
     if progress:
         log.info("%s/%s: %d runs, %d finished before, %d to run (%s, jobs=%d)", experiment, profile, len(todo),
                  skipped, len(pending), executor, jobs)
-    threads = max(1, _cores() // jobs)
+    threads = max(1, usable_cores() // jobs)
     statuses: list[tuple[str, str, float]] = []
     if pending and executor == "local" and jobs == 1:
         for j in pending:

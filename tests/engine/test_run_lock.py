@@ -65,7 +65,10 @@ def test_train_and_evaluate_refuse_a_run_another_process_writes(copies, capsys):
         assert cli.main(["evaluate", str(run.dir), "--data-root", str(root), "--device", "cpu"]) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "another process is writing this run folder" in err
-        assert contents(run) == before  # the first run is intact: nothing written, nothing removed
+        assert " (pid " in err  # and who: the holder's record beside the lock (files.record_holder)
+        during = contents(run)
+        assert during.pop(".lock.holder.json")  # the other process's record of itself, gone when it releases
+        assert during == before  # the first run is intact: nothing written, nothing removed
     evaluate_run(run, data=load_folder(root), progress=False)  # released: evaluates
     assert run.evaluated
 
