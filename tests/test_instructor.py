@@ -88,3 +88,72 @@ def test_answers_that_depend_on_the_run_point_at_the_number_instead_of_stating_i
                 assert re.search(r"\bread\b|print|figure|table|plot|the app|the line", answer, re.I), \
                     f"{name} Q{i}: says which printed number to read"
     assert dependent >= 10
+
+
+TASKS = REPO / "instructor" / "tasks"
+TASK_NOTEBOOKS = sorted((TASKS / "source").glob("*/*.ipynb"))
+
+
+def nbgrader(cell: dict) -> dict:
+    return cell["metadata"].get("nbgrader", {})
+
+
+@pytest.mark.parametrize("path", TASK_NOTEBOOKS, ids=lambda p: p.stem)
+def test_tasks_are_in_nbgraders_format(path):
+    cs = cells(path)
+    assert all(nbgrader(c).get("schema_version") == 3 for c in cs), "every cell carries nbgrader metadata"
+    ids = [nbgrader(c)["grade_id"] for c in cs]
+    assert len(ids) == len(set(ids)), "grade ids unique within the notebook"
+    solutions = [c for c in cs if nbgrader(c)["solution"]]
+    graded = [c for c in cs if nbgrader(c)["grade"]]
+    assert solutions and all("### BEGIN SOLUTION" in text(c) and "### END SOLUTION" in text(c) for c in solutions)
+    assert graded and all(c["cell_type"] == "code" and "assert" in text(c) and nbgrader(c)["points"] > 0
+                          and nbgrader(c)["locked"] for c in graded)
+    assert not any(c.get("outputs") for c in cs if c["cell_type"] == "code"), "committed without outputs"
+    assert path.parent.name == path.stem, "nbgrader's layout: source/<task>/<task>.ipynb"
+
+
+def test_there_are_three_or_four_tasks():
+    assert 3 <= len(TASK_NOTEBOOKS) <= 4, [p.name for p in TASK_NOTEBOOKS]
+
+
+def execute(path: Path) -> list[dict]:
+    """Execute a notebook (errors allowed) in a kernel; its cells with outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    return nb.cells
+
+
+def errors(cell) -> list[str]:
+    return [f"{o['ename']}: {o['evalue']}" for o in cell.get("outputs", []) if o["output_type"] == "error"]
+
+
+@pytest.mark.slow
+def test_solutions_pass_and_nbgraders_student_version_fails_every_graded_cell(tmp_path):
+    """(a) the source version, solutions in, executes with every cell passing; (b) `nbgrader
+    generate_assignment` makes the student version: solutions replaced by a stub, and then every
+    autograded test cell fails."""
+    import shutil
+    import subprocess
+    import sys
+
+    pytest.importorskip("nbgrader", reason="nbgrader is in the dev extra: pip install -e '.[dev]'")
+    shutil.copytree(TASKS / "source", tmp_path / "source")
+    shutil.copy(TASKS / "nbgrader_config.py", tmp_path)
+    for path in TASK_NOTEBOOKS:
+        task = path.stem
+        solved = execute(tmp_path / "source" / task / path.name)
+        assert not [e for c in solved for e in errors(c)], f"{task}: the solution version fails"
+        subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", task, "--no-db", "--force"],
+                       cwd=tmp_path, check=True, capture_output=True, text=True)
+        released = tmp_path / "release" / task / path.name
+        student = json.loads(released.read_text(encoding="utf-8"))["cells"]
+        assert not any("### BEGIN SOLUTION" in text(c) for c in student)
+        assert any("raise NotImplementedError()" in text(c) for c in student)
+        for cell in execute(released):
+            if nbgrader(cell).get("grade"):
+                assert errors(cell), f"{task} {nbgrader(cell)['grade_id']}: passes on the student's stub"
