@@ -142,10 +142,12 @@ def _mnist_figures(out: Path, root) -> list[Path]:
     cmp = cmp[cmp["class"] != "mean"]
     fig, ax = plt.subplots(figsize=(11, 5.5))
     xs = np.arange(len(cmp))
-    ax.bar(xs - 0.2, cmp["ours"], 0.4, label="ours (mean over seeds)")
+    sd = cmp["ours_sd"].fillna(0) if "ours_sd" in cmp else None
+    ax.bar(xs - 0.2, cmp["ours"], 0.4, yerr=sd, capsize=3, label="ours (mean, s.d. over seeds)")
     ax.bar(xs + 0.2, cmp["paper"], 0.4, label="the paper, Table III")
-    ax.set(xticks=xs, xticklabels=cmp["class"], xlabel="normal digit", ylabel="AUROC", ylim=(0.5, 1.0))
-    ax.legend(loc="lower right")
+    ax.set(xticks=xs, xticklabels=cmp["class"], xlabel="normal digit", ylabel="AUROC (axis from 0.5)",
+           ylim=(0.5, 1.0))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title(f"AUROC per normal digit{note}", fontsize="medium")
     written.append(_save(fig, out / "auroc_mnist_vs_paper.png"))
     return written
