@@ -38,6 +38,7 @@ from .lab.commands import LAB_COMMANDS, add_lab_commands
 from .model import weights
 from .reporting.pages import build_report, experiment_outputs
 from .reporting.records import DIVERGED
+from .reporting.slides import write_slides
 
 EPILOG = "Data root: --data-root, else $PYRAMID_DATA, else ./data."
 
@@ -236,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results", help="results root (default results/)")
 
     add_lab_commands(sub)  # check, export, import, lab, fetch (lab/commands.py)
+    p = sub.add_parser("slides", help="write slide-ready figures (200 dpi, large fonts) and the architecture diagram",
+                       description="Draws the architecture diagram from the network's real layer shapes (28x28 and "
+                       "120x120) and the key figures of the committed results (ROC and AUROC per MNIST digit beside "
+                       "the paper, one run's score histogram with its thresholds, the encoder ablation) at 200 dpi "
+                       "with large fonts, into OUT. Trains nothing.")
+    p.add_argument("out", help="folder for the PNG files")
+    p.add_argument("--results", default=None, help="results root to read (default: the clone's results/)")
     return ap
 
 
@@ -369,6 +377,13 @@ def cmd_report(a) -> int:
     return 0
 
 
+def cmd_slides(a) -> int:
+    check_writable(a.out, f"OUT {a.out}")
+    for line in write_slides(a.out, a.results):
+        print(line)
+    return 0
+
+
 def cmd_data(a) -> int:
     """`pyramid-ad data ROOT`: the inventory's summary; exit 1 when it holds no training or test picture
     or an unreadable one (training would stop on it)."""
@@ -379,7 +394,7 @@ def cmd_data(a) -> int:
 
 
 COMMANDS = {"data": cmd_data, "demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "reproduce": cmd_reproduce, "report": cmd_report, **LAB_COMMANDS}
+            "reproduce": cmd_reproduce, "report": cmd_report, "slides": cmd_slides, **LAB_COMMANDS}
 
 
 def main(argv=None) -> int:

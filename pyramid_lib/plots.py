@@ -9,6 +9,14 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from .metrics import SCORE_NAMES
 
+# Figures for a projector (`pyramid-ad slides`, `reporting/slides.py`): `with plt.rc_context(SLIDE_STYLE):`
+# around any figure of this module, saved at SLIDE_DPI; sizes in points, so a figure of the same inches
+# carries text about 1.6 times matplotlib's default (10 pt).
+SLIDE_DPI = 200
+SLIDE_STYLE = {"font.size": 16, "axes.titlesize": 18, "axes.labelsize": 16, "xtick.labelsize": 14,
+               "ytick.labelsize": 14, "legend.fontsize": 14, "legend.title_fontsize": 14, "figure.titlesize": 20,
+               "lines.linewidth": 2.5, "axes.linewidth": 1.2, "savefig.dpi": SLIDE_DPI}
+
 
 def weights_note(weights: str, precision: str | None = None) -> str:
     """The label every figure title carries: which backbone and perceptual weights made it
