@@ -233,7 +233,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
     total_steps = cfg.epochs * steps_per_epoch(len(fit), cfg.batch_size)
     budget = [stop_after_batches]
     bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{cfg.dataset}:{cfg.normal_class}", initial=start_epoch,
-               total=cfg.epochs, disable=not progress, unit="epoch")
+               total=cfg.epochs, disable=not progress, unit="epoch", smoothing=0)  # rate: the mean over the run
     for epoch in bar:
         try:
             done = _epoch(run, cfg, model, loss_fn, opt, fit, targets, epoch, total_steps, history, budget, device)
