@@ -210,6 +210,7 @@ def run(out: Path, notebooks: list[Path], parameters: dict) -> int:
 
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+GLOSSARY = Path(__file__).resolve().parent / "GLOSSARY.md"  # the notebooks link to it; `html` renders it too
 MATHJAX_DIR = "_mathjax"  # beside the pages
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"  # the combined configuration the package ships
 
@@ -260,7 +261,7 @@ def html(out: Path, html_dir: Path, notebooks: list[Path]) -> int:
                 continue
             nb = nbformat.read(src, as_version=4)
             body, _ = exporter.from_notebook_node(nb)
-            _atomic_write(page, body)
+            _atomic_write(page, body.replace(f'href="{GLOSSARY.name}', f'href="{GLOSSARY.stem}.html'))
             meta = nb.metadata.get("pyramid_ad", {})
             print(f"{page}  ({describe(meta.get('data_sources') or [])}, executed {meta.get('executed_at', '?')})")
         last = status.get(name)
@@ -270,6 +271,11 @@ def html(out: Path, html_dir: Path, notebooks: list[Path]) -> int:
             bad.append(f"{name}: its last execution {last['message']}; {name}.html shows the earlier one")
         elif last and last.get("kind") == "refused":
             said.append(f"{name}: {last['message']}")
+    if GLOSSARY.is_file():  # the terms the pages link to, rendered as a page of its own (formulas offline too)
+        page = html_dir / f"{GLOSSARY.stem}.html"
+        glossary = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(GLOSSARY.read_text(encoding="utf-8"))])
+        _atomic_write(page, exporter.from_notebook_node(glossary, resources={"metadata": {"name": "Glossary"}})[0])
+        print(f"{page}  (the glossary the pages link to)")
     if said:
         print("KEPT THE EXECUTION ON REAL DATA:\n  " + "\n  ".join(said))
     if bad:

@@ -8,9 +8,9 @@ in one sentence per finding (notebooks 05, 06 and 08 print them).
 
 The interval is `stats.t_interval` over seeds (or, for one run's rate, the Wilson interval of a
 proportion), and its words come from `stats.verdict`: a finding is REPRODUCED when the interval
-lies on the paper's side of its level (or, for a value the paper printed, contains it), NOT
-REPRODUCED when it lies on the other side, and NOT DECIDED when it straddles the level or no
-interval can be computed (one seed).
+lies on the paper's side of its level (or, for a value the paper printed, contains it and is no
+wider than +-AT_WITHIN), NOT REPRODUCED when it lies on the other side (or excludes the printed
+value), and NOT DECIDED when it straddles the level, is too wide, or cannot be computed (one seed).
 """
 
 from __future__ import annotations
@@ -26,11 +26,18 @@ REPRODUCED, NOT_REPRODUCED, NOT_DECIDED = "REPRODUCED", "NOT REPRODUCED", "NOT D
 CLAIMS = ("below", "above", "at")
 
 
-def _judge(v: str, claim: str) -> str:
+# a printed value counts as reproduced only by an interval that contains it and is at most this wide on
+# either side: an interval of +-0.5 contains almost any rate and says nothing
+AT_WITHIN = 0.1
+
+
+def _judge(v: str, claim: str, lo: float = 0.0, hi: float = 0.0) -> str:
     if claim not in CLAIMS:
         raise ValueError(f"claim must be one of {CLAIMS}, got {claim!r}")
     if claim == "at":
-        return REPRODUCED if v == stats.NO_DIFFERENCE else NOT_REPRODUCED
+        if v != stats.NO_DIFFERENCE:
+            return NOT_REPRODUCED
+        return REPRODUCED if (hi - lo) / 2 <= AT_WITHIN else NOT_DECIDED
     if v == stats.NO_DIFFERENCE:
         return NOT_DECIDED
     return REPRODUCED if (v == stats.LOWER) == (claim == "below") else NOT_REPRODUCED
@@ -42,6 +49,8 @@ def _sentence(what, mean, lo, hi, how, claim, level, outcome, v) -> str:
         return (f"{what}: ours {mean:.3f} ({how}: no interval), the paper {paper} {level:.3f}: "
                 f"{NOT_DECIDED} (one run cannot tell)")
     side = {stats.HIGHER: "above it", stats.LOWER: "below it", stats.NO_DIFFERENCE: "contains it"}[v]
+    if claim == "at" and outcome == NOT_DECIDED:
+        side += f" but is wider than +-{AT_WITHIN:g}, too wide to tell"
     return (f"{what}: ours {mean:.3f} [{lo:.3f}, {hi:.3f}] ({how}), the paper {paper} {level:.3f}; the interval "
             f"{side}: {outcome}")
 
@@ -53,7 +62,7 @@ def against_level(values, level: float, claim: str, what: str) -> tuple[str, str
     Raises ValueError for another claim."""
     iv = stats.t_interval(values)
     v = stats.verdict(iv.lo - level, iv.hi - level)
-    outcome = _judge(v, claim) if iv.n >= 2 else NOT_DECIDED
+    outcome = _judge(v, claim, iv.lo, iv.hi) if iv.n >= 2 else NOT_DECIDED
     how = f"95% t-interval over {iv.n} seeds" if iv.n >= 2 else "one seed"
     return outcome, _sentence(what, iv.mean, iv.lo, iv.hi, how, claim, level, outcome, v)
 
@@ -66,7 +75,7 @@ def against_proportion(k: int, n: int, level: float, what: str) -> tuple[str, st
         return NOT_DECIDED, f"{what}: no images to measure it on"
     ci = sps.binomtest(int(k), int(n)).proportion_ci(confidence_level=stats.LEVEL, method="wilson")
     v = stats.verdict(ci.low - level, ci.high - level)
-    outcome = _judge(v, "at")
+    outcome = _judge(v, "at", ci.low, ci.high)
     return outcome, _sentence(what, k / n, ci.low, ci.high, f"Wilson 95% interval over {n} images", "at", level,
                               outcome, v)
 
