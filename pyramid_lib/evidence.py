@@ -1,5 +1,5 @@
 """Why a run's score is weak, read from the run's own test images: four numbers and the sentences
-they choose (notebooks 05 and 07 print them under a run's AUROC).
+they choose (notebook 05 prints them under a run's AUROC).
 
     measure(x, reconstruction, maps, labels, scores, masks)   the numbers (Evidence)
     Evidence.explain(case)                                     the sentences they choose
