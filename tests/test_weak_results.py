@@ -71,8 +71,10 @@ def test_a_finding_is_judged_by_its_interval(values, level, claim, outcome):
 
 
 def test_one_runs_rate_and_a_paired_difference_against_the_paper():
-    assert findings.against_proportion(460, 630, 0.73, "TPR")[0] == findings.REPRODUCED
-    assert findings.against_proportion(46, 63, 0.73, "TPR")[0] == findings.NOT_DECIDED  # +-0.11 on 63 images
+    assert findings.against_proportion(730, 1000, 0.73, "TPR")[0] == findings.REPRODUCED
+    assert findings.against_proportion(46, 63, 0.73, "TPR")[0] == findings.NOT_DECIDED  # +-0.15 on 63 images
+    out, text = findings.against_proportion(19, 20, 1.0, "TNR")  # both rates on 20 images: 19 vs 20 is no evidence
+    assert out == findings.NOT_DECIDED and "19 of 20" in text
     assert findings.against_proportion(10, 63, 0.73, "TPR")[0] == findings.NOT_REPRODUCED
     out, text = findings.against_difference(-0.037, -0.052, -0.021, "higher", "lambda 1 - 0", 3)
     assert out == findings.NOT_REPRODUCED and "the opposite" in text

@@ -6,8 +6,8 @@ in one sentence per finding (notebooks 05, 06 and 08 print them).
     against_difference(mean, lo, hi, claim, what)   a paired difference vs the direction the paper states
     rate_spread(runs, ...)                          why a row's rates swing between seeds, or do not
 
-The interval is `stats.t_interval` over seeds (or, for one run's rate, the Wilson interval of a
-proportion), and its words come from `stats.verdict`: a finding is REPRODUCED when the interval
+The interval is `stats.t_interval` over seeds (or, for one run's rate beside the paper's, Newcombe's
+interval of the difference of two proportions), and its words come from `stats.verdict`: a finding is REPRODUCED when the interval
 lies on the paper's side of its level (or, for a value the paper printed, contains it and is no
 wider than +-AT_WITHIN), NOT REPRODUCED when it lies on the other side (or excludes the printed
 value), and NOT DECIDED when it straddles the level, is too wide, or cannot be computed (one seed).
@@ -67,17 +67,34 @@ def against_level(values, level: float, claim: str, what: str) -> tuple[str, str
     return outcome, _sentence(what, iv.mean, iv.lo, iv.hi, how, claim, level, outcome, v)
 
 
-def against_proportion(k: int, n: int, level: float, what: str) -> tuple[str, str]:
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    ci = sps.binomtest(int(k), int(n)).proportion_ci(confidence_level=stats.LEVEL, method="wilson")
+    return ci.low, ci.high
+
+
+def against_proportion(k: int, n: int, level: float, what: str, n_paper: int | None = None) -> tuple[str, str]:
     """One run's rate, `k` of `n` images (a TPR over the defective test images, a TNR over the good
-    ones), against the paper's printed value: the Wilson 95% interval of the proportion (the
-    uncertainty of a rate measured on n images), judged as `against_level` with claim "at"."""
+    ones), against the rate the paper printed, measured on `n_paper` images (default `n`: the same
+    test split).  Both rates are uncertain, so the difference ours - paper gets Newcombe's 95%
+    interval (from the two Wilson intervals; Newcombe 1998, method 10) and is judged as
+    `against_level` with claim "at": REPRODUCED when it contains 0 and is within +-AT_WITHIN,
+    NOT REPRODUCED when it excludes 0, else NOT DECIDED."""
     if n < 1:
         return NOT_DECIDED, f"{what}: no images to measure it on"
-    ci = sps.binomtest(int(k), int(n)).proportion_ci(confidence_level=stats.LEVEL, method="wilson")
-    v = stats.verdict(ci.low - level, ci.high - level)
-    outcome = _judge(v, "at", ci.low, ci.high)
-    return outcome, _sentence(what, k / n, ci.low, ci.high, f"Wilson 95% interval over {n} images", "at", level,
-                              outcome, v)
+    m = int(n_paper or n)
+    p1, p2 = k / n, level
+    l1, u1 = _wilson(k, n)
+    l2, u2 = _wilson(round(level * m), m)
+    d = p1 - p2
+    lo, hi = d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2)
+    v = stats.verdict(lo, hi)
+    outcome = _judge(v, "at", lo, hi)
+    side = {stats.HIGHER: "excludes 0", stats.LOWER: "excludes 0", stats.NO_DIFFERENCE: "contains 0"}[v]
+    if outcome == NOT_DECIDED:
+        side += f" but is wider than +-{AT_WITHIN:g}, too wide to tell"
+    return outcome, (f"{what}: ours {p1:.3f} ({k} of {n} images), the paper printed {p2:.3f} (on {m}); difference "
+                     f"{d:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}] (Newcombe, from both rates' Wilson intervals), "
+                     f"which {side}: {outcome}")
 
 
 def against_difference(mean: float, lo: float, hi: float, claim: str, what: str, n: int = 0) -> tuple[str, str]:
