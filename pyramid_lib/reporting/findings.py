@@ -6,9 +6,9 @@ in one sentence per finding (notebooks 05, 06 and 08 print them).
     against_difference(mean, lo, hi, claim, what)   a paired difference vs the direction the paper states
     rate_spread(runs, ...)                          why a row's rates swing between seeds, or do not
 
-The interval is `stats.t_interval` over seeds (or, for one run's rate beside the paper's, Newcombe's
-interval of the difference of two proportions), and its words come from `stats.verdict`: a finding is REPRODUCED when the interval
-lies on the paper's side of its level (or, for a value the paper printed, contains it and is no
+The interval is `stats.t_interval` over seeds (or, for one run's rate beside the paper's,
+Newcombe's interval of the difference of two proportions), and its words come from
+`stats.verdict`: a finding is REPRODUCED when the interval lies on the paper's side of its level (or, for a value the paper printed, contains it and is no
 wider than +-AT_WITHIN), NOT REPRODUCED when it lies on the other side (or excludes the printed
 value), and NOT DECIDED when it straddles the level, is too wide, or cannot be computed (one seed).
 """
