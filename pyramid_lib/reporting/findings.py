@@ -8,9 +8,10 @@ in one sentence per finding (notebooks 05, 06 and 08 print them).
 
 The interval is `stats.t_interval` over seeds (or, for one run's rate beside the paper's,
 Newcombe's interval of the difference of two proportions), and its words come from
-`stats.verdict`: a finding is REPRODUCED when the interval lies on the paper's side of its level (or, for a value the paper printed, contains it and is no
-wider than +-AT_WITHIN), NOT REPRODUCED when it lies on the other side (or excludes the printed
-value), and NOT DECIDED when it straddles the level, is too wide, or cannot be computed (one seed).
+`stats.verdict`: a finding is REPRODUCED when the interval lies on the paper's side of its level
+(or, for a value the paper printed, contains it and is no wider than +-AT_WITHIN), NOT
+REPRODUCED when it lies on the other side (or excludes the printed value), and NOT DECIDED when
+it straddles the level, is too wide, or cannot be computed (one seed).
 """
 
 from __future__ import annotations
