@@ -171,3 +171,32 @@ def test_05_prints_the_explanation_its_own_numbers_choose(defect, masks, tmp_pat
         assert case == "works", f"large bright defects gave AUROC {auroc}"
     assert not math.isnan(ev.variation_kept)
     json.dumps(ev.to_dict())
+
+
+def test_error_maps_drawn_to_a_robust_limit_say_so_on_their_colour_bar():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from pyramid_lib import plots
+
+    x = torch.rand(3, 3, 12, 12, generator=torch.Generator().manual_seed(3))
+    maps = torch.full((3, 12, 12), 0.1)
+    maps[0, 0, 0] = 50.0  # one bright pixel: on a 0..max scale every other pixel would look black
+    limit = float(maps.flatten().quantile(0.99))
+    fig = plots.reconstructions_figure(x, x, maps, vmax=limit)
+    images = [im for ax in fig.axes for im in ax.get_images() if im.get_cmap().name == "inferno"]
+    assert images and all(im.get_clim() == (0, pytest.approx(limit)) for im in images)
+    bar = fig.axes[-1]
+    assert "top colour" in bar.get_ylabel()
+    plain = plots.reconstructions_figure(x, x, maps)
+    assert all(im.get_clim()[1] == pytest.approx(50.0) for ax in plain.axes for im in ax.get_images()
+               if im.get_cmap().name == "inferno")
+    assert "top colour" not in plain.axes[-1].get_ylabel()
+
+
+def test_a_run_records_the_rate_its_epoch_bar_showed(tiny_run):
+    """The loop's seconds (training and the checkpoint saved after each epoch: what the bar times) are
+    recorded beside the history's training seconds, so that a notebook prints the bar's own rate."""
+    state = tiny_run.read_state()
+    assert state["loop_epochs"] == 1
+    assert state["loop_seconds"] >= sum(h["seconds"] for h in state["history"]) > 0
