@@ -4,7 +4,9 @@
     python notebooks/execute.py html OUT HTML NOTEBOOK...                 nbconvert, executes nothing
 
 `run` executes each notebook with papermill into a hidden `OUT/.<name>.partial.ipynb`, showing
-which notebook runs and a bar of its cells, then records in the copy's metadata
+which notebook runs, a bar of its cells and, under it, the running cell's own progress bar (the
+epochs of a training run and the time left: the library's bars write their line to the file
+$PYRAMID_PROGRESS_FILE names, which `run` sets for the kernel and follows), then records in the copy's metadata
 (`pyramid_ad`) the data each `tutorial.load_data` call used (real, or which stand-in), the
 parameters, the time and the wall seconds.  The copy then replaces `OUT/<name>.ipynb`, except:
 
@@ -20,7 +22,10 @@ share them.
 
 `html` renders `OUT/<name>.ipynb` of each notebook to `HTML/<name>.html` (and a failed execution
 to `HTML/<name>.failed.html`), says which notebooks failed or were never executed, and exits 1 if
-any did, after writing every page it could.
+any did, after writing every page it could.  The pages fetch nothing from another host: formulas
+are typeset by the MathJax that the `jupyter-server-mathjax` package ships, copied once into
+`HTML/_mathjax/` (the template `notebooks/templates/offline` leaves out what nbconvert's lab page
+loads from public CDNs), so they render on a machine with no network.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +44,46 @@ from pathlib import Path
 # the mime type under which tutorial.load_data records the data a notebook used
 DATA_SOURCE_MIME = "application/vnd.pyramid-ad.data-source+json"
 STATUS = "status.json"  # OUT/status.json: the last execution of each notebook, for `html`
+# the file into which the kernel's progress bars (pyramid_lib.progress) write their current line
+PROGRESS_FILE_ENV = "PYRAMID_PROGRESS_FILE"
+
+
+class CellProgress:
+    """Show, under papermill's bar of cells, the line the kernel's progress bars last wrote to
+    `path` (checked every `every` seconds, in a thread), until closed.  A context manager."""
+
+    def __init__(self, path: Path, every: float = 1.0):
+        self.path, self.every, self.seen, self.bar = path, every, None, None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.show()  # the last line written, even one that came after the last check
+        if self.bar is not None:
+            self.bar.close()
+
+    def show(self) -> None:
+        try:
+            line = self.path.read_text(encoding="utf-8").strip()
+        except OSError:  # not written yet, or being replaced
+            return
+        if line and line != self.seen:
+            from tqdm import tqdm
+
+            if self.bar is None:
+                self.bar = tqdm(total=0, bar_format="    {desc}", leave=False, file=sys.stderr)
+            self.seen = line
+            self.bar.set_description_str(f"cell: {line}")
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.every):
+            self.show()
 
 
 def data_sources(nb) -> list[dict]:
@@ -111,12 +157,19 @@ def run(out: Path, notebooks: list[Path], parameters: dict) -> int:
             # each kernel's sockets in a folder of its own: two executions at once (two `make notebooks`, or
             # `run` beside nbmake) must not share the default ./kernel-ipc-N files, or their messages cross
             sockets = Path(tempfile.mkdtemp(prefix="pyramid-kernel-"))
+            before = os.environ.get(PROGRESS_FILE_ENV)
+            os.environ[PROGRESS_FILE_ENV] = str(sockets / "progress.txt")  # the kernel inherits the environment
             try:
-                papermill.execute_notebook(str(nb_path), str(partial), parameters=parameters,
-                                           cwd=str(nb_path.parent), kernel_name="python3", progress_bar=True,
-                                           execution_timeout=1800, config=Config(
-                                               {"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}}))
+                with CellProgress(sockets / "progress.txt"):
+                    papermill.execute_notebook(
+                        str(nb_path), str(partial), parameters=parameters, cwd=str(nb_path.parent),
+                        kernel_name="python3", progress_bar=True, execution_timeout=1800,
+                        config=Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}}))
             finally:
+                if before is None:
+                    os.environ.pop(PROGRESS_FILE_ENV, None)
+                else:
+                    os.environ[PROGRESS_FILE_ENV] = before
                 shutil.rmtree(sockets, ignore_errors=True)
         except Exception as e:  # papermill's execution error, a dead kernel, a timeout: this notebook only
             error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"[:300]
@@ -156,6 +209,35 @@ def run(out: Path, notebooks: list[Path], parameters: dict) -> int:
     return len(bad)
 
 
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+GLOSSARY = Path(__file__).resolve().parent / "GLOSSARY.md"  # the notebooks link to it; `html` renders it too
+MATHJAX_DIR = "_mathjax"  # beside the pages
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"  # the combined configuration the package ships
+
+
+def local_mathjax(html_dir: Path) -> str:
+    """Copy the MathJax of the jupyter-server-mathjax package into `html_dir/_mathjax` (once per
+    version: a `VERSION` file says which) and return the URL of its loader relative to the pages.
+    Raises ImportError naming the package when it is not installed."""
+    try:
+        import jupyter_server_mathjax
+    except ImportError as e:
+        raise ImportError("make html needs the package jupyter-server-mathjax (pip install jupyter-server-mathjax): "
+                          "it ships the MathJax the pages use offline") from e
+    from jupyter_server_mathjax.__version__ import __version__
+
+    source, target = Path(jupyter_server_mathjax.__file__).parent / "static", html_dir / MATHJAX_DIR
+    stamp = target / "VERSION"
+    if not (stamp.is_file() and stamp.read_text().strip() == __version__):
+        partial = html_dir / f".{MATHJAX_DIR}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(source, partial)
+        (partial / "VERSION").write_text(__version__ + "\n")
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)
+    return f"{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
+
+
 def html(out: Path, html_dir: Path, notebooks: list[Path]) -> int:
     """Render the executed copies of `notebooks` found in `out` into `html_dir`; executes nothing.
     Besides `<name>.html`, a kept failed or stand-in execution gets `<name>.failed.html` or
@@ -167,7 +249,9 @@ def html(out: Path, html_dir: Path, notebooks: list[Path]) -> int:
 
     html_dir.mkdir(parents=True, exist_ok=True)
     status = json.loads((out / STATUS).read_text()) if (out / STATUS).is_file() else {}
-    exporter, bad, said = HTMLExporter(), [], []
+    exporter = HTMLExporter(extra_template_basedirs=[str(TEMPLATES)], template_name="offline",
+                            mathjax_url=local_mathjax(html_dir))
+    bad, said = [], []
     for nb_path in notebooks:
         name = nb_path.stem
         for suffix in ("", ".failed", ".stand-in"):
@@ -177,7 +261,7 @@ def html(out: Path, html_dir: Path, notebooks: list[Path]) -> int:
                 continue
             nb = nbformat.read(src, as_version=4)
             body, _ = exporter.from_notebook_node(nb)
-            _atomic_write(page, body)
+            _atomic_write(page, body.replace(f'href="{GLOSSARY.name}', f'href="{GLOSSARY.stem}.html'))
             meta = nb.metadata.get("pyramid_ad", {})
             print(f"{page}  ({describe(meta.get('data_sources') or [])}, executed {meta.get('executed_at', '?')})")
         last = status.get(name)
@@ -187,6 +271,11 @@ def html(out: Path, html_dir: Path, notebooks: list[Path]) -> int:
             bad.append(f"{name}: its last execution {last['message']}; {name}.html shows the earlier one")
         elif last and last.get("kind") == "refused":
             said.append(f"{name}: {last['message']}")
+    if GLOSSARY.is_file():  # the terms the pages link to, rendered as a page of its own (formulas offline too)
+        page = html_dir / f"{GLOSSARY.stem}.html"
+        glossary = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(GLOSSARY.read_text(encoding="utf-8"))])
+        _atomic_write(page, exporter.from_notebook_node(glossary, resources={"metadata": {"name": "Glossary"}})[0])
+        print(f"{page}  (the glossary the pages link to)")
     if said:
         print("KEPT THE EXECUTION ON REAL DATA:\n  " + "\n  ".join(said))
     if bad:

@@ -57,17 +57,21 @@ def image_array(t):
 
 
 def reconstructions_figure(x, x_hat, maps=None, titles=None, masks=None, title: str = "",
-                           map_label: str = "error map"):
+                           map_label: str = "error map", vmax: float | None = None):
     """Rows: input, reconstruction, [error map], [ground-truth mask]; one column per image.
 
-    x, x_hat: B x 3 x S x S in [0, 1]; maps: B x S x S, drawn on one colour scale (0 to the
-    largest value of all maps) with one colour bar labelled `map_label`; masks: B x S x S in
-    {0, 1}; titles: B strings (column headers).  Returns the matplotlib Figure (constrained layout)."""
+    x, x_hat: B x 3 x S x S in [0, 1]; maps: B x S x S, drawn on one colour scale, 0 to `vmax`
+    (default: the largest value of all maps; a smaller one, e.g. a 99th percentile, draws the
+    pixels above it in the top colour and the bar says so), with one colour bar labelled
+    `map_label`; masks: B x S x S in {0, 1}; titles: B strings (column headers).  Returns the
+    matplotlib Figure (constrained layout)."""
     n = len(x)
     rows = 2 + (maps is not None) + (masks is not None)
     fig, axes = plt.subplots(rows, n, figsize=(1.55 * n + 1.3, 1.6 * rows + 0.9), squeeze=False,
                              layout="constrained")
-    vmax = max(float(maps.max()), 1e-12) if maps is not None else None
+    clipped = maps is not None and vmax is not None and float(maps.max()) > vmax
+    if maps is not None:
+        vmax = max(float(maps.max()) if vmax is None else float(vmax), 1e-12)
     im = None
     for j in range(n):
         axes[0, j].imshow(image_array(x[j]), cmap="gray", vmin=0, vmax=1)
@@ -86,8 +90,9 @@ def reconstructions_figure(x, x_hat, maps=None, titles=None, masks=None, title: 
     for ax in axes.flat:
         ax.set_xticks([]), ax.set_yticks([])
     if im is not None:  # one scale for every map: one bar, beside the map row
-        bar = fig.colorbar(im, ax=list(axes[2, :]), fraction=0.05, pad=0.02, aspect=8)
-        bar.set_label(map_label, fontsize="small")
+        bar = fig.colorbar(im, ax=list(axes[2, :]), fraction=0.05, pad=0.02, aspect=8,
+                           extend="max" if clipped else "neither")
+        bar.set_label(map_label + (f"\n(above {vmax:.3g}: top colour)" if clipped else ""), fontsize="small")
         bar.ax.tick_params(labelsize="x-small")
     fig.suptitle(title, fontsize="medium")
     return fig
@@ -300,12 +305,13 @@ def plot_scores(result):
                                        "held-out normals": m.heldout_threshold}, result.note, SCORE_NAMES)
 
 
-def plot_reconstructions(result, data, rows=None, n: int = 8, score: str = "loss"):
+def plot_reconstructions(result, data, rows=None, n: int = 8, score: str = "loss", vmax: float | None = None):
     """Of a `tutorial.RunResult` on its data (`tutorial.load_data`): input, reconstruction, error
     map of `score` (one colour scale, one colour bar) and mask (where the data has masks) of rows
     `rows` of result.test; default: `pick_labelled`'s best- and worst-scored normals and
-    anomalies, each column saying which.  One `result.predict` call; `data`
-    must hold the scored test images (looked up by name)."""
+    anomalies, each column saying which.  `vmax`: the top of the maps' colour scale
+    (`reconstructions_figure`).  One `result.predict` call; `data` must hold the scored test
+    images (looked up by name)."""
     t = result.test
     picks = pick_labelled(t, n, score) if rows is None else \
         [(r, "anomaly" if t.label.iloc[r] else "normal") for r in rows]
@@ -320,7 +326,7 @@ def plot_reconstructions(result, data, rows=None, n: int = 8, score: str = "loss
     what = " (\"best\": lowest for a normal, highest for an anomaly)" if rows is None else ""
     return reconstructions_figure(x.cpu(), p.reconstruction.cpu(), p.maps[score].cpu(), titles, masks,
                                   title=f"each column: role, class and {short}{what}{result.note}",
-                                  map_label=f"{short} map")
+                                  map_label=f"{short} map", vmax=vmax)
 
 
 def auroc_barplot(comparison, title: str = "", class_names=None):

@@ -235,7 +235,8 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
     total_steps = cfg.epochs * steps_per_epoch(len(fit), cfg.batch_size)
     budget = [stop_after_batches]
     bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{cfg.dataset}:{cfg.normal_class}", initial=start_epoch,
-               total=cfg.epochs, disable=not progress, unit="epoch")
+               total=cfg.epochs, disable=not progress, unit="epoch", smoothing=0)  # rate: the mean over the run
+    loop_start = time.perf_counter()  # the bar's clock: an epoch's training and the checkpoint saved after it
     for epoch in bar:
         try:
             done = _epoch(run, cfg, model, loss_fn, opt, fit, targets, epoch, total_steps, history, budget, device)
@@ -247,7 +248,10 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
         history.append(done)
         _save(run, state, cfg, model, opt, loss_fn, history)
         bar.set_postfix(loss=f"{done['loss']:.4f}", img_s=f"{done['images_per_s']:.0f}")
-    state.update(status="finished", machine=machine_load(state["machine"], "end"))
+    # what the epoch bar's rate showed (this call's epochs, saving included): the notebooks print it beside
+    # the history's per-epoch training seconds, which leave the saving out
+    state.update(status="finished", machine=machine_load(state["machine"], "end"),
+                 loop_seconds=round(time.perf_counter() - loop_start, 2), loop_epochs=cfg.epochs - start_epoch)
     atomic_write_json(run.state, state)
     return run
 
