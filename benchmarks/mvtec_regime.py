@@ -206,7 +206,19 @@ def pick(rows: list[dict], choice: dict) -> tuple[str, dict]:
     return max(choice["candidates"], key=lambda n: means[n]), {n: round(v, 6) for n, v in means.items()}
 
 
-def report(rows: list[dict], category: str, tests: bool, names=None) -> None:
+def first_rules(rows: list[dict], category: str) -> dict[str, str]:
+    """What the first selection's two committed rules pick from `rows` (benchmarks/README.md): the
+    highest mean small-defect criterion over seeds (5148e0d), and the same among the candidates run
+    on the most seeds (cf1b166)."""
+    rs = [r for r in rows if r["category"] == category and "criterion_small_auroc" in r]
+    mean = {n: np.mean([r["criterion_small_auroc"] for r in rs if r["candidate"] == n])
+            for n in dict.fromkeys(r["candidate"] for r in rs)}
+    seeds = {n: len({r["seed"] for r in rs if r["candidate"] == n}) for n in mean}
+    most = [n for n in mean if seeds[n] == max(seeds.values())]
+    return {"5148e0d": max(mean, key=mean.get), "cf1b166": max(most, key=mean.get)}
+
+
+def report(rows: list[dict], category: str, tests: bool, names=None, history: bool = False) -> None:
     """Per candidate, mean +- s.d. over seeds of every criterion column, and of the test columns when
     `tests` (only with a committed pick, or --history for the first selection)."""
     rows = [r for r in rows if r["category"] == category]
@@ -215,8 +227,9 @@ def report(rows: list[dict], category: str, tests: bool, names=None) -> None:
     names = [n for n in (names or CANDIDATES) if any(r["candidate"] == n for r in crit)]
     head = "| candidate | settings | seeds | criterion AUROC (synthetic defects) | small synthetic defects | " \
            "held-out loss | train min | train CPU min |" + (" test AUROC | SSIM good test |" if tests else "")
-    print(f"\n{category}: mean +- s.d. over seeds (criteria, read before any test image"
-          + ("; test columns read after the pick)" if tests else "; no test number: the pick is not committed)")
+    print(f"\n{category}: mean +- s.d. over seeds ("
+          + ("criteria and test columns recorded in the same runs)" if history else "criteria, read before any test "
+             "image" + ("; test columns read after the pick)" if tests else "; no test number: no committed pick)"))
           + "\n\n" + head + "\n" + "|---" * head.count(" |") + "|")
     for n in names:
         rs = [r for r in crit if r["candidate"] == n]
@@ -262,7 +275,11 @@ def main(argv=None) -> int:
         print("history: a selection made before choice files existed; its test columns were recorded in the same "
               "run as its criteria (benchmarks/README.md tells how the choice was made)")
         for category in dict.fromkeys(r["category"] for r in log.rows):
-            report(log.rows, category, tests=True)
+            report(log.rows, category, tests=True, history=True)
+            picks = first_rules(log.rows, category)
+            print(f"\nthe rule as committed at 5148e0d (highest mean over seeds of the small-defect criterion) picks: "
+                  f"{picks['5148e0d']}; as committed at cf1b166 (the same, among the candidates run on the most "
+                  f"seeds) picks: {picks['cf1b166']}")
         return 0
     if opts.choice is None:
         ap.error("a selection runs from a committed choice file: give --choice")

@@ -163,7 +163,26 @@ def main(argv=None) -> int:
     ap.add_argument("--data-root", default=None, help="default: $PYRAMID_DATA")
     ap.add_argument("--jsonl", type=Path, default=None, help="append one line per setting; those there are skipped")
     ap.add_argument("--report", action="store_true", help="only print the tables of --jsonl")
+    ap.add_argument("--choice", type=Path, nargs="+", default=[],
+                    help="committed choice files (benchmarks/choices/ae-lr-*.json) whose settings this tuning runs")
+    ap.add_argument("--pick", action="store_true", help="write each --choice file's pick from --jsonl's tables")
     opts = ap.parse_args(argv)
+    choices = {path: selection.require_committed(path) for path in opts.choice}
+    for path, c in choices.items():
+        if c["dataset"] not in opts.datasets or c["method"] not in opts.methods \
+                or list(map(str, opts.classes)) != c["classes"]:
+            raise selection.ChoiceError(f"{path}: this tuning is not the one committed there ({c['dataset']}, "
+                                        f"{c['method']}, classes {' '.join(c['classes'])})")
+        if [f"{s['lr']:g}" for s in GRIDS[c["method"]]] != [f"{float(x):g}" for x in c["candidates"]]:
+            raise selection.ChoiceError(f"{path}: its candidates differ from GRIDS[{c['method']!r}]")
+    if opts.pick:
+        picks = report(read_rows(opts.jsonl))
+        for path, c in choices.items():
+            lr = picks[c["dataset"]][c["method"]]["lr"]
+            best = next(x for x in c["candidates"] if float(x) == float(lr))
+            selection.write_pick(path, best, {"lr": lr})
+            print(f"{path}: pick {best} written; commit it")
+        return 0
     if opts.report:
         if opts.jsonl is None:
             ap.error("--report prints the rows of --jsonl; give it")

@@ -71,3 +71,22 @@ def test_the_committed_mvtec_schedule_choice_has_no_test_metric_and_the_issue_ca
     assert {"b4-10", "b16-50", "flips-b16-50"} <= set(choice["candidates"]) <= set(mvtec_regime.CANDIDATES)
     assert any(mvtec_regime.CANDIDATES[c].get("ema") for c in choice["candidates"])
     assert choice["criterion"] == "criterion_small_auroc"
+
+
+def test_the_first_selection_history_is_told_as_the_git_history_shows():
+    import subprocess
+
+    mvtec_regime = load_benchmark("mvtec_regime")
+    text = (REPO / "benchmarks" / "README.md").read_text()
+    section = text[text.index("## A regime for MVTec AD"):text.index("## On a GPU")]
+    assert "fixed before any test number was looked at" not in section  # the old, false sentences
+    assert "Printed only after the choice" not in section
+    commits = ["222b138", "5148e0d", "823aa64", "cf1b166"]
+    assert [section.index(c) for c in commits] == sorted(section.index(c) for c in commits)
+    for older, newer in zip(commits, commits[1:]):  # in this order in the history
+        assert subprocess.run(["git", "merge-base", "--is-ancestor", older, newer], cwd=REPO).returncode == 0
+    rows = mvtec_regime.selection.read_rows(REPO / "benchmarks" / "results-mvtec-regime.jsonl")
+    picks = mvtec_regime.first_rules(rows, "bottle")
+    assert f"Under the rule as committed at 5148e0d, the final jsonl picks {picks['5148e0d']}" in section
+    assert f"the rule as finally committed picks {picks['cf1b166']}" in section
+    assert picks == {"5148e0d": "b16-50", "cf1b166": "b4-10"}
