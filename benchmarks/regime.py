@@ -18,32 +18,33 @@ script only, a training regime on top of them:
                                with batch-norm statistics recomputed on the fit images
   --clip C                     clip the gradient norm to C before each update
 
-Then, in this order:
+Each run records the **validation criterion**, which reads no test image: the AUROC of the `loss`
+score on the run's validation set (`data.validation.validation_set`: its held-out training normals
+against --val-others images of the other classes from the official *training* split for MNIST-like
+data, synthetic defects for image folders), printed as soon as it is known; with --keep the scored
+weights are kept.  The test split (all of it, or a fixed seeded subset of --test-limit images:
+test AUROC of the `loss` score, mean SSIM of the normal test reconstructions) is scored only by
+--test, from the kept weights, and only for a selection whose committed choice file (--choice,
+`experiments.selection`) holds its pick:
 
-1. the **validation criterion**, which reads no test image: the AUROC of the `loss` score on the
-   run's validation set (`data.validation.validation_set`: its held-out training normals against
-   --val-others images of the other classes from the official *training* split for MNIST-like
-   data, synthetic defects for image folders), printed as soon as it is known;
-2. only then the test split (all of it, or a fixed seeded subset of --test-limit images),
-   scored with score_images.
+    # commit benchmarks/choices/<name>.json (candidates with their regimes, classes, seeds; pick null)
+    python benchmarks/regime.py --choice C --jsonl J --keep W --name LABEL <LABEL's options>   # each candidate
+    python benchmarks/regime.py --choice C --jsonl J --pick          # writes the pick; commit C again
+    python benchmarks/regime.py --choice C --jsonl J --keep W --test --name LABEL <options>    # test numbers
 
-Prints, per (dataset, class, seed): the validation AUROC, the test AUROC of the `loss` score,
-mean SSIM of the normal test reconstructions (SSIM itself, not the 1 - SSIM score column),
-training wall seconds (targets + optimiser steps) and the CPU seconds this process used for them
-(with one thread, a measure that other processes on the same core do not inflate), scoring
-seconds; then mean +- s.d. over seeds per class.
-
-With --jsonl, one JSON line per run is appended, holding the regime's settings (`regime`, and a
-label `candidate`); a run whose (dataset, class, seed, regime) is already there is not run again,
-so an interrupted comparison resumes.  At the end (and with --report alone) the candidates of the
-file are compared: per class, and as the mean over the classes every candidate has of the
-per-class mean over seeds, with the line "the validation criterion picks: X" and, after it, what
-the test AUROC would have picked.
+With --jsonl, one JSON line per run (and per test step) is appended, holding the regime's settings
+(`regime`, and a label `candidate`); a run already there is not run again, so an interrupted
+comparison resumes (`selection.Log`).  --report compares the candidates of the file: per class,
+and as the mean over the classes every candidate has of the per-class mean over seeds, with the
+line "the validation criterion picks: X"; test columns only with a committed pick, or with
+--history for the comparisons of REGIME.md made before choice files (whose runs scored the test
+split right after the criterion).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -64,6 +65,8 @@ from pyramid_lib.data.validation import OTHER_CLASS_IMAGES, validation_set
 from pyramid_lib.engine.build import build, training_optimizer
 from pyramid_lib.engine.evaluate import score_images
 from pyramid_lib.engine.trainer import batches, epoch_steps, perceptual_targets
+from pyramid_lib.experiments import selection
+from pyramid_lib.files import atomic_torch_save, safe_torch_load
 
 
 class ClippedOptimizer:
@@ -174,12 +177,26 @@ def label_of(opts) -> str:
                       *([f"batch {opts.batch}"] if opts.batch != 32 else []), *extras])
 
 
+def run_config(cls: str, seed: int, opts) -> TrainConfig:
+    return TrainConfig(dataset=opts.dataset, normal_class=cls, epochs=opts.epochs, seed=seed,
+                       batch_size=opts.batch, lr=opts.lr, weight_decay=opts.weight_decay,
+                       train_limit=opts.images, weights="random", data_root=opts.data_root,
+                       download=False).validate()
+
+
+def weights_path(opts, cls: str, seed: int) -> Path:
+    """Where --keep holds a run's scored weights: one file per (dataset, class, seed, regime)."""
+    tag = hashlib.sha1(json.dumps(regime_of(opts), sort_keys=True).encode()).hexdigest()[:10]
+    return opts.keep / f"{opts.dataset}-{cls}-s{seed}-{tag}.pt"
+
+
 def run_one(data, cls: str, seed: int, opts) -> dict:
-    cfg = TrainConfig(dataset=opts.dataset, normal_class=cls, epochs=opts.epochs, seed=seed,
-                            batch_size=opts.batch, lr=opts.lr, weight_decay=opts.weight_decay,
-                            train_limit=opts.images, weights="random", data_root=opts.data_root,
-                            download=False).validate()
+    """Train one run and record its validation criterion (no test image is read); keep its weights."""
+    cfg = run_config(cls, seed, opts)
     model, loss_fn, info = fit_one(data, cfg, opts)
+    if opts.keep:
+        opts.keep.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(weights_path(opts, cls, seed), model.state_dict())
     t0 = time.perf_counter()
     vset = validation_set(cfg, data, others=opts.val_others)
     val = score_images(model, loss_fn, vset, progress=False)
@@ -187,48 +204,50 @@ def run_one(data, cls: str, seed: int, opts) -> dict:
     out = {"dataset": opts.dataset, "class": cls, "seed": seed,
            "val_auroc": float(roc_auc_score(val["label"], val["loss"])), "val_normals": n_normal,
            "val_anomalies": len(val) - n_normal, "val_normal_loss": float(val.loc[val.label == 0, "loss"].mean()),
-           "val_score_s": time.perf_counter() - t0}
-    # the criterion is out (printed, and in the row) before the test split is scored
+           "val_score_s": time.perf_counter() - t0, **info}
     print(f"# {opts.dataset} {cls} seed {seed}: validation AUROC {out['val_auroc']:.4f} ({n_normal} held-out normals, "
-          f"{out['val_anomalies']} anomalies from the training split); scoring the test split next", flush=True)
+          f"{out['val_anomalies']} anomalies from the training split)", flush=True)
+    return out
+
+
+def test_one(data, cls: str, seed: int, opts) -> dict:
+    """The test split's numbers of a kept run (called only once a committed choice file holds its pick)."""
+    cfg = run_config(cls, seed, opts)
+    model, loss_fn = build(cfg, torch.device("cpu"))
+    model.load_state_dict(safe_torch_load(weights_path(opts, cls, seed)))
     t0 = time.perf_counter()
     test = score_images(model, loss_fn, scored_test(data, opts.test_limit), progress=False)
-    score_s = time.perf_counter() - t0
     y = test["label"].to_numpy()
-    return {**out, "auroc": float(roc_auc_score(y, test["loss"])),
-            "ssim_normal": float(1.0 - test.loc[test.label == 0, "ssim"].mean()), "score_s": score_s,
-            "n_test": len(y), **info}
+    return {"dataset": opts.dataset, "class": cls, "seed": seed, "step": "test",
+            "auroc": float(roc_auc_score(y, test["loss"])),
+            "ssim_normal": float(1.0 - test.loc[test.label == 0, "ssim"].mean()),
+            "score_s": time.perf_counter() - t0, "n_test": len(y)}
 
 
 def read_rows(path: Path | None) -> list[dict]:
-    """The runs of a --jsonl file that carry a regime (lines written before the validation
-    criterion existed carry none and are left out, with a note); a line that does not parse (a
-    run killed while writing) is skipped with a warning."""
-    if path is None or not path.exists():
-        return []
-    rows, old, bad = [], 0, 0
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            bad += 1
-            continue
-        if "regime" in r and "val_auroc" in r:
+    """The runs of a --jsonl file that carry a regime, a test row's numbers merged into its run's
+    (lines written before the validation criterion existed carry none and are left out, with a
+    note); a line that does not parse (a run killed while writing) is skipped with a warning."""
+    rows, tests, old = [], {}, 0
+    for r in selection.read_rows(path):
+        if "regime" not in r:
+            old += 1
+        elif r.get("step") == "test":
+            tests[run_key(r)[:4]] = r
+        elif "val_auroc" in r:
             rows.append(r)
         else:
             old += 1
-    if bad:
-        print(f"# warning: {bad} line(s) of {path} do not parse (a run killed while writing?); skipped", flush=True)
     if old:
         print(f"# note: {old} line(s) of {path} have no regime or validation AUROC (written before the criterion "
               "existed); not compared", flush=True)
-    return rows
+    return [{**r, **{k: tests[run_key(r)[:4]][k] for k in ("auroc", "ssim_normal", "n_test")}}
+            if run_key(r)[:4] in tests else r for r in rows]
 
 
 def run_key(r: dict) -> tuple:
-    return r["dataset"], str(r["class"]), int(r["seed"]), json.dumps(r["regime"], sort_keys=True)
+    return r["dataset"], str(r["class"]), int(r["seed"]), json.dumps(r["regime"], sort_keys=True), \
+        r.get("step", "criterion")
 
 
 def candidates(rows: list[dict]) -> dict[str, list[dict]]:
@@ -251,40 +270,47 @@ def pick(mean: dict[str, dict[str, float]], key: str = "val_auroc") -> str:
     return max(mean, key=lambda c: mean[c][key])
 
 
-def report(rows: list[dict]) -> str | None:
+def report(rows: list[dict], tests: bool = False) -> str | None:
     """Print the candidates of `rows` side by side; return the label the validation criterion picks:
     the highest mean, over the (dataset, class) cells every candidate has, of the per-class mean
-    validation AUROC over its seeds (None when no cell has runs of every candidate)."""
+    validation AUROC over its seeds (None when no cell has runs of every candidate).  The test
+    columns only with `tests` (a committed pick, or the history of a selection made before choice
+    files)."""
     if not rows:
         return None
     groups = candidates(rows)
     cands = list(groups)
     cells = list(dict.fromkeys((r["dataset"], str(r["class"])) for r in rows))
     by = {(c, cell): [r for r in groups[c] if (r["dataset"], str(r["class"])) == cell] for c in cands for cell in cells}
+    keys = ("val_auroc", "auroc") if tests else ("val_auroc",)
     print("\n## Candidates (validation AUROC first: it reads no test image)\n")
-    print("| candidate | dataset | class | seeds | validation AUROC | test AUROC (loss) | SSIM normal | "
-          "train CPU s |\n|---|---|---|---|---|---|---|---|")
+    print("| candidate | dataset | class | seeds | validation AUROC | " + ("test AUROC (loss) | SSIM normal | " if tests
+          else "") + "train CPU s |\n" + "|---" * (8 if tests else 6) + "|")
     for c in cands:
         for cell in cells:
             rs = by[c, cell]
             if rs:
+                test = (f"{mean_sd([r.get('auroc', math.nan) for r in rs])} | "
+                        f"{mean_sd([r.get('ssim_normal', math.nan) for r in rs])} | ") if tests else ""
                 print(f"| {c} | {cell[0]} | {cell[1]} | {' '.join(str(r['seed']) for r in rs)} | "
-                      f"{mean_sd([r['val_auroc'] for r in rs])} | {mean_sd([r['auroc'] for r in rs])} | "
-                      f"{mean_sd([r['ssim_normal'] for r in rs])} | {mean_sd([r['train_cpu_s'] for r in rs], 1)} |")
+                      f"{mean_sd([r['val_auroc'] for r in rs])} | {test}{mean_sd([r['train_cpu_s'] for r in rs], 1)} |")
     common = [cell for cell in cells if all(by[c, cell] for c in cands)]
     if not common:
         print("\nno class has runs of every candidate: nothing to pick")
         return None
+
     def means(part, seeds=None):
-        return {c: {k: float(np.mean([np.mean([r[k] for r in by[c, cell] if seeds is None or r["seed"] in seeds])
-                                      for cell in part])) for k in ("val_auroc", "auroc")} for c in cands}
+        return {c: {k: float(np.mean([np.mean([r.get(k, math.nan) for r in by[c, cell] if seeds is None
+                                               or r["seed"] in seeds]) for cell in part])) for k in keys}
+                for c in cands}
 
     mean = means(common)
     names = ", ".join(f"{d} {k}" for d, k in common)
     print(f"\nmean over the {len(common)} class(es) every candidate has ({names}) of the per-class mean over seeds:\n")
-    print("| candidate | validation AUROC | test AUROC (loss) |\n|---|---|---|")
+    print("| candidate | validation AUROC |" + (" test AUROC (loss) |" if tests else "") + "\n|---|---|"
+          + ("---|" if tests else ""))
     for c in cands:
-        print(f"| {c} | {mean[c]['val_auroc']:.4f} | {mean[c]['auroc']:.4f} |")
+        print(f"| {c} | {mean[c]['val_auroc']:.4f} |" + (f" {mean[c]['auroc']:.4f} |" if tests else ""))
     chosen = pick(mean)
     print(f"\nthe validation criterion picks: {chosen}")
     datasets = list(dict.fromkeys(d for d, _ in common))
@@ -298,7 +324,8 @@ def report(rows: list[dict]) -> str | None:
         listed = " ".join(map(str, sorted(shared)))
         print(f"the validation criterion picks, on the seeds every candidate has ({listed}): "
               f"{pick(means(common, shared))}")
-    print(f"(the test AUROC, which must not choose, would pick: {pick(mean, 'auroc')})")
+    if tests:
+        print(f"(the test AUROC, which must not choose, would pick: {pick(mean, 'auroc')})")
     return chosen
 
 
@@ -307,7 +334,7 @@ def mean_sd(v, digits: int = 4) -> str:
     return f"{v.mean():.{digits}f} +- {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="mnist", choices=data_mod.DATASETS)
     ap.add_argument("--classes", nargs="+", default=["0"])
@@ -330,66 +357,112 @@ def main(argv=None) -> int:
                     help="MNIST-like data: anomalies of the validation set, other-class training images")
     ap.add_argument("--name", default=None, help="label of this regime in the tables (default: from its settings)")
     ap.add_argument("--report", action="store_true", help="only print the comparison of the runs in --jsonl")
+    ap.add_argument("--history", action="store_true",
+                    help="with --report: test columns of a comparison made before choice files (REGIME.md)")
+    ap.add_argument("--choice", type=Path, default=None,
+                    help="the committed choice file: the candidates, classes and seeds; its pick gates --test")
+    ap.add_argument("--keep", type=Path, default=None, help="keep each run's scored weights here (for --test)")
+    ap.add_argument("--pick", action="store_true", help="write the criterion's pick into --choice")
+    ap.add_argument("--test", action="store_true", help="score the test split of the kept runs (committed pick)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data-root", default="/work/shared/data")
     ap.add_argument("--jsonl", type=Path, default=None,
                     help="append one JSON line per run to this file; runs already there are not run again")
+    return ap
+
+
+def check_choice(choice: dict, opts) -> None:
+    """This invocation runs a candidate of the choice file with the regime, classes and seeds committed
+    for it (ChoiceError otherwise)."""
+    label = label_of(opts)
+    if label not in choice["candidates"]:
+        raise selection.ChoiceError(f"{label!r} is not a candidate of {opts.choice} "
+                                    f"({', '.join(choice['candidates'])})")
+    want = choice.get("regimes", {}).get(label)
+    if want is not None and want != json.loads(json.dumps(regime_of(opts))):
+        raise selection.ChoiceError(f"{label!r}: the regime asked for differs from the one committed in {opts.choice}")
+    selection.check_request(choice, seeds=opts.seeds)
+    classes = choice.get("classes", {}).get(opts.dataset)
+    if classes is None or list(map(str, opts.classes)) != list(map(str, classes)):
+        raise selection.ChoiceError(f"{opts.dataset} classes {opts.classes} differ from {opts.choice}'s {classes}")
+
+
+def main(argv=None) -> int:
+    ap = parser()
     opts = ap.parse_args(argv)
     if opts.ema and opts.swa:
         ap.error("--ema and --swa are alternatives; pick one")
-    if opts.report:
+    if opts.report or opts.pick:
         if opts.jsonl is None:
-            ap.error("--report prints the runs of --jsonl; give it")
-        report(read_rows(opts.jsonl))
+            ap.error("--report and --pick read the runs of --jsonl; give it")
+        rows = read_rows(opts.jsonl)
+        tests = opts.history
+        if opts.choice is not None:
+            choice = selection.require_committed(opts.choice, pick=False)
+            rows = [r for r in rows if r["candidate"] in choice["candidates"]]
+            tests = choice["pick"] is not None
+        if opts.pick:
+            if opts.choice is None:
+                ap.error("--pick writes into --choice; give it")
+            chosen = report(rows)
+            if chosen is None:
+                return 1
+            mean = {c: float(np.mean([np.mean([r["val_auroc"] for r in rs if str(r["class"]) == cl])
+                                      for cl in {str(r["class"]) for r in rs}])) for c, rs in candidates(rows).items()}
+            selection.write_pick(opts.choice, chosen, {c: round(v, 6) for c, v in mean.items()})
+            print(f"written to {opts.choice}: commit it before --test")
+            return 0
+        if tests and opts.history:
+            print("history: a comparison made before choice files; its test AUROC was scored in the run that "
+                  "recorded the criterion (REGIME.md)")
+        report(rows, tests)
         return 0
+    choice = None
+    if opts.choice is not None:
+        choice = selection.require_committed(opts.choice, pick=opts.test)
+        check_choice(choice, opts)
+    elif opts.test:
+        ap.error("--test scores the test split only for a selection whose committed --choice holds its pick")
+    if opts.test and opts.keep is None:
+        ap.error("--test scores the weights kept under --keep; give it")
     regime, label = regime_of(opts), label_of(opts)
-    earlier = read_rows(opts.jsonl)
-    done = {run_key(r): r for r in earlier}
+    log = selection.Log(opts.jsonl, run_key)
     torch.set_num_threads(opts.threads)
     argv = sys.argv[1:] if argv is None else list(argv)
     print(f"# regime.py {' '.join(argv)}", flush=True)
     print(f"# pyramid_lib from {Path(pyramid_lib.__file__).parent}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s)", flush=True)
-    print(f"# regime: {label}", flush=True)
-    print("| dataset | class | seed | fit images | epochs | validation AUROC | AUROC (loss) | SSIM normal | train s | "
-          "train CPU s | score s | final loss | n test |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    print(f"# regime: {label}" + (f"; choice file {opts.choice} at {choice['commit'][:7]}" if choice else ""),
           flush=True)
+    step = "test" if opts.test else "criterion"
     rows = []
     for cls in opts.classes:
         data = None
         for seed in opts.seeds:
-            key = (opts.dataset, str(cls), seed, json.dumps(regime, sort_keys=True))
-            if key in done:
-                r = done[key]
+            key = (opts.dataset, str(cls), seed, json.dumps(regime, sort_keys=True), step)
+            if log.has(key):
+                r = log.find(key)
                 print(f"# {opts.dataset} {cls} seed {seed}: already in {opts.jsonl}, not run again", flush=True)
             else:
                 data = data or data_mod.load(opts.dataset, cls, root=opts.data_root, download=False)
-                r = {**run_one(data, cls, seed, opts), "candidate": label, "regime": regime, "argv": argv}
-                if opts.jsonl:
-                    with open(opts.jsonl, "a") as f:
-                        f.write(json.dumps(r) + "\n")
+                r = (test_one if opts.test else run_one)(data, cls, seed, opts)
+                r = log.append({**r, "candidate": label, "regime": regime, "argv": argv,
+                                **({"choice_commit": choice["commit"]} if choice else {})})
             rows.append(r)
-            print(f"| {r['dataset']} | {r['class']} | {seed} | {r['fit_images']} | {opts.epochs} | "
-                  f"{r['val_auroc']:.4f} | {r['auroc']:.4f} | {r['ssim_normal']:.4f} | {r['train_s']:.1f} | "
-                  f"{r['train_cpu_s']:.1f} | {r['score_s']:.1f} | {r['final_loss']:.5f} | {r['n_test']} |", flush=True)
-    print("\nmean +- s.d. over seeds:\n")
-    print("| dataset | class | seeds | validation AUROC | AUROC (loss) | min AUROC | SSIM normal | train s | "
-          "train CPU s |\n|---|---|---|---|---|---|---|---|---|")
-    for cls in opts.classes:
-        rs = [r for r in rows if r["class"] == cls]
-        print(f"| {opts.dataset} | {cls} | {len(rs)} | {mean_sd([r['val_auroc'] for r in rs])} | "
-              f"{mean_sd([r['auroc'] for r in rs])} | "
-              f"{min(r['auroc'] for r in rs):.4f} | {mean_sd([r['ssim_normal'] for r in rs])} | "
-              f"{mean_sd([r['train_s'] for r in rs], 1)} | {mean_sd([r['train_cpu_s'] for r in rs], 1)} |")
-    if len(opts.classes) > 1:
-        per_class = [np.mean([r["auroc"] for r in rows if r["class"] == c]) for c in opts.classes]
-        val = [np.mean([r["val_auroc"] for r in rows if r["class"] == c]) for c in opts.classes]
-        print(f"\nmean over classes of the per-class mean: validation AUROC {np.mean(val):.4f}, "
-              f"AUROC {np.mean(per_class):.4f}")
+    if opts.test:
+        print("\n| dataset | class | seed | test AUROC (loss) | SSIM normal | n test |\n|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['dataset']} | {r['class']} | {r['seed']} | {r['auroc']:.4f} | {r['ssim_normal']:.4f} | "
+                  f"{r['n_test']} |")
+        return 0 if all(math.isfinite(r["auroc"]) for r in rows) else 1
+    print("\n| dataset | class | seed | fit images | epochs | validation AUROC | train s | train CPU s | final loss |\n"
+          "|---|---|---|---|---|---|---|---|---|", flush=True)
+    for r in rows:
+        print(f"| {r['dataset']} | {r['class']} | {r['seed']} | {r['fit_images']} | {opts.epochs} | "
+              f"{r['val_auroc']:.4f} | {r['train_s']:.1f} | {r['train_cpu_s']:.1f} | {r['final_loss']:.5f} |")
     if opts.jsonl:
         report(read_rows(opts.jsonl))
-    bad = [r for r in rows if not (math.isfinite(r["auroc"]) and math.isfinite(r["val_auroc"]))]
-    return 1 if bad else 0
+    return 0 if all(math.isfinite(r["val_auroc"]) for r in rows) else 1
 
 
 if __name__ == "__main__":

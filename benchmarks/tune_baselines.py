@@ -40,6 +40,7 @@ from pyramid_lib import data as data_mod
 from pyramid_lib.config import TrainConfig
 from pyramid_lib.data.splits import fit_and_heldout
 from pyramid_lib.data.validation import validation_set
+from pyramid_lib.experiments import selection
 
 # A setting is a dict of baselines.DEFAULTS[method]'s keys.  OC-SVM: nu (the share of training
 # normals allowed outside the boundary) and gamma as a multiple of scikit-learn's "scale"
@@ -61,13 +62,14 @@ def key(dataset: str, cls: str, method: str, setting: dict, profile: str, epochs
     return json.dumps([dataset, str(cls), method, setting, profile, epochs], sort_keys=True)
 
 
-def tune_class(dataset: str, cls: str, methods: list[str], opts, done: set[str]) -> list[dict]:
-    """Every setting of `methods` not in `done` on one class; the new rows (appended to --jsonl)."""
+def tune_class(dataset: str, cls: str, methods: list[str], opts, log: selection.Log) -> list[dict]:
+    """Every setting of `methods` not in `log` on one class; the new rows (appended to it)."""
     cfg = TrainConfig.from_profile(opts.profile, dataset=dataset, normal_class=str(cls), weights="random", seed=0,
                                    data_root=opts.data_root, download=False).validate()
     if opts.epochs:
         cfg = replace(cfg, epochs=opts.epochs).validate()
-    todo = [(m, s) for m in methods for s in GRIDS[m] if key(dataset, cls, m, s, opts.profile, opts.epochs) not in done]
+    todo = [(m, s) for m in methods for s in GRIDS[m]
+            if not log.has(key(dataset, cls, m, s, opts.profile, opts.epochs))]
     if not todo:
         return []
     data = data_mod.load_for(cfg)
@@ -94,10 +96,7 @@ def tune_class(dataset: str, cls: str, methods: list[str], opts, done: set[str])
              "info": {k: (float(v) if isinstance(v, np.floating) else v) for k, v in info.items()}}
         print(f"| {dataset} | {cls} | {method} | {label(setting)} | {r['val_auroc']:.4f} | {r['fit_cpu_s']:.1f} | "
               f"{r['cpu_s']:.1f} |", flush=True)
-        if opts.jsonl:
-            with open(opts.jsonl, "a") as f:
-                f.write(json.dumps(r) + "\n")
-        rows.append(r)
+        rows.append(log.append(r))
     return rows
 
 
@@ -107,18 +106,12 @@ def label(setting: dict) -> str:
 
 def read_rows(path: Path | None) -> list[dict]:
     """The rows of --jsonl; a line that does not parse (a run killed while writing) is skipped
-    with a warning."""
-    if path is None or not path.exists():
-        return []
-    rows, bad = [], 0
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            bad += bool(line.strip())
-    if bad:
-        print(f"# warning: {bad} line(s) of {path} do not parse (a run killed while writing?); skipped", flush=True)
-    return rows
+    with a warning (`selection.read_rows`)."""
+    return selection.read_rows(path)
+
+
+def row_key(r: dict) -> str:
+    return key(r["dataset"], r["class"], r["method"], r["setting"], r["profile"], r.get("epochs"))
 
 
 def report(rows: list[dict]) -> dict[str, dict[str, dict]]:
@@ -170,7 +163,26 @@ def main(argv=None) -> int:
     ap.add_argument("--data-root", default=None, help="default: $PYRAMID_DATA")
     ap.add_argument("--jsonl", type=Path, default=None, help="append one line per setting; those there are skipped")
     ap.add_argument("--report", action="store_true", help="only print the tables of --jsonl")
+    ap.add_argument("--choice", type=Path, nargs="+", default=[],
+                    help="committed choice files (benchmarks/choices/ae-lr-*.json) whose settings this tuning runs")
+    ap.add_argument("--pick", action="store_true", help="write each --choice file's pick from --jsonl's tables")
     opts = ap.parse_args(argv)
+    choices = {path: selection.require_committed(path) for path in opts.choice}
+    for path, c in choices.items():
+        if c["dataset"] not in opts.datasets or c["method"] not in opts.methods \
+                or list(map(str, opts.classes)) != c["classes"]:
+            raise selection.ChoiceError(f"{path}: this tuning is not the one committed there ({c['dataset']}, "
+                                        f"{c['method']}, classes {' '.join(c['classes'])})")
+        if [f"{s['lr']:g}" for s in GRIDS[c["method"]]] != [f"{float(x):g}" for x in c["candidates"]]:
+            raise selection.ChoiceError(f"{path}: its candidates differ from GRIDS[{c['method']!r}]")
+    if opts.pick:
+        picks = report(read_rows(opts.jsonl))
+        for path, c in choices.items():
+            lr = picks[c["dataset"]][c["method"]]["lr"]
+            best = next(x for x in c["candidates"] if float(x) == float(lr))
+            selection.write_pick(path, best, {"lr": lr})
+            print(f"{path}: pick {best} written; commit it")
+        return 0
     if opts.report:
         if opts.jsonl is None:
             ap.error("--report prints the rows of --jsonl; give it")
@@ -179,15 +191,15 @@ def main(argv=None) -> int:
     torch.set_num_threads(opts.threads)
     argv = sys.argv[1:] if argv is None else list(argv)
     print(f"# tune_baselines.py {' '.join(argv)}\n# torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
-    earlier = read_rows(opts.jsonl)
-    done = {key(r["dataset"], r["class"], r["method"], r["setting"], r["profile"], r.get("epochs")) for r in earlier}
+    log = selection.Log(opts.jsonl, row_key)
+    earlier = list(log.rows)
     print("| dataset | class | method | setting | validation AUROC | fit CPU s | CPU s |\n"
           "|---|---|---|---|---|---|---|", flush=True)
     rows = []
     with threadpool_limits(opts.threads):  # scikit-learn's BLAS and OpenMP too
         for dataset in opts.datasets:
             for cls in opts.classes:
-                rows += tune_class(dataset, cls, opts.methods, opts, done)
+                rows += tune_class(dataset, cls, opts.methods, opts, log)
     report([*earlier, *rows] if opts.jsonl else rows)
     return 0
 

@@ -70,3 +70,20 @@ def assert_identical_checkpoints(a: dict, b: dict):
     strip = lambda h: [{k: v for k, v in e.items() if k not in ("seconds", "images_per_s")} for e in h]  # noqa: E731
     assert strip(hist_a) == strip(hist_b)
 
+
+
+def git_repo(folder: Path) -> Path:
+    """A fresh git repository at `folder` (for choice files, which count only once committed)."""
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for args in (["init", "-q"], ["config", "user.email", "t@t"], ["config", "user.name", "t"]):
+        subprocess.run(["git", *args], cwd=folder, check=True)
+    return folder
+
+
+def git_commit_file(path: Path, message: str = "choice") -> None:
+    import subprocess
+
+    subprocess.run(["git", "add", path.name], cwd=path.parent, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", message], cwd=path.parent, check=True)

@@ -50,3 +50,23 @@ def test_the_tuned_settings_of_the_library_are_the_picks_of_the_committed_tuning
     assert tuned and all(picked.get(k) == s for k, s in tuned.items())  # each entry is the recorded pick
     # and every pick of OC-SVM and KDE is entered (the autoencoders' once their tuning has run)
     assert all(k in tuned for k in picked if k[1] in bl.SKLEARN_METHODS)
+
+
+def test_the_ae_learning_rate_tuning_runs_only_from_its_committed_choice_files(tune, tmp_path):
+    from helpers import git_commit_file, git_repo
+
+    from pyramid_lib.experiments import selection
+
+    for path in sorted((REPO / "benchmarks" / "choices").glob("ae-lr-*.json")):
+        c = selection.load_choice(path)
+        assert [float(x) for x in c["candidates"]] == [s["lr"] for s in tune.GRIDS[c["method"]]]
+    src = REPO / "benchmarks" / "choices" / "ae-lr-mnist-ae-l2.json"
+    choice = git_repo(tmp_path / "repo") / src.name
+    choice.write_text(src.read_text())
+    args = ["--datasets", "mnist", "--classes", "2", "5", "8", "--methods", "ae-l2", "--choice", str(choice),
+            "--jsonl", str(tmp_path / "t.jsonl")]
+    with pytest.raises(selection.ChoiceError, match="not committed"):
+        tune.main(args)
+    git_commit_file(choice)
+    with pytest.raises(selection.ChoiceError, match="not the one committed"):
+        tune.main([*args[:2], "--classes", "2", *args[6:]])

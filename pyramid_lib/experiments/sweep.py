@@ -42,7 +42,7 @@ from filelock import FileLock
 from ..engine.build import git_commit
 from ..engine.run_dir import RunDir
 from ..errors import ConfigError
-from ..files import atomic_write_csv
+from ..files import atomic_write_csv, atomic_write_json, read_json
 from ..machine import usable_cores
 from .executors import EXECUTORS, _worker, gpu_slots, log_status, submit
 from .jobs import run_job
@@ -105,6 +105,7 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
     elif pending:
         statuses = submit(pending, base, executor, jobs, device, slurm or {}, wait, progress)
     ended = dt.datetime.now(dt.timezone.utc)
+    record_command(base, statuses, command)
     log_sweep(base, command, started, ended, executor, jobs, len(todo), skipped, statuses, commit)
     results = collect(experiment, base)
     failed = [s for s in statuses if s[1].startswith("failed")]
@@ -113,6 +114,15 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
             log.error("  FAILED %s: %s (see %s)", name, st, base / "runs" / name / "error.log")
     results.attrs["base"] = str(base)  # where the sweep wrote (out_root/<experiment>/<variant>)
     return results
+
+
+def record_command(base: Path, statuses, command: str) -> None:
+    """Write the command that made each run this sweep trained or copied into its run.json (`command`),
+    so that every run records its own command, not only the sweeps.csv of its folder."""
+    for name, status, _ in statuses:
+        state = Path(base) / "runs" / name / "run.json"
+        if (status == "done" or status.startswith("copied")) and state.is_file():
+            atomic_write_json(state, {**read_json(state), "command": command})
 
 
 def log_sweep(base: Path, command: str, started, ended, executor: str, jobs: int, n: int, skipped: int,

@@ -23,6 +23,7 @@ from .. import paper
 from ..errors import ConfigError
 from .records import read_runs
 from .stats import against_constant, class_mean, paired, seed_means, seed_summary, t_interval, verdict
+from .tables import is_subset, no_masks
 from .tables import planned as planned_runs
 
 
@@ -286,7 +287,24 @@ def table_iv_best(root, ours: str = "mvtec/cpu", others: str = "baselines/cpu:da
                      for c, row in table[["ours", *[m for m in table.columns if m != "ours"]]].iterrows())
 
 
+def categories(root, selector: str, which: str = "complete") -> str:
+    """The MVTec categories of `selector`'s runs, joined by ' and ', that are 'complete' (every test
+    image of MVTec AD scored, with ground-truth masks), 'subset' (fewer test images than MVTec AD
+    has: tables.is_subset; each with its count), or 'no_masks' (tables.no_masks); 'none' when none."""
+    runs = select(root, selector)
+    cats = sorted(set(runs["normal_class"]), key=lambda c: (c not in paper.MVTEC_CATEGORIES, c))
+    maskless, out = set(no_masks(runs)), []
+    for c in cats:
+        sub = is_subset(c, runs)
+        if which == "subset" and sub:
+            out.append(f"{c} ({int(runs.loc[runs.normal_class == c, 'n_test'].max())} test images)")
+        elif (which == "no_masks" and c in maskless) or (which == "complete" and not sub and c not in maskless):
+            out.append(c)
+    return " and ".join(f"`{c}`" if " " not in c else f"`{c.split(' ')[0]}` {c.split(' ', 1)[1]}" for c in out) \
+        or "none"
+
+
 FUNCTIONS = {f.__name__: f for f in (mean, over_seeds, bootstrap_se, diff, versus_printed, value, seed_sd,
                                      class_diff, runs, extreme, planned, seeds, setting, same_config, paper_mean,
-                                     printed_mean, table_iv_best, paper_ablation)}
+                                     printed_mean, table_iv_best, paper_ablation, categories)}
 """What the template of results/ANALYSIS.md may call (each bound to the results root)."""

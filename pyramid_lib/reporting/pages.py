@@ -31,9 +31,9 @@ from ..errors import ConfigError
 from ..experiments.plan import ABLATIONS, plan, plan_frame, record_plan
 from ..experiments.sweep import collect
 from ..files import atomic_write_csv, atomic_write_text
-from . import analysis, numbers, stats
+from . import analysis, claims, numbers, stats
 from .figures import FIGURES, figures
-from .records import Regime, diverged_runs, facts, in_regime, read_runs, regimes, trained, weights_label
+from .records import Regime, diverged_runs, facts, in_regime, portable, read_runs, regimes, trained, weights_label
 from .tables import (
     ORDER,
     TITLES,
@@ -48,6 +48,7 @@ from .tables import (
     md_table,
     mvtec_methods_table,
     mvtec_table,
+    no_masks,
     per_class_table,
     planned,
 )
@@ -85,7 +86,7 @@ def resume_command(experiment: str, profile: str, base: Path) -> str:
         return f"pyramid-ad reproduce {experiment} --profile {profile} --data-root <data> --jobs <N>"
     last = str(sweeps["command"].iloc[-1])
     if experiment == "mvtec":
-        return last
+        return portable(last)
     try:
         default_datasets = set(plan_frame(plan(experiment, "quick"))["dataset"])
     except ConfigError:  # not an experiment of ours (a folder someone added): keep every --dataset
@@ -100,7 +101,7 @@ def resume_command(experiment: str, profile: str, base: Path) -> str:
             continue
         skipping = False
         out.append(w)
-    return " ".join(shlex.quote(w) for w in out)
+    return portable(" ".join(shlex.quote(w) for w in out))
 
 
 def status(base: Path, res: pd.DataFrame, command: str) -> dict:
@@ -201,7 +202,9 @@ def blocks(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[
             out.append({"kind": "rates", "heading": "", "table": md_table(per_class_table(
                 ours, ("youden_tpr", "youden_tnr", "heldout_tpr", "heldout_tnr", "ssim_normal")))})
         elif experiment == "mvtec":
-            out.append({**head, "kind": "mvtec", "table": md_table(mvtec_table(r))})
+            table = mvtec_table(r)
+            out.append({**head, "kind": "mvtec", "table": md_table(table), "no_masks": no_masks(r),
+                        "not_measured": bool(table.isin(["not measured"]).any().any())})
             reg = r["regime"].iloc[0] if "regime" in r and len(r) else Regime()
             base = in_regime(baseline_runs(out_root, base_profile(profile)), reg)
             if len(base) and (base["dataset"] == "mvtec").any():
@@ -371,7 +374,7 @@ def analysis_text(out_root, template: str = ANALYSIS_TEMPLATE, source: str | Non
             return out
         return call
 
-    ctx = {name: bound(fn) for name, fn in numbers.FUNCTIONS.items()}
+    ctx = {name: bound(fn) for name, fn in {**numbers.FUNCTIONS, **claims.FUNCTIONS}.items()}
     tpl.render(**ctx, intervals=0)
     return _tidy(tpl.render(**ctx, intervals=len(set(read))) + _diverged_note(root))
 

@@ -9,6 +9,7 @@ recorded "init" or "machine" get NaN there, and the pages say "not recorded": no
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,20 @@ def run_record(run_dir: Path) -> dict:
                 "init_backbone": init.get("backbone", np.nan), "init_perceptual": init.get("perceptual", np.nan),
                 "init_rest": init.get("rest", np.nan), "cpus": machine.get("cpus", np.nan),
                 "torch_threads": machine.get("torch_threads", np.nan), "machine": shared(machine),
-                "copied_from": state.get("copied_from", np.nan), "run_status": state.get("status", np.nan)})
+                "copied_from": state.get("copied_from", np.nan), "run_status": state.get("status", np.nan),
+                "pixel_evaluated": _has_column(run_dir / "metrics.csv", "pixel_auroc")})
     return out
+
+
+def _has_column(csv: Path, column: str):
+    """Whether the header of `csv` names `column` (NaN when there is no such file): a run's metrics.csv
+    holds `pixel_auroc` when its evaluation computed the pixel metrics; empty there, its test split had
+    no masks."""
+    try:
+        with open(csv) as f:
+            return column in f.readline().strip().split(",")
+    except OSError:
+        return np.nan
 
 
 @dataclass(frozen=True)
@@ -338,7 +351,8 @@ def facts(runs: pd.DataFrame, sweeps: pd.DataFrame) -> dict:
         "lambda": counted(_text(trained[trained["method"].isin(NETWORK)] if "method" in trained else trained,
                                 "lambda")),
         "settings": _settings(runs),
-        "commands": list(dict.fromkeys(sweeps["command"].astype(str))) if len(sweeps) else [],
+        "commands": list(dict.fromkeys(portable(c) for c in sweeps["command"].astype(str))) if len(sweeps) else [],
+        "unswept": _unswept(runs, sweeps),
         "copied": _copied(runs),
     }
     f["sweeps"], f["timing"] = "", ""
@@ -356,6 +370,39 @@ def facts(runs: pd.DataFrame, sweeps: pd.DataFrame) -> dict:
                        f"({t.train_seconds.min() / 60:.1f} to {t.train_seconds.max() / 60:.1f}), "
                        f"{ips.mean():.0f} training images/s")
     return f
+
+
+# options whose value is a folder of the machine that ran the command, and what a reader types instead
+_PORTABLE = {"--data-root": "$PYRAMID_DATA", "--out": "results"}
+
+
+def portable(command: str) -> str:
+    """`command` as a reader runs it on another machine: the data root as $PYRAMID_DATA, the results
+    root as `results` (the folder these pages live in), any other absolute path as <path>."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    out = []
+    for i, w in enumerate(words):
+        if i and words[i - 1] in _PORTABLE and w.startswith("/"):
+            out.append(_PORTABLE[words[i - 1]])
+        elif w.startswith("/") and i:
+            out.append("<path>")
+        else:
+            out.append(shlex.quote(w))
+    return " ".join(out)
+
+
+def _unswept(runs: pd.DataFrame, sweeps: pd.DataFrame) -> str:
+    """The runs (trained here, not copied) whose commit is no recorded sweep's: the command that made
+    them is recorded nowhere; '' when there are none."""
+    if "commit" not in runs or not len(runs):
+        return ""
+    swept = set(sweeps["git_commit"].astype(str)) if len(sweeps) and "git_commit" in sweeps else set()
+    copied = runs["copied_from"].notna() if "copied_from" in runs else pd.Series(False, index=runs.index)
+    odd = runs[runs["commit"].notna() & ~runs["commit"].astype(str).isin(swept) & ~copied]
+    return ", ".join(f"{r} ({c})" for r, c in zip(odd["run"], odd["commit"].astype(str)))
 
 
 def sorted_classes(values) -> list[str]:

@@ -162,7 +162,9 @@ def per_class_table(runs: pd.DataFrame, columns, digits: int = 3) -> pd.DataFram
 def mvtec_table(res: pd.DataFrame) -> pd.DataFrame:
     """Table IV beside ours: one row per category we ran and the mean row of `paper.compare` (the same
     computation as comparison.csv: ours and the paper's over the categories we ran), its interval over
-    categories beside ours.  Pixel AUROC and AUPRO where the runs measured them, else 'not measured'."""
+    categories beside ours.  Pixel AUROC and AUPRO where the runs measured them; 'no masks' where the runs'
+    evaluation computed them and found no ground-truth mask (`no_masks`); else 'not measured' (evaluated
+    before the kit computed them)."""
     cmp = paper.compare(res, "mvtec")
     cmp = cmp[(cmp.n_runs > 0) | (cmp.category == "mean")].reset_index(drop=True)
     have, mean = cmp.category != "mean", cmp.category == "mean"
@@ -186,8 +188,23 @@ def mvtec_table(res: pd.DataFrame) -> pd.DataFrame:
         n, k = int(have.sum()), int(vals[have].notna().sum())
         vals[mean] = vals[have].mean() if n and k == n else np.nan
         missing = "not measured" if k in (0, n) else f"{k} of {n} categories measured"
-        out[c] = [f"{v:.3f}" if pd.notna(v) else ("not measured" if h else missing) for v, h in zip(vals, have)]
+        maskless = set(no_masks(res))
+        out[c] = [f"{v:.3f}" if pd.notna(v) else ("no masks" if cat in maskless else "not measured") if h else missing
+                  for v, h, cat in zip(vals, have, cmp["category"])]
     out["category"] = [subset_label(c, res) for c in out["category"]]
+    return out
+
+
+def no_masks(runs: pd.DataFrame) -> list[str]:
+    """The categories whose every run computed the pixel metrics (`pixel_evaluated`: metrics.csv has the
+    column) and got none: their test split has no ground-truth masks."""
+    if "pixel_evaluated" not in runs or "pixel_auroc" not in runs:
+        return []
+    cats = runs.assign(normal_class=[paper.normalize_class(c, "mvtec") for c in runs["normal_class"]])
+    out = []
+    for cat, r in cats.groupby("normal_class", sort=True):
+        if (r["pixel_evaluated"] == True).all() and r["pixel_auroc"].isna().all():  # noqa: E712 (NaN is not False)
+            out.append(cat)
     return out
 
 

@@ -32,3 +32,12 @@ def test_a_partly_measured_table_gives_no_mean():
     got = rows(t)
     assert got["grid"] == ("0.800", "0.250") and got["bottle"] == ("not measured", "not measured")
     assert got["mean"] == ("1 of 2 categories measured", "1 of 2 categories measured")
+
+
+def test_a_category_whose_evaluation_found_no_masks_says_no_masks_not_not_measured():
+    t = mvtec_table(results(pixel_auroc=[0.8, float("nan")], aupro=[0.25, float("nan")],
+                            pixel_evaluated=[True, True]))  # bottle's metrics.csv has the columns, empty
+    assert rows(t)["bottle"] == ("no masks", "no masks")
+    t = mvtec_table(results(pixel_auroc=[0.8, float("nan")], aupro=[0.25, float("nan")],
+                            pixel_evaluated=[True, False]))  # evaluated before the columns existed
+    assert rows(t)["bottle"] == ("not measured", "not measured")

@@ -1,0 +1,50 @@
+"""`pyramid-ad verify`: a run trained here re-runs from its config.json within tolerance; a changed
+committed number is caught (exit 1); tolerances come from the table's seed spread and the rounding
+range of the stability logs."""
+
+import math
+
+import pandas as pd
+import pytest
+from helpers import REPO, tiny_cfg
+
+from pyramid_lib import cli
+from pyramid_lib.engine.run_dir import RunDir
+from pyramid_lib.experiments import verify
+from pyramid_lib.experiments.jobs import run_one
+from pyramid_lib.experiments.sweep import collect
+
+
+def test_the_rounding_ranges_are_read_from_the_committed_stability_logs():
+    ranges = verify.rounding_ranges(REPO / "benchmarks")
+    assert ranges == {"cpu": 0.0080, "laptop": 0.0266}  # the largest 'range' line of each profile's log
+
+
+def test_the_tolerance_is_the_larger_of_twice_the_pooled_seed_sd_and_the_rounding_range():
+    res = pd.DataFrame({"normal_class": ["1", "1", "2", "2", "3"], "method": "ours", "epochs": 6,
+                        "train_limit": 4000, "auroc": [0.90, 0.92, 0.80, 0.84, 0.5]})
+    sd, k = verify.seed_spread(res, res.iloc[0], "auroc")
+    assert k == 2 and sd == pytest.approx(math.sqrt((0.0002 + 0.0008) / 2))  # class 3 has one seed
+    tol, why = verify.tolerance(res, pd.Series({**res.iloc[0], "profile": "cpu"}), "auroc", {"cpu": 0.008})
+    assert tol == pytest.approx(2 * sd) and "rounding range 0.0080" in why
+    tol, why = verify.tolerance(res, pd.Series({**res.iloc[0], "profile": "cpu"}), "auroc", {"cpu": 0.2})
+    assert tol == 0.2
+    tol, _ = verify.tolerance(res, pd.Series({**res.iloc[0], "profile": "cpu"}), "heldout_tpr", {"cpu": 0.2})
+    assert tol == 0.0  # no seed spread of that column, and rounding is measured for AUROCs only
+
+
+@pytest.mark.slow
+def test_verify_reproduces_a_run_trained_here_and_catches_a_changed_number(tmp_path, capsys):
+    base = tmp_path / "results" / "mnist-sample" / "quick"
+    cfg = tiny_cfg(epochs=1, train_limit=24).validate()
+    run_one("tiny", cfg, RunDir(base / "runs" / "tiny"), progress=False, figures=False)
+    collect("mnist-sample", base)
+    assert cli.main(["verify", str(base), "tiny", "--work", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny: reproduced within tolerance" in out and "auroc" in out and "committed" in out
+    metrics = base / "runs" / "tiny" / "metrics.csv"
+    m = pd.read_csv(metrics)
+    m.loc[0, "auroc"] = m.loc[0, "auroc"] - 0.3 if m.loc[0, "auroc"] > 0.5 else m.loc[0, "auroc"] + 0.3
+    m.to_csv(metrics, index=False)
+    assert cli.main(["verify", str(base), "--runs", "1", "--work", str(tmp_path)]) == 1
+    assert "tiny: NOT reproduced: auroc" in capsys.readouterr().out
