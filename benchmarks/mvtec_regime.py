@@ -103,11 +103,11 @@ def train_one(data: data_mod.OneClassData, cfg: TrainConfig, augment: str, ema: 
     losses = []
     for epoch in range(cfg.epochs):
         s, n = 0.0, 0
-        for idx, (_, per_image, *_) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size, "cpu",
-                                                  targets, lambda i: learning_rate(cfg, i, total_steps)):
+        for idx, (_, terms) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size, "cpu",
+                                           targets, lambda i: learning_rate(cfg, i, total_steps)):
             if averaged is not None:
                 averaged.update_parameters(model)
-            s += float(per_image.sum())
+            s += float(terms["loss"].sum())
             n += len(idx)
         losses.append(s / max(n, 1))
     info = {"fit_images": len(fit), "heldout_images": len(held), "steps": total_steps, "final_loss": losses[-1],

@@ -120,13 +120,13 @@ def fit_one(data: data_mod.OneClassData, cfg: TrainConfig, opts) -> tuple[torch.
         total, n = 0.0, 0
         # the library's epoch loop (trainer.epoch_steps: train mode, batch order, one step each,
         # NonFiniteLoss on a NaN/inf batch); the regime's schedule and averaging act after each step
-        for idx, (_, per_image, *_) in epoch_steps(model, loss_fn, stepper, fit, cfg.seed, epoch, cfg.batch_size,
-                                                  device, targets):
+        for idx, (_, terms) in epoch_steps(model, loss_fn, stepper, fit, cfg.seed, epoch, cfg.batch_size,
+                                           device, targets):
             if sched is not None:
                 sched.step()
             if ema is not None:
                 ema.update_parameters(model)
-            total += float(per_image.sum())
+            total += float(terms["loss"].sum())
             n += len(idx)
         if swa is not None and epoch + 1 >= opts.swa:
             swa.update_parameters(model)

@@ -215,11 +215,11 @@ class Library:
         idx = self.queue.pop(0)
         self.model.train()
         x = self.fit.batch(idx, self.device)
-        loss, total, mse, perc = step(self.model, self.loss, self.opt, x,
-                                            None if self.targets is None else self.targets[idx.to(self.device)])
+        loss, terms = step(self.model, self.loss, self.opt, x,
+                           None if self.targets is None else self.targets[idx.to(self.device)])
         if not torch.isfinite(loss):
             raise RuntimeError("non-finite loss")
-        torch.stack([total.sum(), mse.sum(), perc.sum()]).detach().double().cpu()
+        [t.sum().double().cpu() for t in terms.values()]
 
     def score(self, test_u8):
         n = len(test_u8)

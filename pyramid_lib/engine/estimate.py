@@ -63,7 +63,7 @@ def step_seconds(cfg: TrainConfig, device=None, steps: int = 3) -> float:
 
     def one():
         opt.zero_grad(set_to_none=True)
-        loss(model(x), x)[0].mean().backward()
+        loss(model(x), x)["loss"].mean().backward()
         opt.step()
 
     one()

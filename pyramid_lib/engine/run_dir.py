@@ -233,7 +233,7 @@ def load_perceptual(loss: PyramidLoss, ckpt: dict, path, cfg: TrainConfig) -> No
     torchvision's fixed VGG11) and refused with CheckpointError for random-weight runs: their
     random F cannot be drawn again exactly."""
     if "perceptual" in ckpt:
-        load_state(loss.features, ckpt["perceptual"], path, "perceptual network (VGG11)")
+        load_state(loss.frozen(), ckpt["perceptual"], path, "perceptual network (VGG11)")
     elif cfg.weights != "imagenet":
         raise CheckpointError(f"{path}: made before runs saved their random perceptual network (VGG11), so its "
                               "scores cannot be reproduced; train the run again")

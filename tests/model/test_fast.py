@@ -24,7 +24,7 @@ def loss_and_grads(model, x, loss_fn):
     model.train()
     model.zero_grad(set_to_none=True)
     x_hat = model(x)
-    loss = loss_fn(x_hat, x)[0].mean()
+    loss = loss_fn(x_hat, x)["loss"].mean()
     loss.backward()
     return x_hat.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
