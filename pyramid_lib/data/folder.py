@@ -48,7 +48,6 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
-from ..paper import MVTEC_CATEGORIES
 from ..progress import tqdm
 from .images import ImageSet, OneClassData, data_root
 from .images_io import (
@@ -60,6 +59,7 @@ from .images_io import (
     read_image,
     read_mask,
 )
+from .mvtec import MVTEC_CATEGORIES
 from .walk import JUNK, backslash_hint, left_out, mask_stems, same_aspect, walk_images
 
 __all__ = ["IMAGE_SUFFIXES", "MVTEC_CATEGORIES", "MVTEC_URL", "load_folder", "load_mvtec", "read_image", "read_mask"]

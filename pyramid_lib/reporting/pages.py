@@ -25,7 +25,7 @@ import jinja2
 import pandas as pd
 
 from .. import paper
-from ..data.mnist import FMNIST_CLASSES
+from ..data import registry
 from ..data.mvtec import MVTEC_SIZES
 from ..errors import ConfigError
 from ..experiments.plan import ABLATIONS, plan, plan_frame, record_plan
@@ -131,7 +131,7 @@ def _stand_in(plan_: pd.DataFrame) -> str:
     parts = []
     for ds, g in plan_.groupby("dataset"):
         cls = sorted(set(g.normal_class))
-        names = [f"{c} ({FMNIST_CLASSES[int(c)]})" if ds == "fmnist" and c.isdigit() else c for c in cls]
+        names = [registry.REGISTRY[ds].class_label(c) if ds in registry.REGISTRY else c for c in cls]
         parts.append(f"{ds} classes {', '.join(names)}")
     return "; ".join(parts)
 
