@@ -34,7 +34,7 @@ from ..model.loss import PyramidLoss, named_terms
 from ..progress import tqdm
 from . import data_record
 from .build import build, pick_device, training_optimizer, versions
-from .precision import autocast, resolve
+from .precision import autocast, resolve, step_seconds
 from .run_dir import CHECKPOINT_FORMAT, RunDir, check_compatible, load_checkpoint, load_perceptual, load_state
 
 
@@ -150,12 +150,15 @@ def non_finite(model, opt=None) -> list[str]:
 
 
 def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress: bool = True,
-          data: data_mod.OneClassData | None = None, stop_after_batches: int | None = None) -> RunDir:
+          data: data_mod.OneClassData | None = None, stop_after_batches: int | None = None,
+          announce: Callable[[float, data_mod.OneClassData], None] | None = None) -> RunDir:
     """Train one run into `out_dir` (paper Sec. IV, Table I) and return its RunDir, `trained`.
 
     `out_dir`: a folder or a RunDir.  `data` may be passed in when already loaded.
     `stop_after_batches` ends the call after that many optimiser steps without finishing the epoch
-    (the run then looks as if it had been killed); tests use it.  The folder's lock is held
+    (the run then looks as if it had been killed); tests use it.  `announce(seconds per step,
+    data)` is called once before the first step, the seconds measured on a copy of the run's own
+    network and first batch (`precision.step_seconds`): the command line prints its estimate.  The folder's lock is held
     throughout (`RunDir.hold`; reentrant when the caller's RunDir holds it already).  data.json
     records the fit images and held-out normals when training starts (engine/data_record.py).
     Raises ConfigError (a folder that holds another run, or --resume of nothing), RunBusy (another
@@ -177,7 +180,7 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
     created = not run.dir.exists()
     with run.hold("train"):
         try:
-            return _train(cfg, run, resume, device, progress, data, stop_after_batches)
+            return _train(cfg, run, resume, device, progress, data, stop_after_batches, announce)
         except BaseException:
             if created:
                 _remove_if_unused(run)
@@ -211,7 +214,7 @@ class Diverged(TrainingError):
 
 
 def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, data: data_mod.OneClassData | None,
-           stop_after_batches: int | None) -> RunDir:
+           stop_after_batches: int | None, announce=None) -> RunDir:
     """`train`'s work, under the folder's lock: resume point, data, network, then epoch by epoch
     `_epoch` and `_save`; a divergence (`Diverged`) is recorded by `_stop`."""
     ckpt, cfg = _resume_point(run, cfg, resume)
@@ -230,6 +233,9 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
         start_epoch, history = int(ckpt["epoch"]), list(json.loads(ckpt["history"]))
         del ckpt
     cfg, measured = resolve(cfg, model, loss_fn, fit.batch(torch.arange(min(len(fit), cfg.batch_size, 32)), device))
+    if announce is not None:
+        x = fit.batch(torch.arange(min(len(fit), cfg.batch_size)), device)
+        announce(step_seconds(model, loss_fn, x, cfg.precision, repeats=2), data)
     state = _start(run, cfg, data, split, len(fit), history, device, resumed=start_epoch > 0, measured=measured)
 
     targets = perceptual_targets(loss_fn, fit, device)
