@@ -39,7 +39,7 @@ from pyramid_lib import data as data_mod
 from pyramid_lib.config import TrainConfig
 from pyramid_lib.data.splits import fit_and_heldout
 from pyramid_lib.data.validation import SMALL_AREA, SMALL_BRIGHTNESS, validation_set, with_synthetic_defects
-from pyramid_lib.engine.build import build, training_optimizer
+from pyramid_lib.engine.build import build, fast_path, training_optimizer
 from pyramid_lib.engine.evaluate import score_images
 from pyramid_lib.engine.trainer import epoch_steps, learning_rate, perceptual_targets, steps_per_epoch
 
@@ -90,8 +90,8 @@ def train_one(data: data_mod.OneClassData, cfg: TrainConfig, augment: str, ema: 
     """(model to score, loss, held-out normals, info) of one run of the regime."""
     t0, c0 = time.perf_counter(), time.process_time()
     fit, held = fit_and_heldout(data, cfg)
-    model, loss_fn = build(cfg, "cpu")
-    opt = training_optimizer(cfg, model)  # the trainer's: fused Adam and, with cfg.fast, the conv rewrites
+    model, loss_fn = fast_path(cfg, *build(cfg, "cpu"))  # the trainer's: with cfg.fast, the conv rewrites
+    opt = training_optimizer(cfg, model)  # and fused Adam
     if augment != "none":
         fit = Augmented(fit.images, fit.labels, fit.classes, fit.names).setup(augment, cfg.seed)
         targets = None  # F(x) of an augmented image differs from F(x) of the stored one

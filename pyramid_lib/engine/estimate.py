@@ -16,7 +16,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data.splits import run_split
-from .build import build, pick_device, training_optimizer
+from .build import build, fast_path, pick_device, training_optimizer
 from .trainer import steps_per_epoch
 
 
@@ -56,11 +56,9 @@ def step_seconds(cfg: TrainConfig, device=None, steps: int = 3) -> float:
     `device`, measured on random images after one warm-up step.  Random weights are used whatever
     cfg asks (speed does not depend on them), so nothing is downloaded."""
     device = pick_device(device)
-    model, loss = build(replace(cfg, weights="random"), device)
+    model, loss = fast_path(cfg, *build(replace(cfg, weights="random"), device))
     opt = training_optimizer(cfg, model)
     x = torch.rand(cfg.batch_size, 3, cfg.input_size, cfg.input_size, device=device)
-    if cfg.fast:
-        x = x.contiguous(memory_format=torch.channels_last)
     model.train()
 
     def one():

@@ -18,10 +18,9 @@ from filelock import FileLock, Timeout
 from ..config import RUN_FIELDS, SHAPE_FIELDS, TrainConfig
 from ..errors import CheckpointError, ConfigError, RunBusy
 from ..files import atomic_torch_save, check_writable, read_json, safe_torch_load
-from ..model import fast
 from ..model.loss import PyramidLoss
 from ..model.network import PyramidalAutoencoder
-from .build import build, pick_device
+from .build import build, fast_path, pick_device
 
 CHECKPOINT_FORMAT = "pyramid-ad/1"
 
@@ -129,11 +128,10 @@ class RunDir:
                                       f"{state.get('error')}); train again: pyramid-ad train ... --lr <a tenth of it>")
             dev = pick_device(device if device is not None else self.device)
             ckpt = load_checkpoint(self.checkpoint, cfg)
-            model, loss_fn = build(cfg, dev, pretrained_backbone=False)
+            # the network as it trained (fast_path: an image scores the same in any batch, evaluate or predict)
+            model, loss_fn = fast_path(cfg, *build(cfg, dev, pretrained_backbone=False))
             load_state(model, ckpt["model"], self.checkpoint)
             load_perceptual(loss_fn, ckpt, self.checkpoint, cfg)
-            if cfg.fast:  # the exact rewrites of training: an image scores the same in any batch (evaluate, predict)
-                fast.optimize(model, channels_last=False)
             self._loaded = (cfg, model.eval(), loss_fn)
         return self._loaded
 

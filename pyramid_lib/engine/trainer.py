@@ -33,7 +33,7 @@ from ..model import weights
 from ..model.loss import PyramidLoss, named_terms
 from ..progress import tqdm
 from . import data_record
-from .build import build, pick_device, training_optimizer, versions
+from .build import build, fast_path, pick_device, training_optimizer, versions
 from .precision import autocast, resolve, step_seconds
 from .run_dir import CHECKPOINT_FORMAT, RunDir, check_compatible, load_checkpoint, load_perceptual, load_state
 
@@ -221,8 +221,8 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
     data = data or data_mod.load_for(cfg)
     split = run_split(cfg, len(data.train))  # once per run; data.json records it
     fit, _ = fit_and_heldout(data, cfg, split)
-    model, loss_fn = build(cfg, device)
-    opt = training_optimizer(cfg, model)  # with cfg.fast, also the exact conv rewrites (model/fast.py)
+    model, loss_fn = fast_path(cfg, *build(cfg, device))  # --no-fast: the plain network
+    opt = training_optimizer(cfg, model)
     start_epoch, history = 0, []
     if ckpt is not None:
         if int(ckpt["epoch"]) >= cfg.epochs and run.trained:
