@@ -234,11 +234,15 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        """A TrainConfig from a config.json mapping: file keys ("lambda") and the names earlier
-        versions wrote (LEGACY_KEYS) are read; unknown keys are ignored and missing ones take
-        their defaults (files from before `fast` existed were made with it: fast=True).  Not
-        validated."""
-        d = {LEGACY_KEYS.get(k, k): v for k, v in d.items()}
+        """A TrainConfig from a config.json mapping (file keys: "lambda"); unknown keys are ignored
+        and missing ones take their defaults (files from before `fast` existed were made with it:
+        fast=True).  Not validated.  ConfigError for a key name of an older version (OLD_KEYS):
+        scripts/migrate_run_records.py rewrites such files once."""
+        old = [k for k in d if k in OLD_KEYS]
+        if old:
+            raise ConfigError(f"a run record with the key {old[0]!r} of an older version of the kit; rewrite it "
+                              "into today's format once: python scripts/migrate_run_records.py <results folder>")
+        d = {FIELD_OF_KEY.get(k, k): v for k, v in d.items()}
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -282,9 +286,13 @@ RUN_FIELDS = SHAPE_FIELDS + ("dataset", "normal_class", "lambda_", "lr", "lr_sch
 FIELD_KEYS = {"lambda_": "lambda"}
 
 
-# Key in config.json -> field: "lambda", and the older key names (lam, val_fraction) that committed
-# runs' config.json files still hold.
-LEGACY_KEYS = {"lambda": "lambda_", "lam": "lambda_", "val_fraction": "heldout_fraction"}
+# Key in config.json -> field ("lambda" -> lambda_).
+FIELD_OF_KEY = {v: k for k, v in FIELD_KEYS.items()}
+
+
+# Key names older versions wrote (lam, val_fraction); refused by `from_dict`, rewritten by
+# scripts/migrate_run_records.py.
+OLD_KEYS = ("lam", "val_fraction")
 
 
 _CHOICE_FIELDS = tuple(n for n, t in _HINTS.items() if get_origin(t) is Literal and n not in SHAPE_FIELDS)
