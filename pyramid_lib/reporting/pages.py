@@ -33,7 +33,7 @@ from ..experiments.sweep import collect
 from ..files import atomic_write_csv, atomic_write_text
 from . import analysis, numbers, stats
 from .figures import FIGURES, figures
-from .records import Regime, diverged_runs, facts, in_regime, read_runs, regimes, trained, weights_label
+from .records import diverged_runs, facts, first_regime, in_regime, read_runs, regimes, weights_label
 from .tables import (
     ORDER,
     TITLES,
@@ -185,7 +185,7 @@ def blocks(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[
         head = {"heading": f"Runs with {label}" if label else ""}
         if experiment in ("mnist", "fmnist"):
             ours = r[r["method"] == "ours"]
-            reg = ours["regime"].iloc[0] if len(ours) else Regime()
+            reg = first_regime(ours)
             base = in_regime(baseline_runs(out_root, base_profile(profile)), reg)
             out.append({**head, "kind": "auroc", "ours": f"ours ({weights_label(ours)})", "profile": profile,
                         "experiment": experiment, "table": md_table(auroc_table(experiment, ours, base))})
@@ -202,7 +202,7 @@ def blocks(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[
                 ours, ("youden_tpr", "youden_tnr", "heldout_tpr", "heldout_tnr", "ssim_normal")))})
         elif experiment == "mvtec":
             out.append({**head, "kind": "mvtec", "table": md_table(mvtec_table(r))})
-            reg = r["regime"].iloc[0] if "regime" in r and len(r) else Regime()
+            reg = first_regime(r)
             base = in_regime(baseline_runs(out_root, base_profile(profile)), reg)
             if len(base) and (base["dataset"] == "mvtec").any():
                 out.append({"kind": "mvtec_methods", "heading": "", "profile": profile,
@@ -212,7 +212,7 @@ def blocks(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[
                         "table": md_table(ablation_table(experiment, r))})
             out += _pairs_blocks(analysis.ablation_pairs(experiment, r))
         elif experiment == "baselines":
-            reg = r.loc[trained(r), "regime"].iloc[0] if trained(r).any() else Regime()
+            reg = first_regime(r, trained_only=True)
             ours = {}
             for ds in sorted(set(r["dataset"])):
                 o = read_runs(Path(out_root) / ds / profile)
