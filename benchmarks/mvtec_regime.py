@@ -46,7 +46,7 @@ from pyramid_lib import data as data_mod
 from pyramid_lib.config import TrainConfig
 from pyramid_lib.data.splits import fit_and_heldout
 from pyramid_lib.data.validation import SMALL_AREA, SMALL_BRIGHTNESS, validation_set, with_synthetic_defects
-from pyramid_lib.engine.build import build, training_optimizer
+from pyramid_lib.engine.build import build, fast_path, training_optimizer
 from pyramid_lib.engine.evaluate import score_images
 from pyramid_lib.engine.trainer import epoch_steps, learning_rate, perceptual_targets, steps_per_epoch
 from pyramid_lib.experiments import selection
@@ -106,8 +106,8 @@ def train_one(data: data_mod.OneClassData, cfg: TrainConfig, augment: str, ema: 
     """(model to score, loss, held-out normals, info) of one run of the regime."""
     t0, c0 = time.perf_counter(), time.process_time()
     fit, held = fit_and_heldout(data, cfg)
-    model, loss_fn = build(cfg, "cpu")
-    opt = training_optimizer(cfg, model)  # the trainer's: fused Adam and, with cfg.fast, the conv rewrites
+    model, loss_fn = fast_path(cfg, *build(cfg, "cpu"))  # the trainer's: with cfg.fast, the conv rewrites
+    opt = training_optimizer(cfg, model)  # and fused Adam
     if augment != "none":
         fit = Augmented(fit.images, fit.labels, fit.classes, fit.names).setup(augment, cfg.seed)
         targets = None  # F(x) of an augmented image differs from F(x) of the stored one
@@ -119,11 +119,11 @@ def train_one(data: data_mod.OneClassData, cfg: TrainConfig, augment: str, ema: 
     losses = []
     for epoch in range(cfg.epochs):
         s, n = 0.0, 0
-        for idx, (_, per_image, *_) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size, "cpu",
-                                                  targets, lambda i: learning_rate(cfg, i, total_steps)):
+        for idx, (_, terms) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size, "cpu",
+                                           targets, lambda i: learning_rate(cfg, i, total_steps)):
             if averaged is not None:
                 averaged.update_parameters(model)
-            s += float(per_image.sum())
+            s += float(terms["loss"].sum())
             n += len(idx)
         losses.append(s / max(n, 1))
     info = {"fit_images": len(fit), "heldout_images": len(held), "steps": total_steps, "final_loss": losses[-1],

@@ -62,7 +62,7 @@ from pyramid_lib import data as data_mod
 from pyramid_lib.config import WEIGHT_DECAY, TrainConfig
 from pyramid_lib.data.splits import fit_and_heldout, stratified_subset
 from pyramid_lib.data.validation import OTHER_CLASS_IMAGES, validation_set
-from pyramid_lib.engine.build import build, training_optimizer
+from pyramid_lib.engine.build import build, fast_path, training_optimizer
 from pyramid_lib.engine.evaluate import score_images
 from pyramid_lib.engine.trainer import batches, epoch_steps, perceptual_targets
 from pyramid_lib.experiments import selection
@@ -109,8 +109,8 @@ def fit_one(data: data_mod.OneClassData, cfg: TrainConfig, opts) -> tuple[torch.
     device = torch.device("cpu")
     t0, c0 = time.perf_counter(), time.process_time()
     fit, _ = fit_and_heldout(data, cfg)
-    model, loss_fn = build(cfg, device)
-    opt = training_optimizer(cfg, model)  # the trainer's: fused Adam and, with cfg.fast, the conv rewrites
+    model, loss_fn = fast_path(cfg, *build(cfg, device))  # the trainer's: with cfg.fast, the conv rewrites
+    opt = training_optimizer(cfg, model)  # and fused Adam
     steps_per_epoch = sum(1 for _ in batches(torch.arange(len(fit)), cfg.batch_size))
     sched = make_schedule(opt, opts.schedule, steps_per_epoch * cfg.epochs, opts.warmup, opts.min_lr_ratio)
     stepper = ClippedOptimizer(opt, model.parameters(), opts.clip) if opts.clip else opt
@@ -123,13 +123,13 @@ def fit_one(data: data_mod.OneClassData, cfg: TrainConfig, opts) -> tuple[torch.
         total, n = 0.0, 0
         # the library's epoch loop (trainer.epoch_steps: train mode, batch order, one step each,
         # NonFiniteLoss on a NaN/inf batch); the regime's schedule and averaging act after each step
-        for idx, (_, per_image, *_) in epoch_steps(model, loss_fn, stepper, fit, cfg.seed, epoch, cfg.batch_size,
-                                                  device, targets):
+        for idx, (_, terms) in epoch_steps(model, loss_fn, stepper, fit, cfg.seed, epoch, cfg.batch_size,
+                                           device, targets):
             if sched is not None:
                 sched.step()
             if ema is not None:
                 ema.update_parameters(model)
-            total += float(per_image.sum())
+            total += float(terms["loss"].sum())
             n += len(idx)
         if swa is not None and epoch + 1 >= opts.swa:
             swa.update_parameters(model)

@@ -45,7 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import reference  # benchmarks/reference.py, beside this script
 from pyramid_lib import data as data_mod
 from pyramid_lib.config import TrainConfig
-from pyramid_lib.engine.build import build, pick_device, training_optimizer
+from pyramid_lib.engine.build import build, fast_path, pick_device, training_optimizer
 from pyramid_lib.engine.evaluate import SCORE_BATCH, score_images
 from pyramid_lib.engine.trainer import (
     batches,
@@ -194,7 +194,7 @@ class Library:
     def __init__(self, size, fit_u8, device, batch):
         self.device, self.batch = device, batch
         self.cfg = TrainConfig(dataset="folder", input_size=size, batch_size=batch, weights="random")
-        self.model, self.loss = build(self.cfg, device)
+        self.model, self.loss = fast_path(self.cfg, *build(self.cfg, device))
         self.opt = training_optimizer(self.cfg, self.model)
         n = len(fit_u8)
         self.fit = data_mod.ImageSet(fit_u8, torch.zeros(n, dtype=torch.long), ["good"] * n, [str(i) for i in range(n)])
@@ -215,11 +215,11 @@ class Library:
         idx = self.queue.pop(0)
         self.model.train()
         x = self.fit.batch(idx, self.device)
-        loss, total, mse, perc = step(self.model, self.loss, self.opt, x,
-                                            None if self.targets is None else self.targets[idx.to(self.device)])
+        loss, terms = step(self.model, self.loss, self.opt, x,
+                           None if self.targets is None else self.targets[idx.to(self.device)])
         if not torch.isfinite(loss):
             raise RuntimeError("non-finite loss")
-        torch.stack([total.sum(), mse.sum(), perc.sum()]).detach().double().cpu()
+        [t.sum().double().cpu() for t in terms.values()]
 
     def score(self, test_u8):
         n = len(test_u8)
@@ -235,7 +235,7 @@ class Variant(Library):
         self.name = ("bf16" if bf16 else "fp32") + (" + fast" if use_fast else " plain")
         self.device, self.batch, self.bf16 = device, batch, bf16
         self.cfg = TrainConfig(dataset="folder", input_size=size, batch_size=batch, weights="random", fast=use_fast)
-        self.model, self.loss = build(self.cfg, device)
+        self.model, self.loss = fast_path(self.cfg, *build(self.cfg, device))
         self.opt = training_optimizer(self.cfg, self.model)
         n = len(fit_u8)
         self.fit = data_mod.ImageSet(fit_u8, torch.zeros(n, dtype=torch.long), ["good"] * n, [str(i) for i in range(n)])

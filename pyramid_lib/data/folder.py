@@ -49,7 +49,6 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
-from ..paper import MVTEC_CATEGORIES
 from ..progress import tqdm
 from . import inventory
 from .images import ImageSet, OneClassData, data_root
@@ -63,6 +62,7 @@ from .images_io import (
     read_mask,
 )
 from .inventory import Entry, Inventory
+from .mvtec import MVTEC_CATEGORIES
 from .walk import JUNK, norm, same_aspect, shown
 
 __all__ = ["IMAGE_SUFFIXES", "MVTEC_CATEGORIES", "MVTEC_URL", "load_folder", "load_mvtec", "read_image", "read_mask"]

@@ -50,12 +50,12 @@ class ImageSet:
 
 
 def to_input(images_u8: torch.Tensor, device="cpu") -> torch.Tensor:
-    """uint8 B x C x S x S -> float B x 3 x S x S in [0, 1]; grey is repeated to 3 channels.
-
-    Stored channels-last (NHWC, values unchanged): the layout `fast.optimize` gives the network
-    and the loss, which oneDNN runs faster on CPU."""
+    """uint8 B x C x S x S -> float B x 3 x S x S in [0, 1], contiguous; grey is repeated to 3
+    channels.  (A network on the fast path, `engine.build.fast_path`, holds its weights
+    channels-last; its convolutions then run channels-last whatever the input's layout, with the
+    same values.)"""
     x = images_u8.to(device, non_blocking=True).float().div_(255)
-    return x.expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
+    return x.expand(-1, 3, -1, -1).contiguous()
 
 
 @dataclass

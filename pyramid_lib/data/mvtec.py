@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..paper import MVTEC_CATEGORIES
 from .images import data_root
 from .images_io import IMAGE_SUFFIXES
 
@@ -21,6 +20,7 @@ MVTEC_SIZES = {
     "screw": (320, 160), "tile": (230, 117), "toothbrush": (60, 42), "transistor": (213, 100),
     "wood": (247, 79), "zipper": (240, 151),
 }
+MVTEC_CATEGORIES = tuple(MVTEC_SIZES)  # alphabetical: MVTec AD's folder order
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,11 @@ def coverage(root=None) -> Coverage:
     or ./data), in MVTec AD's alphabetical order.  Reads folder listings only."""
     base = data_root(root) / "mvtec_ad"
     present = {}
-    for c in sorted(MVTEC_CATEGORIES):
+    for c in MVTEC_CATEGORIES:
         good = base / c / "train" / "good"
         if good.is_dir():
             present[c] = sum(1 for p in good.rglob("*")
                              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-    missing = tuple(c for c in sorted(MVTEC_CATEGORIES) if c not in present)
+    missing = tuple(c for c in MVTEC_CATEGORIES if c not in present)
     subsets = tuple(c for c, n in present.items() if n < MVTEC_SIZES[c][0])
     return Coverage(base, present, missing, subsets)

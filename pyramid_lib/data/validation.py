@@ -26,9 +26,9 @@ import math
 import torch
 
 from ..errors import ConfigError
-from .datasets import MNIST_LIKE, load_for
+from . import registry
+from .datasets import load_for
 from .images import ImageSet, OneClassData
-from .mnist import other_training_classes
 from .splits import run_split
 
 AREA = (0.02, 0.15)  # patch area as a fraction of the image (CutPaste's range)
@@ -114,9 +114,10 @@ def validation_set(cfg, data: OneClassData | None = None, others: int | None = O
     under cfg's seed, heldout_fraction and train_limit, so never an image the run fits) and
     anomalies (label 1) made without the test split:
 
-    - MNIST, Fashion-MNIST, mnist-sample: a seeded subset (seed cfg.seed) of at most `others`
-      images of the other classes from the official training split (None: all of them);
-    - MVTec AD and image folders: `copies` CutPaste copies of each held-out normal
+    - a dataset whose registry record has `other_classes` (MNIST, Fashion-MNIST, mnist-sample): a
+      seeded subset (seed cfg.seed) of at most `others` images of the other classes from the
+      official training split (None: all of them);
+    - the others (MVTec AD, image folders): `copies` CutPaste copies of each held-out normal
       (`with_synthetic_defects`, seed cfg.seed).
 
     cfg: a TrainConfig (dataset, normal_class, seed, heldout_fraction, train_limit, data_root,
@@ -128,7 +129,7 @@ def validation_set(cfg, data: OneClassData | None = None, others: int | None = O
         raise ConfigError("a validation set needs held-out training normals; train with --heldout-fraction > 0")
     data = data if data is not None else load_for(cfg)
     held = data.train.subset(run_split(cfg, len(data.train)).held_out)
-    if cfg.dataset in MNIST_LIKE:
-        other = other_training_classes(cfg.dataset, cfg.normal_class, cfg.data_root, cfg.download)
-        return with_other_classes(held, other, others, cfg.seed)
+    source = registry.get(cfg.dataset).other_classes
+    if source is not None:
+        return with_other_classes(held, source(cfg.normal_class, cfg.data_root, cfg.download), others, cfg.seed)
     return with_synthetic_defects(held, copies, cfg.seed)

@@ -1,10 +1,11 @@
 """From a config to a network: the device (`pick_device`), the weights a run uses
 (`resolve_weights`), the network and loss (`build`), and the versions run.json records.
 
-`build` is what training, scoring and every notebook call: the paper's layers (a printed model
-shows them).  `training_optimizer` is where training runs: with `fast` (the default; `--no-fast`
-turns it off) it applies the exact speed-ups of model/fast.py there, measured to pay on a CPU
-(benchmarks/README.md)."""
+`build` is what training, scoring and every notebook call: the paper's layers, plain (a printed
+model shows them).  `fast_path` is applied, explicitly, where training and loading run
+(`trainer.train`, `RunDir.load`): with `fast` (the default; `--no-fast` turns it off) the exact
+speed-ups of model/fast.py, measured to pay on a CPU (benchmarks/README.md).  Nothing else
+rewrites a model."""
 
 from __future__ import annotations
 
@@ -73,9 +74,8 @@ def resolve_weights(cfg: TrainConfig) -> TrainConfig:
 def build(cfg: TrainConfig, device="cpu", pretrained_backbone: bool = True) -> tuple[PyramidalAutoencoder, PyramidLoss]:
     """The network and loss of a config (Sec. III, Fig. 2), seeded, on `device`.
 
-    The modules are the paper's layers in every case; with `cfg.fast` (the default) both are
-    stored channels-last (oneDNN's faster layout on CPU; values unchanged), and training rewrites
-    the network's convs (`training_optimizer`).  With pretrained_backbone=False
+    The modules are the paper's layers, plain, whatever `cfg.fast` says (`fast_path` applies the
+    speed-ups where training and loading run).  With pretrained_backbone=False
     the backbone starts random even for ImageNet runs (a checkpoint is about to overwrite it).
     Raises ConfigError when `cfg.weights` is still a request (see `resolve_weights`)."""
     resnet_w, vgg_w = weights.enums(cfg.weights)
@@ -83,20 +83,27 @@ def build(cfg: TrainConfig, device="cpu", pretrained_backbone: bool = True) -> t
     torch.manual_seed(cfg.seed)
     model = PyramidalAutoencoder(cfg.input_size, cfg.encoders, cfg.pyramid, backbone_weights=resnet_w)
     loss = PyramidLoss(cfg.lambda_, weights=vgg_w)
-    model, loss = model.to(device), loss.to(device)
+    return model.to(device), loss.to(device)
+
+
+def fast_path(cfg: TrainConfig, model: PyramidalAutoencoder, loss: PyramidLoss) -> tuple[PyramidalAutoencoder,
+                                                                                        PyramidLoss]:
+    """With `cfg.fast`, the exact speed-ups of model/fast.py applied to a network and loss from
+    `build` (in place; returned): weights stored channels-last (oneDNN's faster layout on CPU;
+    values unchanged), then the convs on 1x1 and 2x2 maps replaced by their exact rewrites (the
+    same Parameters and state_dict, other float rounding; at 28x28 a training step runs about
+    twice as fast on a CPU, benchmarks/README.md).  The model then prints the rewritten layers
+    (`fast.plain` undoes it).  Without `cfg.fast` (`--no-fast`): both unchanged, the plain path.
+    Call it where training and loading run, before the optimiser and the checkpoint."""
     if not cfg.fast:
         return model, loss
-    return fast.optimize(model, convs=False), fast.optimize_loss(loss)  # the layout only
+    fast.optimize(model, convs=False)  # the layout first, then the rewrites (the order runs were trained in)
+    return fast.optimize(model, channels_last=False), fast.optimize_loss(loss)
 
 
 def training_optimizer(cfg: TrainConfig, model: PyramidalAutoencoder) -> torch.optim.Adam:
-    """Adam with Table I's settings (cfg.lr, cfg.weight_decay) for training `model`.  With `cfg.fast`
-    the model's convs on 1x1 and 2x2 maps are first replaced, in place, by their exact rewrites
-    (`fast.optimize`: the same Parameters, other float rounding; at 28x28 a training step runs about
-    twice as fast on a CPU, benchmarks/README.md) and Adam is the fused kernel (`fast.adam`); the
-    model then prints the rewritten layers (`fast.plain` undoes it).  Call it where training runs,
-    on a model from `build`."""
+    """Adam with Table I's settings (cfg.lr, cfg.weight_decay) for training `model`; with `cfg.fast`
+    the fused kernel (`fast.adam`).  Changes nothing in the model."""
     if not cfg.fast:
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    fast.optimize(model, channels_last=False)  # build stored it channels-last already
     return fast.adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -38,14 +38,20 @@ import torch
 
 from .. import data as data_mod
 from ..config import TrainConfig
+from ..data import registry
 from ..data.splits import Split
 from ..errors import CheckpointError, DataChangedWarning, DataError
 from ..files import atomic_write_json, read_json
 from .run_dir import RunDir
 
 FORMAT = "pyramid-ad-data/1"
-FOLDER_DATASETS = ("folder", "mvtec")  # names are files a user may add, remove or edit: kept per image
 SHOWN = 5  # names listed per kind of change; the rest are counted
+
+
+def _files(dataset: str) -> bool:
+    """Whether the dataset's images are files a user may add, remove or edit (the registry's
+    `files`: MVTec AD, folders): data.json then keeps them one by one."""
+    return dataset in registry.REGISTRY and registry.REGISTRY[dataset].files
 
 
 def image_hashes(images: data_mod.ImageSet) -> list[str]:
@@ -61,7 +67,7 @@ def tensor_hashes(images_u8: torch.Tensor) -> list[str]:
 
 def image_folder(data: data_mod.OneClassData) -> Path | None:
     """The folder the images of an image-folder dataset lie under (train/ and test/ inside), else None."""
-    if data.dataset not in FOLDER_DATASETS:
+    if not _files(data.dataset):
         return None
     try:
         return Path(os.path.commonpath(data.train.names + data.test.names))
@@ -97,7 +103,7 @@ def make(cfg: TrainConfig, data: data_mod.OneClassData, split: Split) -> dict:
     fit_idx, held_idx = split
     keys = list(train)
     fit = {keys[i]: train[keys[i]] for i in fit_idx.tolist()}
-    per_image = data.dataset in FOLDER_DATASETS
+    per_image = _files(data.dataset)
 
     def split(d: dict) -> dict:
         return {"count": len(d), "digest": digest(d), **({"images": d} if per_image else {})}

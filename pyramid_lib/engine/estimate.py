@@ -1,6 +1,6 @@
 """How long a run will take here: measured throughput, before anything is trained.
 
-`estimate(cfg, n_fit, n_score, device)` times a few optimiser steps of the config's own network
+`estimate(cfg, n_train, n_score, device)` times a few optimiser steps of the config's own network
 (its input size, batch size and device, random inputs) and scales them by the run's number of
 steps; scoring is estimated as one forward pass per image at a third of a training step's cost
 per image.  The figure is rough (the first steps of a process are slower, other processes on the
@@ -15,7 +15,9 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..config import TrainConfig
-from .build import build, pick_device, training_optimizer
+from ..data.splits import run_split
+from .build import build, fast_path, pick_device, training_optimizer
+from .trainer import steps_per_epoch
 
 
 @dataclass(frozen=True)
@@ -54,16 +56,14 @@ def step_seconds(cfg: TrainConfig, device=None, steps: int = 3) -> float:
     `device`, measured on random images after one warm-up step.  Random weights are used whatever
     cfg asks (speed does not depend on them), so nothing is downloaded."""
     device = pick_device(device)
-    model, loss = build(replace(cfg, weights="random"), device)
+    model, loss = fast_path(cfg, *build(replace(cfg, weights="random"), device))
     opt = training_optimizer(cfg, model)
     x = torch.rand(cfg.batch_size, 3, cfg.input_size, cfg.input_size, device=device)
-    if cfg.fast:
-        x = x.contiguous(memory_format=torch.channels_last)
     model.train()
 
     def one():
         opt.zero_grad(set_to_none=True)
-        loss(model(x), x)[0].mean().backward()
+        loss(model(x), x)["loss"].mean().backward()
         opt.step()
 
     one()
@@ -77,13 +77,14 @@ def step_seconds(cfg: TrainConfig, device=None, steps: int = 3) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def estimate(cfg: TrainConfig, n_fit: int, n_score: int = 0, device=None, steps: int = 3) -> Estimate:
-    """The expected wall time of training `cfg` on `n_fit` images (cfg.train_limit applied) and
-    scoring `n_score` images, from `step_seconds` measured here.  Raises ConfigError for a bad
-    device (`pick_device`)."""
+def estimate(cfg: TrainConfig, n_train: int, n_score: int = 0, device=None, steps: int = 3,
+             seconds_per_step: float | None = None) -> Estimate:
+    """The expected wall time of training `cfg` on a dataset of `n_train` training normals (the run
+    fits `splits.run_split(cfg, n_train).fit` of them, in `trainer.steps_per_epoch` steps an
+    epoch) and scoring `n_score` images, from `seconds_per_step` when measured already (on the
+    run's own network: `trainer.train(announce=...)`), else `step_seconds` measured here.
+    Raises ConfigError for a bad device (`pick_device`) or too few images (`splits.holdout`)."""
     device = pick_device(device)
-    n = min(n_fit, cfg.train_limit) if cfg.train_limit else n_fit
-    per_epoch = n // cfg.batch_size + (1 if n % cfg.batch_size >= 2 else 0)
-    total = cfg.epochs * per_epoch
-    s = step_seconds(cfg, device, steps)
+    total = cfg.epochs * steps_per_epoch(len(run_split(cfg, n_train).fit), cfg.batch_size)
+    s = step_seconds(cfg, device, steps) if seconds_per_step is None else seconds_per_step
     return Estimate(total, s, total * s, n_score / cfg.batch_size * s / 3, str(device))

@@ -43,24 +43,25 @@ SCORE_BATCH = 250  # fastest of 120/250/500 when scoring 28x28 on 2 CPU cores (b
 
 @torch.inference_mode()
 def score_images(model, loss: PyramidLoss, images: data_mod.ImageSet, device=None, batch_size: int = SCORE_BATCH,
-                 progress: bool = True, desc: str = "scoring", with_maps: bool = False):
+                 progress: bool = True, desc: str = "scoring", with_maps: bool = False, names=SCORE_NAMES):
     """Every score of every image (`predict`, paper Sec. III-B), with its label, class and name.
 
     Returns one row per image: name, class, label (1 = anomalous), then one float32 column per
-    name in SCORE_NAMES.  With `with_maps`, returns (that frame, the N x S x S float32 CPU tensor of
-    the PRIMARY_SCORE anomaly maps), for the pixel-level metrics: 4 * N * S * S bytes, 9 MB for 160
-    MVTec images at 120 x 120.  Raises PyramidError when any score is NaN or infinite (a diverged model).
+    score of `names` (registered in `model.anomaly_map.SCORES`; runs record SCORE_NAMES).  With
+    `with_maps`, returns (that frame, the N x S x S float32 CPU tensor of the PRIMARY_SCORE anomaly
+    maps), for the pixel-level metrics: 4 * N * S * S bytes, 9 MB for 160 MVTec images at 120 x 120.
+    Raises PyramidError when any score is NaN or infinite (a diverged model).
     """
     device = next(model.parameters()).device if device is None else torch.device(device)
     model.eval()
-    cols: dict[str, list] = {k: [] for k in SCORE_NAMES}
+    cols: dict[str, list] = {k: [] for k in names}
     maps: list[torch.Tensor] = []
     starts = range(0, len(images), batch_size)
     for i in tqdm(starts, desc=desc, disable=not progress or len(images) <= batch_size, leave=False):
         idx = torch.arange(i, min(i + batch_size, len(images)))
         x = images.batch(idx, device)
-        p = predict(model, loss, x, maps=with_maps)
-        for k in SCORE_NAMES:
+        p = predict(model, loss, x, maps=with_maps, names=names)
+        for k in names:
             cols[k].append(p.scores[k].float().cpu())
         if with_maps:
             maps.append(p.maps[PRIMARY_SCORE].float().cpu())
@@ -68,7 +69,7 @@ def score_images(model, loss: PyramidLoss, images: data_mod.ImageSet, device=Non
     out.insert(0, "label", images.labels.numpy())
     out.insert(0, "class", images.classes)
     out.insert(0, "name", images.names)
-    bad = ~np.isfinite(out[list(SCORE_NAMES)].to_numpy()).all(axis=1)
+    bad = ~np.isfinite(out[list(names)].to_numpy()).all(axis=1)
     if bad.any():
         raise PyramidError(f"{int(bad.sum())} image(s) got a NaN or infinite score (first: {out.name[bad].iloc[0]}); "
                            "the model is broken (diverged training?): retrain with a lower --lr")

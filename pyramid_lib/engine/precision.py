@@ -21,6 +21,7 @@ from dataclasses import replace
 import torch
 
 from ..config import TrainConfig
+from ..model.loss import named_terms
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def step_seconds(model, loss_fn, x: torch.Tensor, precision: str, repeats: int =
         t0 = time.perf_counter()
         with autocast(precision, x.device):
             terms = loss_fn(model(x), x)
-        (terms[0] if isinstance(terms, tuple) else terms).mean().backward()
+        named_terms(terms)["loss"].mean().backward()
         if x.is_cuda:
             torch.cuda.synchronize(x.device)
         if i:

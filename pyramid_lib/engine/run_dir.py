@@ -27,10 +27,9 @@ from ..files import (
     record_holder,
     safe_torch_load,
 )
-from ..model import fast
 from ..model.loss import PyramidLoss
 from ..model.network import PyramidalAutoencoder
-from .build import build, pick_device
+from .build import build, fast_path, pick_device
 
 CHECKPOINT_FORMAT = "pyramid-ad/1"
 
@@ -141,11 +140,10 @@ class RunDir:
                                       f"{state.get('error')}); train again: pyramid-ad train ... --lr <a tenth of it>")
             dev = pick_device(device if device is not None else self.device)
             ckpt = load_checkpoint(self.checkpoint, cfg)
-            model, loss_fn = build(cfg, dev, pretrained_backbone=False)
+            # the network as it trained (fast_path: an image scores the same in any batch, evaluate or predict)
+            model, loss_fn = fast_path(cfg, *build(cfg, dev, pretrained_backbone=False))
             load_state(model, ckpt["model"], self.checkpoint)
             load_perceptual(loss_fn, ckpt, self.checkpoint, cfg)
-            if cfg.fast:  # the exact rewrites of training: an image scores the same in any batch (evaluate, predict)
-                fast.optimize(model, channels_last=False)
             self._loaded = (cfg, model.eval(), loss_fn)
         return self._loaded
 
@@ -269,7 +267,7 @@ def load_perceptual(loss: PyramidLoss, ckpt: dict, path, cfg: TrainConfig) -> No
     torchvision's fixed VGG11) and refused with CheckpointError for random-weight runs: their
     random F cannot be drawn again exactly."""
     if "perceptual" in ckpt:
-        load_state(loss.features, ckpt["perceptual"], path, "perceptual network (VGG11)")
+        load_state(loss.frozen(), ckpt["perceptual"], path, "perceptual network (VGG11)")
     elif cfg.weights != "imagenet":
         raise CheckpointError(f"{path}: made before runs saved their random perceptual network (VGG11), so its "
                               "scores cannot be reproduced; train the run again")

@@ -30,11 +30,11 @@ from ..data.splits import fit_and_heldout, run_split
 from ..errors import ConfigError, DataWarning, TrainingError
 from ..files import atomic_torch_save, atomic_write_json, holder_file, read_json, remove_temp_files
 from ..model import weights
-from ..model.loss import PyramidLoss
+from ..model.loss import PyramidLoss, named_terms
 from ..progress import tqdm
 from . import data_record
-from .build import build, pick_device, training_optimizer, versions
-from .precision import autocast, resolve
+from .build import build, fast_path, pick_device, training_optimizer, versions
+from .precision import autocast, resolve, step_seconds
 from .run_dir import CHECKPOINT_FORMAT, RunDir, check_compatible, load_checkpoint, load_perceptual, load_state
 
 
@@ -76,23 +76,24 @@ class NonFiniteLoss(TrainingError):
         self.loss, self.epoch = loss, epoch
 
 
-def step(model, loss_fn, opt, x, target_features=None, precision: str = "fp32") -> tuple[torch.Tensor, ...]:
-    """One optimiser step on batch x (B x 3 x S x S): (mean loss, *per-image terms), all detached.
+def step(model, loss_fn, opt, x, targets=None, precision: str = "fp32") -> tuple[torch.Tensor, dict]:
+    """One optimiser step on batch x (B x 3 x S x S): (mean loss, per-image terms by name), all
+    detached, in float32.
 
-    `loss_fn(x_hat, x[, target_features])` returns per-image losses (B), or a tuple of per-image
-    terms whose first is the loss (PyramidLoss: loss, mse, perceptual; Eq. 1).  The step minimises
-    their mean; it is skipped when that mean is not finite (`epoch_steps` then raises).
+    `loss_fn(x_hat, x[, targets])` returns per-image terms (`named_terms`); the step minimises the
+    mean of "loss" and is skipped when that mean is not finite (`epoch_steps` then raises).
+    `targets`: the loss's cached targets of these images (`perceptual_targets`), or None.
     `precision`: "fp32", or "bf16" for the forward pass and loss under autocast (engine/precision.py)."""
     with autocast(precision, x.device):
         x_hat = model(x)
-        terms = loss_fn(x_hat, x) if target_features is None else loss_fn(x_hat, x, target_features)
-    terms = tuple(t.float() for t in terms) if isinstance(terms, tuple) else (terms.float(),)
-    loss = terms[0].mean()
+        terms = named_terms(loss_fn(x_hat, x) if targets is None else loss_fn(x_hat, x, targets))
+    terms = {k: t.float() for k, t in terms.items()}
+    loss = terms["loss"].mean()
     if torch.isfinite(loss):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return (loss.detach(), *(t.detach() for t in terms))
+    return loss.detach(), {k: t.detach() for k, t in terms.items()}
 
 
 def epoch_steps(model, loss_fn, opt, images: data_mod.ImageSet, seed: int, epoch: int, batch_size: int, device,
@@ -100,11 +101,11 @@ def epoch_steps(model, loss_fn, opt, images: data_mod.ImageSet, seed: int, epoch
                 precision: str = "fp32"):
     """The training loop of one epoch, shared by our network (`train`) and the plain autoencoders
     (baselines.py): the model in train mode, the batches of `epoch_order(len(images), seed, epoch)`,
-    one `step` each.  Yields (batch indices, `step`'s result) after every step; raises NonFiniteLoss
-    (no update made) when a batch's mean loss is NaN or infinite.  `targets`: F(x) of every image
-    (`perceptual_targets`), or None.  `lr`: the learning rate of each optimiser step of the run,
-    by step number counted from the run's first epoch (`learning_rate`); None keeps the
-    optimiser's.  `precision`: "fp32" or "bf16" (`step`)."""
+    one `step` each.  Yields (batch indices, `step`'s result: (mean loss, per-image terms by name))
+    after every step; raises NonFiniteLoss (no update made) when a batch's mean loss is NaN or
+    infinite.  `targets`: the loss's cached targets of every image (`perceptual_targets`), or None.
+    `lr`: the learning rate of each optimiser step of the run, by step number counted from the
+    run's first epoch (`learning_rate`); None keeps the optimiser's.  `precision`: "fp32" or "bf16" (`step`)."""
     model.train()
     first = epoch * steps_per_epoch(len(images), batch_size)
     for i, idx in enumerate(batches(epoch_order(len(images), seed, epoch), batch_size)):
@@ -121,20 +122,22 @@ def epoch_steps(model, loss_fn, opt, images: data_mod.ImageSet, seed: int, epoch
 @torch.no_grad()
 def perceptual_targets(loss: PyramidLoss, images: data_mod.ImageSet, device, batch_size: int = 500,
                        max_bytes: float = 2e9) -> torch.Tensor | None:
-    """F(x) for every training image, computed once (it never changes: F is frozen).
+    """The loss's cached targets (`loss.targets`: F(x) for PyramidLoss) of every training image,
+    computed once (they never change: F is frozen).
 
-    Returns None when lambda = 0 or the features would take more than `max_bytes`; the loss then
-    computes F(x) each step.  Values are bit-identical to computing them per step.
+    Returns None when the loss has none to cache (lambda = 0) or they would take more than
+    `max_bytes`; the loss then computes them each step.  Values are bit-identical to computing
+    them per step.
     """
-    if loss.lambda_ == 0 or len(images) == 0:
+    if len(images) == 0:
         return None
-    probe = loss.features(images.batch(torch.arange(1), device))
-    if probe.numel() * 4 * len(images) > max_bytes:
+    probe = loss.targets(images.batch(torch.arange(1), device))
+    if probe is None or probe.numel() * 4 * len(images) > max_bytes:
         return None
     out = torch.empty((len(images), *probe.shape[1:]), device=device)
     for i in range(0, len(images), batch_size):
         idx = torch.arange(i, min(i + batch_size, len(images)))
-        out[idx.to(device)] = loss.features(images.batch(idx, device))
+        out[idx.to(device)] = loss.targets(images.batch(idx, device))
     return out
 
 
@@ -147,12 +150,15 @@ def non_finite(model, opt=None) -> list[str]:
 
 
 def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress: bool = True,
-          data: data_mod.OneClassData | None = None, stop_after_batches: int | None = None) -> RunDir:
+          data: data_mod.OneClassData | None = None, stop_after_batches: int | None = None,
+          announce: Callable[[float, data_mod.OneClassData], None] | None = None) -> RunDir:
     """Train one run into `out_dir` (paper Sec. IV, Table I) and return its RunDir, `trained`.
 
     `out_dir`: a folder or a RunDir.  `data` may be passed in when already loaded.
     `stop_after_batches` ends the call after that many optimiser steps without finishing the epoch
-    (the run then looks as if it had been killed); tests use it.  The folder's lock is held
+    (the run then looks as if it had been killed); tests use it.  `announce(seconds per step,
+    data)` is called once before the first step, the seconds measured on a copy of the run's own
+    network and first batch (`precision.step_seconds`): the command line prints its estimate.  The folder's lock is held
     throughout (`RunDir.hold`; reentrant when the caller's RunDir holds it already).  data.json
     records the fit images and held-out normals when training starts (engine/data_record.py).
     Raises ConfigError (a folder that holds another run, or --resume of nothing), RunBusy (another
@@ -174,7 +180,7 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, device=None, progress
     created = not run.dir.exists()
     with run.hold("train"):
         try:
-            return _train(cfg, run, resume, device, progress, data, stop_after_batches)
+            return _train(cfg, run, resume, device, progress, data, stop_after_batches, announce)
         except BaseException:
             if created:
                 _remove_if_unused(run)
@@ -210,15 +216,15 @@ class Diverged(TrainingError):
 
 
 def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, data: data_mod.OneClassData | None,
-           stop_after_batches: int | None) -> RunDir:
+           stop_after_batches: int | None, announce=None) -> RunDir:
     """`train`'s work, under the folder's lock: resume point, data, network, then epoch by epoch
     `_epoch` and `_save`; a divergence (`Diverged`) is recorded by `_stop`."""
     ckpt, cfg = _resume_point(run, cfg, resume)
     data = data or data_mod.load_for(cfg)
     split = run_split(cfg, len(data.train))  # once per run; data.json records it
     fit, _ = fit_and_heldout(data, cfg, split)
-    model, loss_fn = build(cfg, device)
-    opt = training_optimizer(cfg, model)  # with cfg.fast, also the exact conv rewrites (model/fast.py)
+    model, loss_fn = fast_path(cfg, *build(cfg, device))  # --no-fast: the plain network
+    opt = training_optimizer(cfg, model)
     start_epoch, history = 0, []
     if ckpt is not None:
         if int(ckpt["epoch"]) >= cfg.epochs and run.trained:
@@ -229,6 +235,9 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
         start_epoch, history = int(ckpt["epoch"]), list(json.loads(ckpt["history"]))
         del ckpt
     cfg, measured = resolve(cfg, model, loss_fn, fit.batch(torch.arange(min(len(fit), cfg.batch_size, 32)), device))
+    if announce is not None:
+        x = fit.batch(torch.arange(min(len(fit), cfg.batch_size)), device)
+        announce(step_seconds(model, loss_fn, x, cfg.precision, repeats=2), data)
     state = _start(run, cfg, data, split, len(fit), history, device, resumed=start_epoch > 0, measured=measured)
 
     targets = perceptual_targets(loss_fn, fit, device)
@@ -327,14 +336,14 @@ def _epoch(run: RunDir, cfg: TrainConfig, model, loss_fn, opt, fit, targets, epo
     epoch's (this epoch's first batch when it is the first), or the network in eval mode computes
     a NaN or infinite loss (`probe_loss`)."""
     t0 = time.perf_counter()
-    sums, n_seen, first = torch.zeros(3, dtype=torch.float64), 0, None
+    sums, n_seen, first = {}, 0, None
     try:
-        for idx, (_, total, mse, perc) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size,
-                                                      device, targets, lambda s: learning_rate(cfg, s, total_steps),
-                                                      cfg.precision):
-            sums += torch.stack([total.sum(), mse.sum(), perc.sum()]).detach().double().cpu()
+        for idx, (mean, terms) in epoch_steps(model, loss_fn, opt, fit, cfg.seed, epoch, cfg.batch_size, device,
+                                              targets, lambda s: learning_rate(cfg, s, total_steps), cfg.precision):
+            for k, t in terms.items():  # every term the loss returns is logged
+                sums[k] = sums.get(k, 0.0) + t.sum().double().cpu()
             n_seen += len(idx)
-            first = float(total.mean()) if first is None else first
+            first = float(mean) if first is None else first
             if budget[0] is not None:
                 budget[0] -= 1
                 if budget[0] <= 0:
@@ -345,16 +354,16 @@ def _epoch(run: RunDir, cfg: TrainConfig, model, loss_fn, opt, fit, targets, epo
     broken = non_finite(model, opt)
     if broken:  # a NaN/inf gradient step with finite losses
         raise Diverged(run, epoch + 1, f"{len(broken)} weight tensor(s) became NaN or infinite (first: {broken[0]})")
-    mean = (sums / max(n_seen, 1)).tolist()
+    mean = {k: float(v) / max(n_seen, 1) for k, v in sums.items()}
     reference = history[0]["loss"] if history else first
-    if reference is not None and mean[0] > DIVERGED_FACTOR * reference:
-        raise Diverged(run, epoch + 1, f"the mean loss of the epoch grew to {mean[0]:.4g}, over {DIVERGED_FACTOR:g} "
-                                       f"times the first {'epoch' if history else 'batch'}'s {reference:.4g}")
+    if reference is not None and mean["loss"] > DIVERGED_FACTOR * reference:
+        what = "epoch" if history else "batch"
+        raise Diverged(run, epoch + 1, f"the mean loss of the epoch grew to {mean['loss']:.4g}, over "
+                                       f"{DIVERGED_FACTOR:g} times the first {what}'s {reference:.4g}")
     after = probe_loss(model, loss_fn, fit, cfg.batch_size, device)
     if not math.isfinite(after):  # finite batch losses, yet the network scoring uses computes NaN/inf
         raise Diverged(run, epoch + 1, f"the loss of the network after the epoch (eval mode) is {after}")
-    return {"epoch": epoch + 1, "loss": mean[0], "mse": mean[1], "perceptual": mean[2], "seconds": round(dt, 3),
-            "images_per_s": round(n_seen / dt, 1)}
+    return {"epoch": epoch + 1, **mean, "seconds": round(dt, 3), "images_per_s": round(n_seen / dt, 1)}
 
 
 @torch.no_grad()
@@ -366,9 +375,9 @@ def probe_loss(model, loss_fn, images: data_mod.ImageSet, batch_size: int, devic
     was = model.training
     model.eval()
     x = images.batch(torch.arange(min(batch_size, len(images))), device)
-    terms = loss_fn(model(x), x)
+    loss = named_terms(loss_fn(model(x), x))["loss"]
     model.train(was)
-    return float((terms[0] if isinstance(terms, tuple) else terms).float().mean())
+    return float(loss.float().mean())
 
 
 def _save(run: RunDir, state: dict, cfg: TrainConfig, model, opt, loss_fn, history: list) -> None:
@@ -376,7 +385,7 @@ def _save(run: RunDir, state: dict, cfg: TrainConfig, model, opt, loss_fn, histo
     atomic_torch_save(run.checkpoint, {
         "format": CHECKPOINT_FORMAT, "epoch": history[-1]["epoch"], "config": json.dumps(cfg.to_dict()),
         "history": json.dumps(history), "model": model.state_dict(), "optimizer": opt.state_dict(),
-        "perceptual": loss_fn.features.state_dict(),
+        "perceptual": loss_fn.frozen().state_dict(),
     })
     state.update(history=history, wall_time_s=round(state["wall_time_s"] + history[-1]["seconds"], 2))
     atomic_write_json(run.state, state)

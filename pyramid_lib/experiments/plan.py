@@ -40,27 +40,20 @@ from pathlib import Path
 import pandas as pd
 
 from .. import baselines as bl
-from .. import data as data_mod
 from ..config import RUN_FIELDS, TrainConfig, get_profile
-from ..data import mvtec
+from ..data import registry
 from ..engine.run_dir import RunDir, check_compatible
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import CheckpointError, ConfigError
 from ..files import atomic_write_csv, read_json
 
-MAIN = {"mnist": ("mnist", data_mod.MNIST_CLASSES),
-        "fmnist": ("fmnist", tuple(str(i) for i in range(10))),
-        "mvtec": ("mvtec", tuple(sorted(data_mod.MVTEC_CATEGORIES)))}  # MVTec AD's folder order
+# One experiment per dataset with a table in the paper (data/registry.py), named after it.
+MAIN = {name: (name, registry.get(name).classes) for name in registry.with_paper_table()}
 
 
 ABLATIONS = ("ablation-encoders", "ablation-lambda")
 
 
 EXPERIMENTS = (*MAIN, *ABLATIONS, "baselines")
-
-
-# Fashion-MNIST stand-ins for the paper's bottle and carpet: T-shirt/top and Coat, two classes of
-# middle difficulty (neither at the AUROC ceiling like Trouser nor at the floor like Shirt).
-ABLATION_DEFAULT = {"fmnist": ("0", "4"), "mnist": ("2", "8"), "mvtec": ("bottle", "carpet")}
 
 
 ABLATION_ENCODERS = (1, 2, 4, 6)
@@ -86,10 +79,16 @@ class Job:
     method: str  # how tables name it: "ours", "ours-lambda0", "ocsvm", ...
 
 
-def _classes_of(dataset: str) -> tuple[str, ...]:
-    if dataset == "mvtec":
-        return MAIN["mvtec"][1]
-    return tuple(str(i) for i in range(10))
+def _all_classes(dataset: str, data_root=None, found: bool = False) -> tuple[str, ...]:
+    """Every class of a registered dataset; with `found`, only those its data root holds where the
+    registry can tell (`Dataset.present`: MVTec AD's categories found; DataError when none is).
+    ConfigError for a dataset without classes (a folder: name them with --classes)."""
+    known = registry.get(dataset)
+    if found and known.present is not None:
+        return known.present(data_root)
+    if not known.classes:
+        raise ConfigError(f"--dataset {dataset}: has no list of classes; name them with --classes")
+    return known.classes
 
 
 def _safe(c) -> str:
@@ -130,18 +129,13 @@ def plan(experiment: str, profile: str = "quick", classes=None, weights: str = "
         return jobs
     jobs: list[Job] = []
     if experiment in MAIN:
-        dataset, all_classes = MAIN[experiment]
-        dataset = (datasets or [dataset])[0]
-        if dataset == "mvtec" and not classes:  # the categories this data root holds (a user may have a few)
-            all_classes = tuple(mvtec.coverage(data_root).present)
-            if not all_classes:
-                raise DataError(f"no MVTec AD category under {mvtec.coverage(data_root).root}; get MVTec AD from "
-                                f"{data_mod.MVTEC_URL} and unpack its categories there (mvtec_ad/bottle/train/good)")
-        for c in classes or all_classes:
+        dataset = (datasets or [MAIN[experiment][0]])[0]
+        for c in classes or _all_classes(dataset, data_root, found=True):
             jobs.append(Job(f"{dataset}-{_safe(c)}", "pyramid", cfg(dataset, c), "ours"))
     elif experiment in ABLATIONS:
         for dataset in datasets or ["fmnist"]:
-            for c in classes or ABLATION_DEFAULT.get(dataset, _classes_of(dataset)[:2]):
+            # Fashion-MNIST's 0 and 4 stand in for the paper's bottle and carpet (data/registry.py)
+            for c in classes or registry.get(dataset).ablation_classes or _all_classes(dataset)[:2]:
                 if experiment == "ablation-encoders":
                     for k in ABLATION_ENCODERS:
                         jobs.append(Job(f"{dataset}-{_safe(c)}-enc{k}", "pyramid", cfg(dataset, c, encoders=k),
@@ -154,7 +148,7 @@ def plan(experiment: str, profile: str = "quick", classes=None, weights: str = "
         methods = [bl.check_method(m) for m in (methods or bl.METHODS)]
         for m in sorted(methods, key=bl.METHODS.index):
             for dataset in datasets or BASELINE_DATASETS:
-                for c in classes or _classes_of(dataset):
+                for c in classes or _all_classes(dataset):
                     kind = "pyramid" if m == "ours-lambda0" else m
                     extra = {"lambda_": 0.0} if m == "ours-lambda0" else bl.config_overrides(m, dataset)
                     jobs.append(Job(f"{dataset}-{_safe(c)}-{m}", kind, cfg(dataset, c, **extra), m))

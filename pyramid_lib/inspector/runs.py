@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from .. import data as data_mod
+from ..data import registry
 from ..data.splits import fit_and_heldout
 from ..engine.evaluate import score_images
 from ..engine.run_dir import RunDir
@@ -92,7 +93,7 @@ class RunView:
         """One line of HTML on the run's pixel-level metrics, or "" when they do not apply (no masks)."""
         p = self.pixel
         if p is None:
-            masks = self.cfg.dataset in ("mvtec", "folder")
+            masks = registry.get(self.cfg.dataset).files
             return ("where is the defect: pixel AUROC and AUPRO not measured (the run was evaluated before "
                     "the kit computed them; <code>pyramid-ad evaluate</code> measures them where its checkpoint "
                     "is)") if masks else ""

@@ -61,24 +61,52 @@ def ssim_per_image(x_hat, x):
     return structural_similarity_index_measure(x_hat.float(), x.float(), data_range=1.0, reduction="none")
 
 
+def named_terms(out) -> dict[str, torch.Tensor]:
+    """A loss's output as per-image terms by name: a dict as it is (PyramidLoss: loss, mse,
+    perceptual; Eq. 1), a bare tensor of per-image losses (the plain autoencoders') as {"loss": it}.
+    "loss" is the term training minimises."""
+    return out if isinstance(out, dict) else {"loss": out}
+
+
 class PyramidLoss(nn.Module):
-    """Eq. 1: MSE + lambda * perceptual.  `forward` returns per-image terms; average for a step."""
+    """Eq. 1: MSE + lambda * perceptual.  The contract every training loss keeps (the trainer,
+    the checkpoint and the scores use nothing else):
+
+    - `forward(x_hat, x, targets=None)` returns the per-image terms by name, a dict of tensors of
+      size B whose first key, "loss", is what training minimises (averaged over a batch) and what
+      scoring calls the anomaly score; the trainer logs every term it gets;
+    - `targets(x)`: the part of the loss that depends on x alone and may be computed once per
+      training image and passed back as `targets` (here F(x); None when nothing is worth caching);
+    - `frozen()`: the loss's own weights that a checkpoint keeps (F; None for a loss without any).
+    """
 
     def __init__(self, lambda_: float = 1.0, weights=None):
         super().__init__()
         self.lambda_ = float(lambda_)
         self.features = PerceptualFeatures(weights)
 
-    def forward(self, x_hat, x, target_features=None):
-        """Per-image (loss, mse, perceptual), each of size B.
+    def combine(self, mse, perceptual):
+        """Eq. 1's sum of the two terms, for per-image terms (B) or per-pixel maps (B x S x S) alike."""
+        return mse + self.lambda_ * perceptual
 
-        `target_features` = F(x) may be passed in when it was computed before (it is constant per
-        image, see `PerceptualFeatures`); it is computed here otherwise.
-        """
+    def targets(self, x):
+        """F(x), B x 128 x S/2 x S/2, constant per image (F is frozen); None when lambda = 0."""
+        return None if self.lambda_ == 0 else self.features(x)
+
+    def frozen(self) -> nn.Module:
+        """F, the frozen VGG11 layers: a run saves their weights, so scoring never draws them again."""
+        return self.features
+
+    def forward(self, x_hat, x, targets=None, features_hat=None) -> dict[str, torch.Tensor]:
+        """Per-image terms {"loss", "mse", "perceptual"}, each of size B.
+
+        `targets` = F(x) may be passed in when it was computed before (`targets`); it is computed
+        here otherwise (not at all when lambda = 0: the perceptual term is then 0).
+        `features_hat` = F(x_hat) when already computed (scoring shares it with the maps)."""
         mse = mse_per_image(x_hat, x)
-        if self.lambda_ == 0 and target_features is None:
+        if self.lambda_ == 0 and targets is None:
             perc = torch.zeros_like(mse)
         else:
-            f = target_features if target_features is not None else self.features(x)
-            perc = perceptual_per_image(self.features(x_hat), f)
-        return mse + self.lambda_ * perc, mse, perc
+            f = targets if targets is not None else self.features(x)
+            perc = perceptual_per_image(features_hat if features_hat is not None else self.features(x_hat), f)
+        return {"loss": self.combine(mse, perc), "mse": mse, "perceptual": perc}

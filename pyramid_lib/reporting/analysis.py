@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import paper
-from .records import REGIME_FIELDS, Regime, in_regime, read_runs, regime_difference, regimes
+from .records import REGIME_FIELDS, first_regime, in_regime, read_runs, regime_difference, regimes
 from .stats import Paired, against_constant, num, paired, verdict, with_interval
 from .tables import BASELINE_METHODS, base_profile, baseline_runs
 
@@ -70,7 +70,7 @@ def against_all(dataset: str, ours: pd.DataFrame, base: pd.DataFrame, name: str 
     else:
         rows = []
     b = base[base["dataset"] == dataset] if len(base) else base
-    reg = ours["regime"].iloc[0] if "regime" in ours and len(ours) else Regime()
+    reg = first_regime(ours)
     for m in BASELINE_METHODS:
         bm = in_regime(b[b["method"] == m], reg) if len(b) else b
         if len(bm):

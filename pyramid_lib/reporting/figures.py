@@ -16,7 +16,15 @@ import pandas as pd
 from .. import paper
 from ..files import atomic_save_figure
 from ..plots import roc_axes
-from .records import Regime, in_regime, read_runs, regime_difference, regimes, sorted_classes, trained, weights_label
+from .records import (
+    first_regime,
+    in_regime,
+    read_runs,
+    regime_difference,
+    regimes,
+    sorted_classes,
+    weights_label,
+)
 from .stats import class_mean, seed_summary
 from .tables import BASELINE_METHODS, TITLES, base_profile, baseline_runs
 
@@ -62,7 +70,7 @@ def class_bar_groups(experiment: str, ours: pd.DataFrame, out_root, profile: str
     re-run baseline of results/baselines/<profile> on the same dataset and in the same regime
     (`records.in_regime`: OC-SVM and KDE, fitted once, where their data settings are ours); a
     baseline with no such runs has no bar."""
-    reg = ours["regime"].iloc[0] if "regime" in ours and len(ours) else Regime()
+    reg = first_regime(ours)
     b = baseline_runs(out_root, base_profile(profile))
     b = in_regime(b[b["dataset"] == experiment], reg) if len(b) else b
     groups = [("ours", ours)] + [(f"{m} re-run", b[b["method"] == m]) for m in BASELINE_METHODS if len(b)]
@@ -142,7 +150,7 @@ def figures(experiment: str, base: Path, res: pd.DataFrame, out_root, profile: s
     elif experiment == "baselines":
         datasets = sorted(set(res["dataset"]))
         methods = [m for m in BASELINE_METHODS if m in set(res["method"])]
-        reg = res.loc[trained(res), "regime"].iloc[0] if trained(res).any() else Regime()
+        reg = first_regime(res, trained_only=True)
         ours = pd.concat([in_regime(read_runs(Path(out_root) / d / profile), reg) for d in datasets])
         if len(ours) and "method" in ours:
             res = pd.concat([res, ours[ours["method"] == "ours"]])

@@ -25,7 +25,7 @@ import jinja2
 import pandas as pd
 
 from .. import paper
-from ..data.mnist import FMNIST_CLASSES
+from ..data import registry
 from ..data.mvtec import MVTEC_SIZES
 from ..errors import ConfigError
 from ..experiments.plan import ABLATIONS, plan, plan_frame, record_plan
@@ -33,7 +33,7 @@ from ..experiments.sweep import collect
 from ..files import atomic_write_csv, atomic_write_text
 from . import analysis, claims, numbers, stats
 from .figures import FIGURES, figures
-from .records import Regime, diverged_runs, facts, in_regime, portable, read_runs, regimes, trained, weights_label
+from .records import diverged_runs, facts, first_regime, in_regime, portable, read_runs, regimes, weights_label
 from .tables import (
     ORDER,
     TITLES,
@@ -132,7 +132,7 @@ def _stand_in(plan_: pd.DataFrame) -> str:
     parts = []
     for ds, g in plan_.groupby("dataset"):
         cls = sorted(set(g.normal_class))
-        names = [f"{c} ({FMNIST_CLASSES[int(c)]})" if ds == "fmnist" and c.isdigit() else c for c in cls]
+        names = [registry.REGISTRY[ds].class_label(c) if ds in registry.REGISTRY else c for c in cls]
         parts.append(f"{ds} classes {', '.join(names)}")
     return "; ".join(parts)
 
@@ -186,7 +186,7 @@ def blocks(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[
         head = {"heading": f"Runs with {label}" if label else ""}
         if experiment in ("mnist", "fmnist"):
             ours = r[r["method"] == "ours"]
-            reg = ours["regime"].iloc[0] if len(ours) else Regime()
+            reg = first_regime(ours)
             base = in_regime(baseline_runs(out_root, base_profile(profile)), reg)
             out.append({**head, "kind": "auroc", "ours": f"ours ({weights_label(ours)})", "profile": profile,
                         "experiment": experiment, "table": md_table(auroc_table(experiment, ours, base))})
@@ -205,7 +205,7 @@ def blocks(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[
             table = mvtec_table(r)
             out.append({**head, "kind": "mvtec", "table": md_table(table), "no_masks": no_masks(r),
                         "not_measured": bool(table.isin(["not measured"]).any().any())})
-            reg = r["regime"].iloc[0] if "regime" in r and len(r) else Regime()
+            reg = first_regime(r)
             base = in_regime(baseline_runs(out_root, base_profile(profile)), reg)
             if len(base) and (base["dataset"] == "mvtec").any():
                 out.append({"kind": "mvtec_methods", "heading": "", "profile": profile,
@@ -215,7 +215,7 @@ def blocks(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[
                         "table": md_table(ablation_table(experiment, r))})
             out += _pairs_blocks(analysis.ablation_pairs(experiment, r))
         elif experiment == "baselines":
-            reg = r.loc[trained(r), "regime"].iloc[0] if trained(r).any() else Regime()
+            reg = first_regime(r, trained_only=True)
             ours = {}
             for ds in sorted(set(r["dataset"])):
                 o = read_runs(Path(out_root) / ds / profile)

@@ -188,6 +188,15 @@ def trained(runs: pd.DataFrame) -> pd.Series:
     return runs["regime"].map(bool) if "regime" in runs else pd.Series(False, index=runs.index)
 
 
+def first_regime(runs: pd.DataFrame, trained_only: bool = False) -> Regime:
+    """The regime of the first run in `runs` (with `trained_only`, of the first trained run); an
+    empty Regime when there is none."""
+    if not len(runs) or "regime" not in runs:
+        return Regime()
+    picked = runs.loc[trained(runs), "regime"] if trained_only else runs["regime"]
+    return picked.iloc[0] if len(picked) else Regime()
+
+
 def regimes(runs: pd.DataFrame) -> list[Regime]:
     """The regimes of the trained runs in `runs`, most runs first (ties by their text)."""
     if not len(runs) or "regime" not in runs:

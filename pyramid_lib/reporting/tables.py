@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import paper
 from ..baselines import METHODS
+from ..data import registry
 from ..data.mvtec import MVTEC_SIZES
 from ..experiments.plan import plan, plan_frame
 from ..metrics import PIXEL_METRICS
@@ -22,9 +23,8 @@ from .records import read_runs, sorted_classes, weights_label
 from .stats import Interval, class_mean, mean_sd, seed_summary, t_interval, with_interval
 
 TITLES = {
-    "mnist": "MNIST one-class AUROC (paper's Table III)",
-    "fmnist": "Fashion-MNIST one-class AUROC (paper's Table II)",
-    "mvtec": "MVTec AD (paper's Table IV)",
+    **{name: f"{registry.get(name).table_title} (paper's {registry.get(name).paper_table})"
+       for name in registry.with_paper_table()},
     "ablation-encoders": "Ablation: number of encoders (paper's Fig. 3 and 4)",
     "ablation-lambda": "Ablation: perceptual loss, lambda 0 vs 1 (paper's Fig. 5)",
     "baselines": "Baselines re-run on the same splits",

@@ -29,7 +29,8 @@ def test_bf16_step_runs_the_network_in_bf16_and_returns_fp32_terms():
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     out = step(model, loss, opt, torch.rand(4, 3, 28, 28), precision="bf16")
     assert seen == [torch.bfloat16]
-    assert all(t.dtype == torch.float32 for t in out)
+    mean, terms = out
+    assert mean.dtype == torch.float32 and all(t.dtype == torch.float32 for t in terms.values())
     step(model, loss, opt, torch.rand(4, 3, 28, 28), precision="fp32")
     assert seen[-1] == torch.float32
     assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay fp32

@@ -5,6 +5,8 @@ estimated time first."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from pyramid_lib import cli
@@ -66,8 +68,12 @@ def test_runs_record_the_commit_of_the_library():
 def test_estimate_scales_measured_steps_by_the_run_length():
     from pyramid_lib.config import TrainConfig
     cfg = TrainConfig.from_profile("cpu", dataset="mnist", weights="random")
-    e = estimate(cfg, n_fit=5400, n_score=10_000, device="cpu", steps=1)
-    assert e.steps == 6 * 125  # 4,000 images (train_limit) in batches of 32, 6 epochs
+    e = estimate(cfg, n_train=6000, n_score=10_000, device="cpu", steps=1)
+    assert e.steps == 6 * 125  # 4,000 of the 5,400 not held out (train_limit) in batches of 32, 6 epochs
+    small = replace(cfg, train_limit=None, heldout_fraction=0.1, batch_size=4)
+    # the fit count is the run's split (splits.run_split): 10 held out of 101, at least one
+    assert estimate(small, n_train=101, steps=1, seconds_per_step=1.0).steps == 6 * (91 // 4 + 1)
+    assert estimate(replace(small, heldout_fraction=0.001), n_train=101, seconds_per_step=1.0).steps == 6 * 25
     assert e.step_seconds > 0 and e.train_seconds == pytest.approx(e.steps * e.step_seconds)
     assert "steps" in e.describe()
     assert [duration(s) for s in (45, 600, 7200, 3 * 86400)] == ["45 s", "10 min", "2.0 h", "3.0 days"]

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pyramid_lib.config import TrainConfig
-from pyramid_lib.engine.build import build, training_optimizer
+from pyramid_lib.engine.build import build, fast_path, training_optimizer
 from pyramid_lib.model import fast
 from pyramid_lib.model.loss import PyramidLoss
 from pyramid_lib.model.network import PyramidalAutoencoder
@@ -24,7 +24,7 @@ def loss_and_grads(model, x, loss_fn):
     model.train()
     model.zero_grad(set_to_none=True)
     x_hat = model(x)
-    loss = loss_fn(x_hat, x)[0].mean()
+    loss = loss_fn(x_hat, x)["loss"].mean()
     loss.backward()
     return x_hat.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
@@ -164,13 +164,16 @@ def test_matrix_conv_matches_conv2d_with_bias(n, stride):
 
 def test_built_model_shows_the_papers_layers_and_training_gets_the_speedups():
     cfg = TrainConfig(dataset="mnist-sample", weights="random")
-    model, _ = build(cfg)
+    model, loss = build(cfg)
     assert fast.rewritten(model) == [] and "TapConv2d" not in repr(model) and "MatrixConv2d" not in repr(model)
     assert type(model.backbone.layer4[0].conv2) is nn.Conv2d
-    assert model.backbone.layer1[0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
-    opt = training_optimizer(cfg, model)  # where training runs
-    assert fast.rewritten(model)
+    assert model.backbone.layer1[0].conv1.weight.is_contiguous()  # plain: build applies no speed-up
+    opt = training_optimizer(cfg, model)
+    assert fast.rewritten(model) == []  # nor does the optimiser
     assert opt.defaults["fused"] is True  # the fused kernel, not foreach Adam (torch >= 2.4 has it on CPU)
+    assert fast_path(cfg, model, loss) == (model, loss)  # where training and loading run: explicitly
+    assert fast.rewritten(model) and model.backbone.layer1[0].conv1.weight.is_contiguous(
+        memory_format=torch.channels_last)
 
 
 def test_fused_adam_step_matches_plain_adam():
@@ -189,19 +192,22 @@ def test_fused_adam_step_matches_plain_adam():
         torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
 
 
-def test_inputs_and_loss_are_channels_last_with_unchanged_values():
+def test_inputs_are_plain_and_the_fast_loss_channels_last_with_unchanged_values():
     from pyramid_lib.data import to_input
 
     grey = torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8)
     x = to_input(grey)
-    assert x.shape == (3, 3, 28, 28) and x.is_contiguous(memory_format=torch.channels_last)
+    assert x.shape == (3, 3, 28, 28) and x.is_contiguous()  # --no-fast is the plain path, inputs included
     assert torch.equal(x, (grey.float() / 255).expand(-1, 3, -1, -1))
     rgb = torch.randint(0, 256, (2, 3, 30, 30), dtype=torch.uint8)
     assert torch.equal(to_input(rgb), rgb.float() / 255)
 
-    _, loss = build(TrainConfig(dataset="mnist-sample", weights="random"))
+    cfg = TrainConfig(dataset="mnist-sample", weights="random")
+    _, loss = fast_path(cfg, *build(cfg))
     conv = loss.features.features[0]
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     plain = PyramidLoss(1.0)
     plain.load_state_dict(loss.state_dict())
-    torch.testing.assert_close(loss.features(x), plain.features(x.contiguous()), rtol=0, atol=1e-5)
+    torch.testing.assert_close(loss.features(x), plain.features(x), rtol=0, atol=1e-5)
+    # a channels-last network gives the same values on a plain input as on a channels-last one
+    assert torch.equal(loss.features(x), loss.features(x.contiguous(memory_format=torch.channels_last)))

@@ -71,7 +71,7 @@ def test_vgg_frozen_backbone_trained():
     model.train(), loss.train()
     assert not loss.features.training  # stays in eval mode
     x = torch.rand(4, 3, 28, 28)
-    total, mse, perc = loss(model(x), x)
+    total, mse, perc = loss(model(x), x).values()
     total.mean().backward()
     assert all(p.grad is None for p in loss.parameters())
     assert all(not p.requires_grad for p in loss.parameters())
@@ -84,10 +84,10 @@ def test_vgg_frozen_backbone_trained():
 def test_loss_terms_and_scores():
     loss = PyramidLoss(0.5)
     x = torch.rand(3, 3, 28, 28)
-    total, mse, perc = loss(x, x)
+    total, mse, perc = loss(x, x).values()
     assert torch.all(total == 0)
     y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
-    total, mse, perc = loss(y, x)
+    total, mse, perc = loss(y, x).values()
     assert torch.all(mse > 0) and torch.all(perc > 0)
     assert torch.allclose(total, mse + 0.5 * perc)
     assert torch.allclose(mse, ((y - x) ** 2).sum(1).mean((1, 2)))  # Eq. 1: 1/(WH), summed over channels
@@ -96,10 +96,11 @@ def test_loss_terms_and_scores():
     assert torch.allclose(s["loss"], total)
     assert torch.all(s["ssim"] > 0) and torch.allclose(scores(loss, x, x)["ssim"], torch.zeros(3), atol=1e-4)
     # precomputed targets give the same loss as computing them here
-    t2, _, _ = loss(y, x, target_features=loss.features(x))
+    t2 = loss(y, x, targets=loss.targets(x))["loss"]
     assert torch.allclose(t2, total)
     # lambda = 0 is the MSE alone
-    assert torch.equal(PyramidLoss(0.0)(y, x)[0], mse)
+    assert torch.equal(PyramidLoss(0.0)(y, x)["loss"], mse)
+    assert PyramidLoss(0.0).targets(x) is None  # nothing worth caching without the perceptual term
 
 
 def test_error_maps_cover_the_image_and_localise_a_defect():
