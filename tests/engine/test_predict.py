@@ -113,6 +113,8 @@ def test_scores_equal_the_runs_own_scores_of_the_same_test_images(predicted, inp
     by_name = test.set_index(test.name.map(lambda p: str(Path(p).resolve())))
     ours = res.table.set_index(res.table.path.map(lambda p: str(inputs[1][Path(p)].resolve())))
     assert len(ours) == len(inputs[1]) and set(ours.index) <= set(by_name.index)
+    # another batch composition: scores agree to ~2.7e-7 relative (benchmarks/results-kernel-rounding.log); 1e-5 is
+    # that range with a margin for other processors, far below any difference between images
     for k in SCORE_NAMES:
         np.testing.assert_allclose(ours[k].to_numpy(), by_name.loc[ours.index, k].to_numpy(), rtol=1e-5, atol=1e-7,
                                    err_msg=f"score {k}: predict differs from the run's scores.csv")
