@@ -152,8 +152,9 @@ def test_train_interrupted_at_a_random_point_keeps_a_loadable_run_and_says_resum
 
 @pytest.mark.slow
 def test_a_file_size_limit_leaves_the_earlier_files(copies, tmp_path):
-    """RLIMIT_FSIZE of 2 kB in the child: evaluate and predict fail in one line naming the file,
-    and the earlier scores.csv / metrics.csv / predict output are byte for byte as they were."""
+    """RLIMIT_FSIZE of 512 bytes in the child (less than scores.csv or predictions.csv needs):
+    evaluate and predict fail in one line naming the file, and the earlier scores.csv /
+    metrics.csv / predict output are byte for byte as they were."""
     data, run = copies
     evaluate_run(run, progress=False)
     pred = tmp_path / "pred"
@@ -161,13 +162,14 @@ def test_a_file_size_limit_leaves_the_earlier_files(copies, tmp_path):
     before = {p: p.read_bytes() for p in [run.dir / "scores.csv", run.dir / "metrics.csv", pred / "predictions.csv"]}
 
     def small():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
     for cmd in (["evaluate", str(run.dir)], ["predict", str(run.dir), str(data / "test"), "--out", str(pred)]):
         p = subprocess.run([sys.executable, "-m", "pyramid_lib", *cmd, "--device", "cpu"], capture_output=True,
                            text=True, env=ENV, preexec_fn=small, timeout=300)
         assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
         assert "too large" in p.stderr.lower() or "no space" in p.stderr.lower(), p.stderr
     assert {p: p.read_bytes() for p in before} == before
+    _agree(run.dir)
 
 
 def test_two_predicts_into_one_out_the_second_is_refused(copies, tmp_path):
