@@ -80,12 +80,13 @@ def cmd_import(a) -> int:
 def cmd_lab(a) -> int:
     folder = Path(a.folder) if a.folder else default_lab_folder()
     lab_copies(folder)
-    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={folder}"]
+    command = [sys.executable, "-m", "jupyterlab"]  # its root is the folder it starts in
     if a.no_launch:
-        print("start JupyterLab there with: " + " ".join(f'"{c}"' if " " in c else c for c in command))
+        print(f"start JupyterLab there with: cd \"{folder}\" && " + " ".join(f'"{c}"' if " " in c else c
+                                                                         for c in command))
         return 0
     print(f"runs are cached in {default_work()}; starting JupyterLab in {folder}")
-    return subprocess.call(command)
+    return subprocess.call(command, cwd=folder)
 
 
 def cmd_fetch(a) -> int:
