@@ -41,8 +41,10 @@ test-notebooks: env
 	$(NBMAKE_ENV) $(BIN)/python -m pytest -n 2 -q -ra --nbmake --nbmake-timeout=600 --overwrite $(NBMAKE_DIR)/
 	$(BIN)/python -m pytest -q -ra tests/test_notebook_outputs.py
 
+# The two-minute loop: every test that does not train (tests/conftest.py fails a test that trains
+# unmarked), on both cores.  `make test` stays the full gate.
 test-fast: env
-	$(BIN)/python -m pytest -q -m "not slow and not notebooks"
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow and not notebooks"
 
 lab: env
 	$(BIN)/jupyter lab notebooks/
