@@ -53,8 +53,10 @@ test-kernels: env
 	if [ -z "$$lower" ]; then echo "test-kernels: no kernel set below this processor's default; nothing to run"; \
 	else echo "test-kernels: $$lower"; env $$lower $(BIN)/python -m pytest -n 2 --dist loadgroup -q -ra $(NUMERIC_TESTS); fi
 
+# The two-minute loop: every test that does not train (tests/conftest.py fails a test that trains
+# unmarked), on both cores.  `make test` stays the full gate.
 test-fast: env
-	$(BIN)/python -m pytest -q -m "not slow and not notebooks"
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow and not notebooks"
 
 # Copies of the notebooks in a work folder of your own ($PYRAMID_LAB, else <Documents>/pyramid-ad-lab),
 # never the tracked files; without make: `pyramid-ad lab`.

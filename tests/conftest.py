@@ -6,7 +6,8 @@ import torch
 from helpers import tiny_cfg
 from kernels import capability, forced
 
-from pyramid_lib import data
+from pyramid_lib import baselines, data
+from pyramid_lib.engine import trainer
 from pyramid_lib.engine.run_dir import RunDir
 from pyramid_lib.engine.trainer import train
 
@@ -23,6 +24,51 @@ def pytest_sessionstart(session):
     want = os.environ.get("ATEN_CPU_CAPABILITY")
     if want and want.upper() != capability():
         raise pytest.UsageError(f"ATEN_CPU_CAPABILITY={want} but torch runs {capability()} kernels")
+
+
+# ---------------------------------------------------------------- every test that trains is marked slow
+# `make test-fast` (-m "not slow") must stay a loop of a minute or two, so a test that trains is
+# marked slow, and this checks it: every training loop of the kit (our network, the plain
+# autoencoders, the benchmarks) runs its epochs through `trainer.epoch_steps`, counted here; a test
+# not marked slow during whose setup or call an epoch ran fails, naming the count.  Tests using
+# the fixtures that train (module-scoped: whichever test comes first pays) are marked slow below.
+EPOCHS = [0]
+_epoch_steps = trainer.epoch_steps
+
+
+def _counted_epoch_steps(*a, **k):
+    EPOCHS[0] += 1
+    yield from _epoch_steps(*a, **k)
+
+
+trainer.epoch_steps = baselines.epoch_steps = _counted_epoch_steps
+TRAINING_FIXTURES = {"tiny_run", "grid_run", "folder_run", "evaluated"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    item.stash[_BEFORE] = EPOCHS[0]
+    yield
+
+
+_BEFORE = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    trained = EPOCHS[0] - item.stash.get(_BEFORE, EPOCHS[0])
+    if call.when == "call" and trained and report.passed and item.get_closest_marker("slow") is None:
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} trained {trained} epoch(s) but is not marked slow: mark it "
+                           "@pytest.mark.slow (or give its training fixture to TRAINING_FIXTURES in tests/conftest.py)")
 
 
 def shared_data() -> Path | None:

@@ -64,6 +64,7 @@ def app(runs):
     return inspector(root, data={root / "trained": d})
 
 
+@pytest.mark.slow
 def test_finds_both_runs_and_starts_at_the_youden_threshold(runs, app):
     root, _ = runs
     assert [p.name for p in find_runs(root)] == ["faked", "trained"]
@@ -78,6 +79,7 @@ def test_finds_both_runs_and_starts_at_the_youden_threshold(runs, app):
     assert app.image_view.value and app.hist_view.value and app.gallery_view.value
 
 
+@pytest.mark.slow
 def test_moving_the_slider_updates_rates_counts_and_histogram(runs, app):
     root, _ = runs
     app.run.value = (root / "trained").resolve()
@@ -102,6 +104,7 @@ def test_moving_the_slider_updates_rates_counts_and_histogram(runs, app):
     assert app.threshold.value == pytest.approx(app.youden, abs=app.threshold.step)
 
 
+@pytest.mark.slow
 def test_worst_errors_are_sorted_and_browsable(runs, app):
     root, _ = runs
     app.run.value = (root / "trained").resolve()
@@ -121,6 +124,7 @@ def test_worst_errors_are_sorted_and_browsable(runs, app):
     assert f"#{worst}:" in app.image_fig._suptitle.get_text()
 
 
+@pytest.mark.slow
 def test_changing_class_and_image_redraws_the_image(runs, app):
     root, _ = runs
     app.run.value = (root / "trained").resolve()
@@ -140,6 +144,7 @@ def test_changing_class_and_image_redraws_the_image(runs, app):
     app.score.value = "loss"
 
 
+@pytest.mark.slow
 def test_a_run_with_scores_only(runs, app):
     root, _ = runs
     app.run.value = (root / "faked").resolve()
@@ -215,6 +220,7 @@ def test_runs_that_would_share_a_label_are_named_by_their_path(tmp_path):
     assert [lab for lab, _ in app.run.options] == labels
 
 
+@pytest.mark.slow
 def test_pixel_auroc_and_aupro_are_shown_where_measured(tmp_path, runs, app):
     fake_run(tmp_path / "measured", "mvtec", "grid", metrics={"auroc": 0.6, "pixel_auroc": 0.8125, "aupro": 0.3456})
     fake_run(tmp_path / "old", "mvtec", "grid", metrics={"auroc": 0.6})  # evaluated before pixel metrics existed
@@ -232,6 +238,7 @@ def test_pixel_auroc_and_aupro_are_shown_where_measured(tmp_path, runs, app):
     assert "where is the defect" not in app.rates_html.value
 
 
+@pytest.mark.slow
 def test_the_readme_example_opens_the_demo_run_with_images(tmp_path):
     # README: `make demo`, then inspector("results/demo/run"); here the demo's code into tmp_path, 1 epoch
     readme = (REPO / "README.md").read_text(encoding="utf-8")

@@ -143,7 +143,7 @@ class RunDir:
             # the network as it trained (fast_path: an image scores the same in any batch, evaluate or predict)
             model, loss_fn = fast_path(cfg, *build(cfg, dev, pretrained_backbone=False))
             load_state(model, ckpt["model"], self.checkpoint)
-            load_perceptual(loss_fn, ckpt, self.checkpoint, cfg)
+            load_perceptual(loss_fn, ckpt, self.checkpoint)
             self._loaded = (cfg, model.eval(), loss_fn)
         return self._loaded
 
@@ -261,16 +261,14 @@ def load_checkpoint(path, cfg: TrainConfig | None = None) -> dict:
     return ckpt
 
 
-def load_perceptual(loss: PyramidLoss, ckpt: dict, path, cfg: TrainConfig) -> None:
-    """Give the loss's perceptual network F the weights the run trained with (saved in every
-    checkpoint as "perceptual").  A checkpoint without them is accepted for ImageNet runs (F is
-    torchvision's fixed VGG11) and refused with CheckpointError for random-weight runs: their
-    random F cannot be drawn again exactly."""
-    if "perceptual" in ckpt:
-        load_state(loss.frozen(), ckpt["perceptual"], path, "perceptual network (VGG11)")
-    elif cfg.weights != "imagenet":
-        raise CheckpointError(f"{path}: made before runs saved their random perceptual network (VGG11), so its "
-                              "scores cannot be reproduced; train the run again")
+def load_perceptual(loss: PyramidLoss, ckpt: dict, path) -> None:
+    """Give the loss's frozen weights (`PyramidLoss.frozen`: the perceptual network F) those the
+    run trained with, saved in every checkpoint as "perceptual".  CheckpointError for a checkpoint
+    without them (made by an early version of the kit): its F cannot be told, so neither its scores."""
+    if "perceptual" not in ckpt:
+        raise CheckpointError(f"{path}: made before runs saved their perceptual network (VGG11), so its scores "
+                              "cannot be reproduced; train the run again")
+    load_state(loss.frozen(), ckpt["perceptual"], path, "perceptual network (VGG11)")
 
 
 def load_state(module, state, path, what: str = "model") -> None:

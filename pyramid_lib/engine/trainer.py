@@ -230,7 +230,7 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
         if int(ckpt["epoch"]) >= cfg.epochs and run.trained:
             return run  # finished (its optimiser state may have been dropped: RunDir.drop_optimizer)
         load_state(model, ckpt["model"], run.checkpoint)
-        load_perceptual(loss_fn, ckpt, run.checkpoint, cfg)
+        load_perceptual(loss_fn, ckpt, run.checkpoint)
         load_state(opt, ckpt.get("optimizer"), run.checkpoint, "optimizer")
         start_epoch, history = int(ckpt["epoch"]), list(json.loads(ckpt["history"]))
         del ckpt

@@ -38,6 +38,7 @@ def no_data_warnings(record) -> list[str]:
     return [str(w.message) for w in record if issubclass(w.category, DataChangedWarning)]
 
 
+@pytest.mark.slow
 def test_train_records_fit_and_held_out_images_by_relative_name_and_hash(folder_run):
     root, run = folder_run
     rec = json.loads(run.data_record.read_text())
@@ -117,6 +118,7 @@ def test_a_run_without_a_record_is_evaluated_with_a_recomputed_split_and_one_war
     assert held_scored(run) == [Path(n).relative_to(root).as_posix() for n in held.names]
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_training_images_and_accepts_unchanged_ones(tmp_path, folder_run):
     root = tmp_path / "data"
     shutil.copytree(folder_run[0], root)
@@ -132,6 +134,7 @@ def test_resume_refuses_changed_training_images_and_accepts_unchanged_ones(tmp_p
     assert train(cfg, cut.dir, resume=True, progress=False).trained
 
 
+@pytest.mark.slow
 def test_builtin_datasets_keep_a_digest_per_split_and_every_held_out_normal(tmp_path, tiny):
     run = train(tiny_cfg(epochs=1), tmp_path / "r", data=tiny, progress=False)
     rec = json.loads(run.data_record.read_text())

@@ -22,6 +22,7 @@ def grid(data_root):
     return data.load("mvtec", "grid", data_root)
 
 
+@pytest.mark.slow
 def test_metrics_csv_gets_pixel_auroc_and_aupro_of_the_loss_maps(tmp_path, grid, data_root):
     n = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -13,6 +13,7 @@ from pyramid_lib.engine.trainer import step, train
 from pyramid_lib.errors import ConfigError
 
 
+@pytest.mark.slow
 def test_bf16_run_trains_in_bf16_and_records_it(tmp_path, tiny):
     run = train(tiny_cfg(epochs=1, precision="bf16"), tmp_path / "r", data=tiny, progress=False)
     assert json.loads(run.config.read_text())["precision"] == "bf16"
@@ -43,6 +44,7 @@ def test_auto_chooses_bf16_only_when_measured_faster(monkeypatch, bf16_s, chosen
     assert m["chosen"] == chosen and m["ratio"] == pytest.approx(bf16_s)
 
 
+@pytest.mark.slow
 def test_auto_is_measured_once_recorded_and_kept_on_resume(tmp_path, tiny, monkeypatch):
     calls = []
     real = precision.measure

@@ -69,6 +69,7 @@ def test_few_held_out_normals_are_warned_with_the_count(n, warned):
         assert f"only {n} held-out normal" in msg and "--heldout-fraction" in msg
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_warn_about_few_normals_and_a_held_out_image_is_normal(evaluated, tmp_path):
     root, run, caught = evaluated
     few = [str(w.message) for w in caught if issubclass(w.category, DataWarning) and "held-out" in str(w.message)]
@@ -134,6 +135,7 @@ def test_duplicates_between_and_within_splits_are_named_in_one_warning():
     assert data_record.duplicates({"train": {"images": {"a": "1"}}, "test": {"images": {"b": "2"}}}) is None
 
 
+@pytest.mark.slow
 def test_a_training_copy_of_a_test_image_is_named_and_never_trained_on(tmp_path):
     root = make_folder(tmp_path / "data")
     shutil.copy(root / "train/good/000.png", root / "test/good/copy.png")
@@ -196,6 +198,7 @@ def test_a_window_recorded_before_floats_had_one_still_applies(tmp_path):
     assert not torch.equal(decode_image(crack, SIZE, old)[0], decode_image(crack, SIZE)[0])
 
 
+@pytest.mark.slow
 def test_a_float_window_keeps_the_defect_visible_and_predict_reads_the_window_back(tmp_path):
     """Field case 27 with float32 TIFFs filling 0.40..0.46 (microscopy, X-ray floats): the nominal
     0..1 leaves under 20 grey levels and a defect a few levels deep; the training range keeps over
@@ -223,6 +226,7 @@ def test_a_float_window_keeps_the_defect_visible_and_predict_reads_the_window_ba
 
 # ---------------------------------------------------- 1, 6: predict replaces its output only when better
 
+@pytest.mark.slow
 def test_predict_that_scores_nothing_leaves_the_earlier_output_as_it_was(evaluated, tmp_path, capsys):
     root, run, _ = evaluated
     out = tmp_path / "pred"
@@ -415,6 +419,7 @@ def test_an_empty_scores_csv_is_named(evaluated, tmp_path):
 
 # ---------------------------------------------------------------------- 7: divergence is a result
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_and_is_recorded_as_diverged_with_its_epoch(tiny, tmp_path, capsys, monkeypatch):
     """As with --lr 1e4 on the field case's textures: a step leaves the network computing NaN in eval
     mode while the batch losses stayed finite (here: batch norm's running variance turned NaN)."""
@@ -449,6 +454,7 @@ def test_a_diverging_run_stops_and_is_recorded_as_diverged_with_its_epoch(tiny, 
     _one_error(capsys, "diverged in epoch 1", "no checkpoint")
 
 
+@pytest.mark.slow
 def test_a_loss_growing_beyond_the_bound_is_divergence(tiny, tmp_path, monkeypatch):
     from pyramid_lib.engine import trainer
     monkeypatch.setattr(trainer, "DIVERGED_FACTOR", 0.5)  # any epoch whose mean loss is half the first batch's

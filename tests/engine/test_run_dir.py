@@ -32,6 +32,7 @@ def count_loads(monkeypatch):
     return n
 
 
+@pytest.mark.slow
 def test_states_trained_then_evaluated(tmp_path, tiny, count_loads):
     run = RunDir(tmp_path / "r")
     assert not run.trained and not run.evaluated and run.read_state() == {}
@@ -59,6 +60,7 @@ def test_a_baseline_folder_is_evaluated_without_being_trained(tmp_path):
     assert run.read_metrics().normal_class.iloc[0] == "0"
 
 
+@pytest.mark.slow
 def test_run_one_loads_the_checkpoint_once_and_reads_back_a_done_run(tmp_path, tiny, monkeypatch, count_loads):
     monkeypatch.setattr(jobs.data_mod, "load", lambda *a, **k: tiny)
     m = jobs.run_one("r", tiny_cfg(epochs=1), tmp_path / "r", progress=False)
@@ -93,6 +95,7 @@ def test_run_columns_say_fast():
     assert run_columns(cfg, {})["fast"] is False
 
 
+@pytest.mark.slow
 def test_evaluate_scores_only_the_test_limit_subset(tmp_path, tiny):
     if not hasattr(tiny_cfg(), "test_limit"):
         pytest.skip("TrainConfig has no test_limit in this version")

@@ -51,6 +51,7 @@ def contents(run: RunDir) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in run.dir.iterdir() if p.is_file()}
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_refuse_a_run_another_process_writes(copies, capsys):
     root, run = copies
     before = contents(run)
@@ -73,6 +74,7 @@ def test_train_and_evaluate_refuse_a_run_another_process_writes(copies, capsys):
     assert run.evaluated
 
 
+@pytest.mark.slow
 def test_a_new_folder_another_process_holds_is_refused_and_left_to_it(tmp_path, folder_run):
     out = tmp_path / "new"
     with held_by_another_process(out):
