@@ -34,6 +34,7 @@ from .errors import PyramidError
 from .experiments.demo import DEMO_EPOCHS, run_demo
 from .experiments.plan import EXPERIMENTS, plan
 from .experiments.sweep import shell_command, sweep
+from .experiments.verify import add_verify_parser, cmd_verify
 from .files import check_writable, os_error_message
 from .lab.commands import LAB_COMMANDS, add_lab_commands
 from .model import weights
@@ -245,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "with large fonts, into OUT. Trains nothing.")
     p.add_argument("out", help="folder for the PNG files")
     p.add_argument("--results", default=None, help="results root to read (default: the clone's results/)")
-    add_verify_parser(sub)
+    add_verify_parser(sub, positive_int)
     return ap
 
 
@@ -397,40 +398,9 @@ def cmd_data(a) -> int:
 
 
 COMMANDS = {"data": cmd_data, "demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "reproduce": cmd_reproduce, "report": cmd_report, "slides": cmd_slides, **LAB_COMMANDS}
+            "reproduce": cmd_reproduce, "report": cmd_report, "slides": cmd_slides, "verify": cmd_verify,
+            **LAB_COMMANDS}
 
-
-
-# --- verify: re-run committed runs and say whether their numbers reproduced (experiments/verify.py) ---
-def add_verify_parser(sub) -> None:
-    p = sub.add_parser("verify", help="re-run committed runs from their config.json; each metric beside the committed "
-                       "one, with a tolerance from the data", description="Re-trains and re-evaluates runs of "
-                       "RESULTS_DIR (a folder holding runs/ and results.csv, e.g. results/mnist/cpu) from their "
-                       "recorded config.json, prints each metric beside the committed value with its tolerance (twice "
-                       "the table's seed s.d., or the rounding range benchmarks/stability.py measured, the larger) and "
-                       "a verdict per run. Exit status 1 when a run is not reproduced.")
-    p.add_argument("results_dir", metavar="RESULTS_DIR")
-    p.add_argument("names", nargs="*", metavar="NAME", help="runs to verify (default: the --runs cheapest)")
-    p.add_argument("--runs", type=positive_int, metavar="N", default=None, help="verify the N cheapest runs (3)")
-    p.add_argument("--data-root", default=None, help="the data (default: $PYRAMID_DATA, else the recorded root)")
-    p.add_argument("--work", default=None, help="a folder for the re-runs (default: a temporary one)")
-    p.add_argument("--device", default=None)
-
-
-def cmd_verify(a) -> int:
-    import os
-
-    from .errors import ConfigError
-    from .experiments import verify
-
-    if a.names and a.runs:
-        raise ConfigError("give --runs N or run names, not both")
-    names = verify.choose(a.results_dir, a.runs, a.names)
-    ok = verify.verify(a.results_dir, names, a.data_root or os.environ.get("PYRAMID_DATA"), a.work, a.device)
-    return 0 if ok else 1
-
-
-COMMANDS["verify"] = cmd_verify
 
 
 def main(argv=None) -> int:

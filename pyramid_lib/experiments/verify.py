@@ -19,6 +19,7 @@ A metric whose committed value is missing (NaN: no masks, not measured) is shown
 from __future__ import annotations
 
 import math
+import os
 import re
 import tempfile
 from dataclasses import dataclass, replace
@@ -173,3 +174,27 @@ def verify(results_dir, names, data_root=None, work=None, device=None, logs=LOGS
             echo(f"{name}: " + ("reproduced within tolerance" if not bad else f"NOT reproduced: {', '.join(bad)}"))
             every &= not bad
     return every
+
+
+def add_verify_parser(sub, positive_int) -> None:
+    """`pyramid-ad verify` on cli.py's subparsers (`positive_int`: cli's argument type)."""
+    p = sub.add_parser("verify", help="re-run committed runs from their config.json; each metric beside the committed "
+                       "one, with a tolerance from the data", description="Re-trains and re-evaluates runs of "
+                       "RESULTS_DIR (a folder holding runs/ and results.csv, e.g. results/mnist/cpu) from their "
+                       "recorded config.json, prints each metric beside the committed value with its tolerance (twice "
+                       "the table's seed s.d., or the rounding range benchmarks/stability.py measured, the larger) and "
+                       "a verdict per run. Exit status 1 when a run is not reproduced.")
+    p.add_argument("results_dir", metavar="RESULTS_DIR")
+    p.add_argument("names", nargs="*", metavar="NAME", help="runs to verify (default: the --runs cheapest)")
+    p.add_argument("--runs", type=positive_int, metavar="N", default=None, help="verify the N cheapest runs (3)")
+    p.add_argument("--data-root", default=None, help="the data (default: $PYRAMID_DATA, else the recorded root)")
+    p.add_argument("--work", default=None, help="a folder for the re-runs (default: a temporary one)")
+    p.add_argument("--device", default=None)
+
+
+def cmd_verify(a) -> int:
+    """`pyramid-ad verify`: exit 0 when every chosen run reproduced within tolerance, else 1."""
+    if a.names and a.runs:
+        raise ConfigError("give --runs N or run names, not both")
+    names = choose(a.results_dir, a.runs, a.names)
+    return 0 if verify(a.results_dir, names, a.data_root or os.environ.get("PYRAMID_DATA"), a.work, a.device) else 1
