@@ -191,6 +191,7 @@ def test_the_cache_names_a_run_by_its_whole_config(quick):
         assert run_dir(s, TrainConfig(**{**asdict(cfg), f.name: changed})).dir != run.dir, f.name
 
 
+@pytest.mark.slow
 def test_train_cached_reuses_a_finished_run_and_trains_a_changed_one(quick, capsys):
     s, d = quick
     cfg = s.config(d, **TINY)

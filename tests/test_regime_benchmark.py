@@ -16,6 +16,7 @@ def regime():
     return load_benchmark("regime")
 
 
+@pytest.mark.slow
 def test_the_criterion_is_printed_before_the_test_and_an_interrupted_comparison_resumes(regime, tmp_path, capsys):
     out = tmp_path / "runs.jsonl"
     assert regime.main([*TINY, "--epochs", "1", "--jsonl", str(out)]) == 0
