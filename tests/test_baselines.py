@@ -43,6 +43,7 @@ def test_sklearn_baselines_separate_digit_one(method, tiny):
     assert m["auroc"] > 0.8  # digit 1 against the rest is easy for both
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["ae-l2", "ae-ssim"])
 def test_ae_baseline_run_folder(method, tiny, tmp_path):
     cfg, d = tiny
@@ -107,6 +108,7 @@ def test_baselines_and_our_network_share_one_summary(tiny, tmp_path, monkeypatch
         + BASELINE_COLUMNS[-3:]
 
 
+@pytest.mark.slow
 def test_plain_ae_trains_with_the_shared_step(tiny, monkeypatch):
     """train_ae goes through engine.trainer's loop: one trainer.step per batch."""
     cfg, d = tiny
@@ -123,6 +125,7 @@ def test_plain_ae_trains_with_the_shared_step(tiny, monkeypatch):
     assert n["steps"] == cfg.epochs * per_epoch and [h["epoch"] for h in hist] == [1, 2]
 
 
+@pytest.mark.slow
 def test_plain_ae_stops_on_a_nonfinite_loss(tiny, monkeypatch):
     cfg, d = tiny
     fit, _ = fit_and_heldout(d, cfg)

@@ -205,6 +205,7 @@ def test_the_cache_names_a_run_by_its_config_and_its_datas_content_not_its_path(
         assert run_dir(s, TrainConfig(**{**asdict(cfg), f.name: changed}), d).dir != run.dir, f.name
 
 
+@pytest.mark.slow
 def test_train_cached_reuses_a_finished_run_and_trains_a_changed_one(quick, capsys):
     s, d = quick
     cfg = s.config(d, **TINY)

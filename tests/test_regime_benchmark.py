@@ -19,6 +19,7 @@ def regime():
     return load_benchmark("regime")
 
 
+@pytest.mark.slow
 def test_the_criterion_is_printed_without_a_test_number_and_an_interrupted_comparison_resumes(regime, tmp_path,
                                                                                              capsys):
     out = tmp_path / "runs.jsonl"

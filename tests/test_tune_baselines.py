@@ -15,6 +15,7 @@ def tune():
     return load_benchmark("tune_baselines")
 
 
+@pytest.mark.slow
 def test_tuning_scores_no_test_image_resumes_and_picks_the_best_mean(tune, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tune, "GRIDS", {"ocsvm": [{"nu": 0.1, "gamma_scale": 1.0}, {"nu": 0.5, "gamma_scale": 0.1}],
                                         "kde": [{"bandwidth": 1.0}, {"bandwidth": 8.0}], "ae-l2": [{"lr": 3e-3}]})

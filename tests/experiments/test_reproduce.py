@@ -57,6 +57,7 @@ def test_plan_experiments():
         plan("baselines", methods=["svm"])
 
 
+@pytest.mark.slow  # trains two runs, in worker processes (which the conftest count cannot see)
 def test_sweep_parallel_skip_and_report(tmp_path, monkeypatch):
     out = tmp_path / "results"
     res = tiny_sweep(out, jobs=2)
@@ -94,6 +95,7 @@ def test_busy_run_is_skipped_and_partial_never_overwrites(tmp_path):
     assert (run_dir / "metrics.csv").read_text() == "normal_class,auroc\n3,0.5\n"
 
 
+@pytest.mark.slow
 def test_a_run_equal_to_a_finished_run_of_another_experiment_is_copied_not_trained(tmp_path, monkeypatch):
     out = tmp_path / "results"
     tiny_sweep(out, classes=("3",), seeds=[0])

@@ -28,6 +28,7 @@ from torchvision.models import ResNet18_Weights, VGG11_Weights, resnet18, vgg11
 
 from pyramid_lib import cli, data, files
 from pyramid_lib.config import TrainConfig
+from pyramid_lib.engine import trainer as trainer_mod
 from pyramid_lib.engine.build import build, resolve_weights
 from pyramid_lib.engine.run_dir import RunDir
 from pyramid_lib.errors import WeightsUnavailable
@@ -281,8 +282,9 @@ class Stop(Exception):
 ])
 def test_paper_profile_on_a_cpu_prints_the_measured_estimate_before_training(hub, tmp_path, monkeypatch, capsys,
                                                                              command):
-    """`--profile paper` (600 epochs) is intercepted where training would start: by then the
-    estimate must be on stdout, from steps timed here."""
+    """`--profile paper` (600 epochs) is intercepted where training would start (`train`: its first
+    epoch, after it timed steps of its own network; `reproduce`: the sweep): by then the estimate
+    must be on stdout, from steps timed here."""
     started = {}
 
     def intercept(*a, **kw):
@@ -290,7 +292,7 @@ def test_paper_profile_on_a_cpu_prints_the_measured_estimate_before_training(hub
         started["args"] = a, kw
         raise Stop
 
-    monkeypatch.setattr(cli, "train", intercept)  # `train`: the one run
+    monkeypatch.setattr(trainer_mod, "_epoch", intercept)  # `train`: the one run's first epoch
     monkeypatch.setattr(cli, "sweep", intercept)  # `reproduce`: the sweep
     with pytest.raises(Stop):
         cli.main([*command, "--profile", "paper", "--device", "cpu", "--out", str(tmp_path / "out")])
@@ -301,7 +303,7 @@ def test_paper_profile_on_a_cpu_prints_the_measured_estimate_before_training(hub
     assert steps % 600 == 0 and steps >= 600 and per_step > 0 and runs == 1  # 600 epochs of the paper profile
     a, kw = started["args"]
     if command[0] == "train":
-        assert a[0].weights == "imagenet" and a[0].epochs == 600  # resolved from the cache, not downloaded
+        assert a[1].weights == "imagenet" and a[1].epochs == 600  # resolved from the cache, not downloaded
     else:
         assert a[4] == "imagenet"
     assert not list((tmp_path / "out").rglob("checkpoint.pt"))
