@@ -186,17 +186,22 @@ def replacing_folder(out):
 def uninterrupted():
     """Hold off Ctrl-C (SIGINT) and SIGTERM while the block writes files that must agree with each
     other (scores.csv and metrics.csv): a signal that arrives meanwhile is delivered when the block
-    ends, so an interruption leaves the earlier set or the new one, never a mixture.  A no-op
-    outside the main thread and where signals cannot be masked (Windows)."""
-    mask = getattr(signal, "pthread_sigmask", None)
-    if mask is None or threading.current_thread() is not threading.main_thread():
+    ends, so an interruption leaves the earlier set or the new one, never a mixture.  Python runs
+    signal handlers in the main thread whichever thread the system hands the signal to (torch's and
+    other libraries' threads do not block it), so the block swaps the handlers rather than masking
+    signals; a no-op outside the main thread, where handlers cannot be set."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    caught: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        mask(signal.SIG_SETMASK, old)
+        for s, handler in old.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 def safe_torch_load(path) -> dict:

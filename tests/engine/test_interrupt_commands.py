@@ -225,6 +225,7 @@ def test_resume_with_other_epochs_is_warned_and_recorded(folder_run, tmp_path):
     assert len(state["history"]) == 2
 
 
+@pytest.mark.slow
 def test_normal_class_with_a_folder_dataset_is_refused_unless_it_is_used(tmp_path, capsys):
     """Case 47: `train --dataset folder --normal-class` naming a product sub-folder, or nothing: one
     line naming train/good/ and the --data-root that was meant, exit 1, nothing written."""
