@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from .. import data as data_mod
-from ..errors import CheckpointError, DataChangedWarning, DataError, PyramidError
+from ..errors import CheckpointError, DataError, PyramidError
 from ..threshold import from_normals
 from . import data_record
 from .run_dir import RunDir
@@ -91,8 +91,8 @@ def held_out_images(run: RunDir, cfg) -> tuple[torch.Tensor | None, str]:
     """The run's held-out normals as uint8 N x C x S x S, as its data.json recorded them (checked
     pixel for pixel), and "" ; or (None, why not) when they cannot be read."""
     try:
-        with warnings.catch_warnings():  # changes elsewhere in the data do not touch these images
-            warnings.simplefilter("ignore", DataChangedWarning)
+        with warnings.catch_warnings():  # train and evaluate said what they had to about this data; predict
+            warnings.simplefilter("ignore")  # judges other images, and these ones are checked pixel for pixel
             held = data_record.held_out_normals(run, data_mod.load_for(cfg, download=False))
     except (DataError, OSError) as e:
         return None, f"the held-out normals could not be read: {str(e).splitlines()[0]}"
