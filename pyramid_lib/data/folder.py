@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 MVTEC_URL = "https://www.mvtec.com/company/research/datasets/mvtec-ad"
 
 _NORMAL = "good"
+_STRAY = "not under train/, test/ or ground_truth/ (not read)"
 _SHOWN = 8  # names listed per reason in the warning; the rest are counted (all are logged at INFO)
 
 
@@ -79,6 +80,14 @@ def _warn(inv: Inventory, has_masks: bool) -> None:
     """ONE warning naming what the inventory left out (by reason) and the remarks; OS leftovers
     are counted, and logged at INFO when nothing else is said."""
     left = inv.by_reason()
+    # a text beside train/ and test/ (MVTec AD ships license.txt and readme.txt in every category) is
+    # no data: recorded in the inventory and shown by `pyramid-ad data`, logged here, not warned
+    stray = left.get(_STRAY, [])
+    docs = [p for p in stray if Path(p).suffix.lower() not in IMAGE_SUFFIXES]
+    if docs:
+        log.info("%s: not read (documents beside train/ and test/): %s", inv.root, ", ".join(docs))
+        rest = [p for p in stray if p not in docs]
+        left = {r: ps for r, ps in left.items() if r != _STRAY} | ({_STRAY: rest} if rest else {})
     noted: dict[str, list[str]] = defaultdict(list)
     for e in inv.entries:
         if e.note:

@@ -210,6 +210,19 @@ def test_inventory_is_recorded_in_the_data(tmp_path):
     assert d.inventory["left_out"] == {"README.txt": "not under train/, test/ or ground_truth/ (not read)"}
 
 
+def test_documents_beside_the_data_are_recorded_not_warned_but_a_stray_picture_is(tmp_path):
+    """MVTec AD ships license.txt and readme.txt in every category: no warning for them at each load
+    (the inventory and `pyramid-ad data` still list them); a picture in the same place is named."""
+    root = tree(tmp_path / "w")
+    (root / "license.txt").write_text("CC BY-NC-SA 4.0")
+    _, warned = load(root)
+    assert "license.txt" not in warned
+    pic(root / "stray.png")
+    d, warned = load(root)
+    assert "stray.png" in warned and "license.txt" not in warned
+    assert set(d.inventory["left_out"]) == {"license.txt", "stray.png"}
+
+
 def test_long_names_are_scored_with_a_short_figure_name(tmp_path):
     long = "x" * 240 + ".png"  # 244 bytes: the figure name plus the writer's temporary affix would pass 255
     it = score_inputs.Item(tmp_path / "in" / long, tmp_path / "in")
