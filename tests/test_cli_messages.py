@@ -18,7 +18,9 @@ from pyramid_lib.engine.run_dir import RunDir
 LIBRARY = Path(cli.__file__).resolve().parent
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?![\w<{-])")  # not a pattern like --no-<name>
 # Options of other programs that the library passes on (git, in experiments/sweep.git_commit).
-NOT_OURS = {"--porcelain", "--untracked-files"}
+# options of other programs the messages name: git's (status, ls-files, diff, log), convmv's, and the
+# benchmarks' own scripts (benchmarks/regime.py, mvtec_regime.py: --pick writes a committed choice's pick)
+NOT_OURS = {"--porcelain", "--untracked-files", "--error-unmatch", "--quiet", "--format", "--notest", "--pick"}
 
 
 def parser_options() -> set[str]:

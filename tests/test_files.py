@@ -115,6 +115,14 @@ BYPASS = [
 ]
 
 
+# (module, line) that may write by hand, and why
+HAND_WRITTEN = {
+    ("progress.py", 'with open(tmp, "w", encoding="utf-8") as f:'):
+        "the terminal's copy of a progress bar's line for notebooks/execute.py: a temporary file renamed over "
+        "the last one (atomic), holding no result, and progress.py may not import files.py (same layer)",
+}
+
+
 def library_bypasses() -> list[str]:
     found = []
     for py in sorted((REPO / "pyramid_lib").glob("*.py")):
@@ -123,6 +131,8 @@ def library_bypasses() -> list[str]:
         for i, line in enumerate(py.read_text().splitlines(), 1):
             code = line.split("#")[0]
             if ".lock" in code:  # lock files (fcntl.flock) hold no data
+                continue
+            if (py.name, line.strip()) in HAND_WRITTEN:
                 continue
             for pat, what in BYPASS:
                 if re.search(pat, code):
