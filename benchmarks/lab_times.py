@@ -14,7 +14,8 @@ notebook started, so that a table measured on a shared machine says so.
 
 Results: `benchmarks/results-lab-times.csv` (rows replaced per profile and notebook, others kept),
 `benchmarks/results-lab-times.md`, and `LAB.md` rendered from `benchmarks/LAB.md.j2`; the spans of
-README.md between `<!-- lab-times:PROFILE:NOTEBOOK -->` and `<!-- /lab-times -->` get that row's time.
+README.md's profile table saying "notebook 03 ... executed in <time> (`LAB.md`)" get that row's time
+(the README carries no markup: the sentence itself is the span).
 No time in LAB.md or in those README spans is typed by hand (`tests/test_lab.py` re-renders and
 compares).
 """
@@ -50,7 +51,9 @@ LAB_PATH = [
 ]
 FIELDS = ["profile", "step", "notebook", "role", "seconds", "ok", "data", "executed_at", "processor", "cores",
           "torch_threads", "load_before", "commit"]
-SPAN = re.compile(r"<!-- lab-times:(?P<profile>[\w-]+):(?P<notebook>\w+) -->.*?<!-- /lab-times -->", re.S)
+SPAN_NOTEBOOK = "03_mnist"  # the notebook whose time the README's profile table quotes
+SPAN = re.compile(r"(?m)^(?P<head>\| `(?P<profile>[\w-]+)` \|[^\n]*?notebook 03\b[^\n]*?executed in )"
+                  r"(?P<body>[^\n]*?)(?P<tail> \(`LAB\.md`\))")
 
 
 def processor() -> str:
@@ -173,17 +176,22 @@ def results_md(ctx: dict) -> str:
     return "\n".join(lines)
 
 
+def spans(text: str) -> list[tuple[str, str]]:
+    """(profile, notebook) of every README span that quotes a lab time."""
+    return [(m["profile"], SPAN_NOTEBOOK) for m in SPAN.finditer(text)]
+
+
 def render_readme(text: str, rows: list[dict]) -> str:
-    """README.md with each marked span holding its row's measured time; a span with no row is an error."""
+    """README.md with each span holding its row's measured time; a span with no row is an error."""
     found = {(r["profile"], r["notebook"]): r for r in rows}
 
     def fill(m: re.Match) -> str:
-        key = (m["profile"], m["notebook"])
+        key = (m["profile"], SPAN_NOTEBOOK)
         if key not in found:
             raise KeyError(f"README.md asks for lab time {key}, which {CSV.name} does not have")
         r = found[key]
-        return (f"<!-- lab-times:{key[0]}:{key[1]} -->{fmt_time(float(r['seconds']))} on a shared {r['cores']}-core "
-                f"machine, load average {r['load_before']}<!-- /lab-times -->")
+        return (f"{m['head']}{fmt_time(float(r['seconds']))} on a shared {r['cores']}-core machine, load average "
+                f"{r['load_before']}{m['tail']}")
     return SPAN.sub(fill, text)
 
 

@@ -35,15 +35,15 @@ def test_the_readme_links_lab_md_first_and_takes_its_laptop_time_from_the_csv():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "](LAB.md)" in readme.split("```")[0], "LAB.md is linked before the first code block"
     assert "about a minute per class" not in readme
-    spans = lab.SPAN.findall(readme)
-    assert ("laptop", "03_mnist") in spans
+    spans = lab.spans(readme)
+    assert ("laptop", "03_mnist") in spans and "<!--" not in readme
     row = next(r for r in lab.read_rows() if (r["profile"], r["notebook"]) == ("laptop", "03_mnist"))
-    assert f"-->{lab.fmt_time(float(row['seconds']))} on a shared" in readme
+    assert f"executed in {lab.fmt_time(float(row['seconds']))} on a shared" in readme
 
 
 def test_a_span_without_a_measurement_is_an_error_not_a_blank():
     with pytest.raises(KeyError, match="paper.*03_mnist"):
-        lab.render_readme("x <!-- lab-times:paper:03_mnist -->?<!-- /lab-times --> y", lab.read_rows())
+        lab.render_readme("| `paper` | 600 | notebook 03 executed in ? (`LAB.md`) |", lab.read_rows())
 
 
 @pytest.mark.parametrize("seconds, text", [(45.2, "45 s"), (89.4, "89 s"), (90, "1.5 min"), (420, "7.0 min")])
