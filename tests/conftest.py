@@ -42,7 +42,7 @@ def _counted_epoch_steps(*a, **k):
 
 
 trainer.epoch_steps = baselines.epoch_steps = _counted_epoch_steps
-TRAINING_FIXTURES = {"tiny_run", "grid_run", "folder_run", "evaluated"}
+TRAINING_FIXTURES = {"tiny_run", "grid_run", "folder_run", "evaluated", "lecturer"}
 
 
 def pytest_collection_modifyitems(items):

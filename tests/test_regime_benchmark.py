@@ -42,6 +42,7 @@ def test_the_criterion_is_printed_without_a_test_number_and_an_interrupted_compa
         regime.main([*TINY, "--epochs", "1", "--jsonl", str(out), "--test", "--keep", str(tmp_path)])
 
 
+@pytest.mark.slow
 def test_test_numbers_come_only_after_the_committed_pick(regime, tmp_path, capsys):
     label = "cosine 0.003, 16 x 1, batch 8"
     choice = git_repo(tmp_path / "repo") / "choice.json"
