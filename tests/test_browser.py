@@ -217,8 +217,17 @@ def _rates(driver) -> str:
 
 
 def _kernel_idle(driver) -> bool:
-    return "Idle" in driver.execute_script(
+    """The status bar says Idle, or (where an extension rearranges the status bar, as nbgrader's does)
+    the server says every kernel of this page is idle."""
+    bar = driver.execute_script(
         "return Array.from(document.querySelectorAll('.jp-StatusBar-TextItem')).map(e => e.textContent).join(' ');")
+    if "Idle" in bar:
+        return True
+    states = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch('/api/kernels').then(r => r.json()).then(ks => done(ks.map(k => k.execution_state)))"
+        ".catch(() => done([]));")
+    return bool(states) and all(s == "idle" for s in states)
 
 
 def _new_rates(driver, old: str | None, what: str, log: Path) -> str:
