@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -35,7 +33,7 @@ from .experiments.demo import DEMO_EPOCHS, run_demo
 from .experiments.plan import EXPERIMENTS, plan
 from .experiments.sweep import shell_command, sweep
 from .experiments.verify import add_verify_parser, cmd_verify
-from .files import check_writable, os_error_message
+from .files import check_writable, os_error_message, stops_cleanly
 from .lab.commands import LAB_COMMANDS, add_lab_commands
 from .model import weights
 from .reporting.pages import build_report, experiment_outputs
@@ -407,10 +405,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # the library's progress lines, on stderr
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
-        return COMMANDS[args.command](args)
+        with stops_cleanly():  # SIGTERM (kill, a scheduler's stop): the same clean stop as Ctrl-C
+            return COMMANDS[args.command](args)
     except PyramidError as e:
         print(f"pyramid-ad: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
         return 1
@@ -420,9 +417,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"pyramid-ad: interrupted; {INTERRUPTED[args.command]}", file=sys.stderr)
         return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 # what an interrupted command (Ctrl-C, SIGTERM) leaves behind, in its own words
@@ -435,10 +429,6 @@ INTERRUPTED = {
     "demo": "run pyramid-ad demo again",
     "data": "nothing was written",
 }
-
-
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM (kill, a scheduler's stop): the same clean stop as Ctrl-C
 
 
 if __name__ == "__main__":

@@ -204,6 +204,37 @@ def uninterrupted():
             signal.raise_signal(caught[0])
 
 
+@contextlib.contextmanager
+def stops_cleanly():
+    """Make SIGTERM stop the block as Ctrl-C does (KeyboardInterrupt), and never lose either.
+
+    Python raises a signal's KeyboardInterrupt in whatever Python code runs when it is handled; when
+    that is a weakref or garbage-collector callback, Python prints "Exception ignored" and the
+    interrupt is lost (the command ran on and exited 0).  Inside the block such a swallowed
+    interrupt is not printed but delivered again a moment later, from a helper thread, so it lands
+    in the command's own code.  Main thread only; elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    def unraisable(u):
+        if u.exc_type is not None and issubclass(u.exc_type, KeyboardInterrupt):
+            threading.Timer(0.01, signal.raise_signal, (signal.SIGINT,)).start()
+        else:
+            previous_hook(u)
+
+    previous_term, previous_hook = signal.signal(signal.SIGTERM, terminate), sys.unraisablehook
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous_hook
+        signal.signal(signal.SIGTERM, previous_term if previous_term is not None else signal.SIG_DFL)
+
+
 def safe_torch_load(path) -> dict:
     """Load a checkpoint with `weights_only=True`: tensors, numbers, strings, lists and dicts only.
 
