@@ -178,6 +178,77 @@ def test_train_interrupted_at_a_random_point_keeps_a_loadable_run_and_says_resum
         assert state["status"] == "running" and state["history"]
 
 
+def _files(root: Path) -> dict[str, bytes]:
+    """Every file under `root` but the locks, by relative path."""
+    return {str(q.relative_to(root)): q.read_bytes() for q in sorted(root.rglob("*"))
+            if q.is_file() and q.name != ".lock"}
+
+
+def _stop_at(cmd: list[str], sig: int, delay: float, expect_in: Path) -> int:
+    """Run the command in a child, send `sig` `delay` seconds after it opens a file under
+    `expect_in` (past its imports, at work); assert a clean stop or finish; return its exit code."""
+    p = subprocess.Popen([sys.executable, "-m", "pyramid_lib", *cmd], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=ENV)
+    end = time.monotonic() + 300
+    while p.poll() is None and time.monotonic() < end:
+        try:
+            opened = [os.path.realpath(f"/proc/{p.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{p.pid}/fd")]
+        except OSError:
+            opened = []
+        if any(o.startswith(str(expect_in.resolve()) + os.sep) for o in opened):
+            time.sleep(delay)
+            p.send_signal(sig)
+            break
+        time.sleep(0.05)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode in (0, 130, -sig) and "Traceback" not in err, err  # -sig: see the test above
+    if p.returncode == 130:
+        assert cli.INTERRUPTED[cmd[0]] in err and "--resume" not in err
+    return p.returncode
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches the child's open files in /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_reproduce_and_report_interrupted_at_random_points_keep_whole_files(tmp_path, sig):
+    """`reproduce` stopped at a seeded random moment: the runs it finished agree with their scores
+    and are kept as they are when the same command runs again (only the rest is trained); `report`
+    stopped at a random moment: every page or figure it left is whole (the bytes a complete report
+    writes), no temporary file is left, and running it again completes the set."""
+    rng = random.Random(int(sig))
+    out = tmp_path / "results"
+    cmd = ["reproduce", "mnist", "--dataset", "mnist-sample", "--classes", "1", "2", "--profile", "quick",
+           "--epochs", "2", "--train-limit", "64", "--test-limit", "100", "--weights", "random", "--no-download",
+           "--device", "cpu", "--out", str(out)]
+    out.mkdir()
+    assert _stop_at(cmd, sig, rng.uniform(0.0, 5.0), out) == 130  # two runs take longer than 5 s
+    assert not list(out.rglob("*.tmp"))
+    finished = {q.parent: q.parent.joinpath("checkpoint.pt").stat().st_mtime_ns for q in out.rglob("metrics.csv")
+                if q.parent.parent.name == "runs"}
+    for run_dir in finished:
+        _agree(run_dir)
+    assert subprocess.run([sys.executable, "-m", "pyramid_lib", *cmd], env=ENV, capture_output=True,
+                          timeout=600).returncode == 0
+    runs = [q.parent for q in out.rglob("metrics.csv") if q.parent.parent.name == "runs"]
+    assert len(runs) == 2 and all(r.joinpath("checkpoint.pt").stat().st_mtime_ns == t for r, t in finished.items())
+    for run_dir in runs:
+        _agree(run_dir)
+
+    report = [sys.executable, "-m", "pyramid_lib", "report", "--out", str(out)]
+    assert subprocess.run(report, env=ENV, capture_output=True, timeout=600).returncode == 0
+    whole = _files(out)  # what a complete report writes (the report is deterministic)
+    for q in out.rglob("*"):  # every page, table and figure goes; the runs and reproduce's records stay
+        if q.is_file() and "runs" not in q.relative_to(out).parts and q.name not in ("sweeps.csv", "plan.csv",
+                                                                                      ".sweeps.lock"):
+            q.unlink()
+    _stop_at(["report", "--out", str(out)], sig, rng.uniform(0.0, 1.0), out)
+    left = _files(out)
+    assert not [k for k in left if k.endswith(".tmp")]
+    assert {k: v for k, v in left.items() if whole.get(k) != v} == {}  # every file left is whole
+    assert subprocess.run(report, env=ENV, capture_output=True, timeout=600).returncode == 0
+    assert _files(out) == whole
+
+
 @pytest.mark.slow
 def test_a_file_size_limit_leaves_the_earlier_files(copies, tmp_path):
     """RLIMIT_FSIZE of 512 bytes in the child (less than scores.csv or predictions.csv needs):
