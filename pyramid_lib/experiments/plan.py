@@ -40,11 +40,11 @@ from pathlib import Path
 import pandas as pd
 
 from .. import baselines as bl
-from ..config import RUN_FIELDS, TrainConfig, get_profile
+from ..config import PROFILES, RUN_FIELDS, TrainConfig, get_profile
 from ..data import registry
 from ..engine.run_dir import RunDir, check_compatible
 from ..errors import CheckpointError, ConfigError
-from ..files import atomic_write_csv, read_json
+from ..files import atomic_write_csv, atomic_write_json, read_json
 
 # One experiment per dataset with a table in the paper (data/registry.py), named after it.
 MAIN = {name: (name, registry.get(name).classes) for name in registry.with_paper_table()}
@@ -162,28 +162,60 @@ _VARIANT_FIELDS = ("epochs", "encoders", "pyramid", "lambda_", "input_size", "se
                    "weight_decay", "heldout_fraction", "test_limit", "fast", "precision")
 
 
-def variant(profile: str, todo: list[Job], plain: list[Job]) -> str:
-    """The results folder name of a sweep: the profile's name, plus `-<setting><value>` for each
-    setting in which the planned runs differ from the same plan without overrides (e.g.
-    `cpu-epochs30`, `quick-lambda0-seed1`, `quick-nofast`)."""
-    changed = [k for k in _VARIANT_FIELDS
-               if any(getattr(j.cfg, k) != getattr(p.cfg, k) for j, p in zip(todo, plain))]
+def variant_settings(todo: list[Job], plain: list[Job]) -> dict:
+    """The settings in which the planned runs differ from the same plan without overrides, with the
+    planned value: {'epochs': 30}; empty for a plain profile."""
+    return {k: getattr(todo[0].cfg, k) for k in _VARIANT_FIELDS
+            if any(getattr(j.cfg, k) != getattr(p.cfg, k) for j, p in zip(todo, plain))}
 
+
+def variant(profile: str, changed: dict) -> str:
+    """The results folder name of a sweep: the profile's name, plus `-<setting><value>` for each
+    setting in `changed` (e.g. `cpu-epochs30`, `quick-lambda0-seed1`, `quick-nofast`).  The name
+    is for people; what a folder varies is read from its variant.json (`read_variant`)."""
     def part(k, v):
         if isinstance(v, bool):
             return k if v else f"no{k}"
         return _VARIANT_LABELS.get(k, k) + ("none" if v is None else f"{v:g}" if isinstance(v, float) else str(v))
 
-    return "-".join([profile, *(part(k, getattr(todo[0].cfg, k)) for k in changed)])
+    return "-".join([profile, *(part(k, v) for k, v in changed.items())])
 
 
 def plan_and_dir(experiment: str, profile: str = "quick", classes=None, out_root="results", weights: str = "random",
                  data_root=None, download: bool = True, datasets=None, methods=None, seeds=None,
-                 **overrides) -> tuple[list[Job], Path]:
-    """A sweep's runs and where it writes: out_root/<experiment>/<variant>."""
+                 **overrides) -> tuple[list[Job], Path, dict]:
+    """A sweep's runs, where it writes (out_root/<experiment>/<variant>) and the settings its
+    overrides change (`variant_settings`; empty for the profile's own folder)."""
     todo = plan(experiment, profile, classes, weights, data_root, download, datasets, methods, seeds, **overrides)
     plain = plan(experiment, profile, classes, weights, data_root, download, datasets, methods, seeds)
-    return todo, Path(out_root) / experiment / variant(profile, todo, plain)
+    changed = variant_settings(todo, plain)
+    return todo, Path(out_root) / experiment / variant(profile, changed), changed
+
+
+VARIANT_FILE = "variant.json"
+
+
+def record_variant(base, profile: str, changed: dict) -> None:
+    """Write base/variant.json, {"profile": ..., "changed": {...}}, for a folder whose runs change some of
+    the profile's settings (nothing for the profile's own folder): the pages compare it with the
+    profile's folder in those settings only."""
+    if changed:
+        atomic_write_json(Path(base) / VARIANT_FILE, {"profile": profile, "changed": changed})
+
+
+def read_variant(base) -> tuple[str, dict]:
+    """(the profile, the settings changed) of a results folder: from its variant.json, else (its name, {})
+    for a profile's own folder.  Raises ConfigError for a folder named neither by a profile nor by a
+    variant.json (made before sweeps recorded their variant): what it varies is not guessed from its name."""
+    base = Path(base)
+    if (base / VARIANT_FILE).is_file():
+        record = read_json(base / VARIANT_FILE)
+        return record["profile"], dict(record["changed"])
+    if base.name not in PROFILES:
+        raise ConfigError(f"{base}: a results folder whose settings are not recorded (no {VARIANT_FILE}; its name is "
+                          f"no profile's: {', '.join(PROFILES)}); run python scripts/migrate_run_records.py "
+                          f"{base.parent.parent} once, or remove the folder")
+    return base.name, {}
 
 
 def check_finished_runs(base: Path, todo: list[Job]) -> None:

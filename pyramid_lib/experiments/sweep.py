@@ -46,7 +46,7 @@ from ..files import atomic_write_csv, atomic_write_json, read_json
 from ..machine import usable_cores
 from .executors import EXECUTORS, _worker, gpu_slots, log_status, submit
 from .jobs import run_job
-from .plan import check_finished_runs, plan_and_dir, record_plan
+from .plan import check_finished_runs, plan_and_dir, record_plan, record_variant
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +64,15 @@ def sweep(experiment: str, profile: str = "quick", classes=None, out_root="resul
         raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs must be a positive integer, got {jobs!r}")
-    todo, base = plan_and_dir(experiment, profile, classes, out_root, weights, data_root, download, datasets,
-                              methods, seeds, **overrides)
+    todo, base, changed = plan_and_dir(experiment, profile, classes, out_root, weights, data_root, download,
+                                       datasets, methods, seeds, **overrides)
     check_finished_runs(base, todo)
     # the commit of the code this sweep imported, not HEAD at its end
     started, commit = dt.datetime.now(dt.timezone.utc), git_commit()
     command = command or "python -c 'pyramid_lib.sweep(...)'"
 
     record_plan(base, todo)  # so that results pages list what is still missing while this sweep runs
+    record_variant(base, profile, changed)
     pending = [j for j in todo if not RunDir(base / "runs" / j.name).evaluated]
     skipped = len(todo) - len(pending)
     if progress:

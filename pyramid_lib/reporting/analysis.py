@@ -11,9 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from .. import paper
+from ..experiments.plan import read_variant
 from .records import REGIME_FIELDS, first_regime, in_regime, read_runs, regime_difference, regimes
 from .stats import Paired, against_constant, num, paired, verdict, with_interval
-from .tables import BASELINE_METHODS, base_profile, baseline_runs
+from .tables import BASELINE_METHODS, baseline_runs
 
 SEEDS = "A - B [95% CI over seeds]"
 CI = "A - B [95% CI over classes]"
@@ -82,7 +83,7 @@ def headline(out_root, profile: str) -> pd.DataFrame:
     """Our network (lambda 1) against the paper and every re-run baseline of results/baselines/<profile>,
     for MNIST and Fashion-MNIST, paired class by class within one training regime.  Empty when nothing ran."""
     rows = []
-    base = baseline_runs(out_root, base_profile(profile))
+    base = baseline_runs(out_root, profile)
     for ds in ("mnist", "fmnist"):
         runs = read_runs(Path(out_root) / ds / profile)
         if len(runs):
@@ -115,25 +116,18 @@ def ablation_table(experiment: str, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([row(*pair) for pair in ablation_pairs(experiment, runs)])
 
 
-def _changed_fields(profile: str) -> set[str]:
-    """The regime fields a variant's name changes ('cpu-epochs20' -> {'epochs'}; plan.variant's labels)."""
-    labels = {"heldout_fraction": "heldout", "input_size": "size"}
-    parts = profile.split("-")[1:]
-    return {f for f in REGIME_FIELDS if any(p.startswith(labels.get(f, f)) for p in parts)}
-
-
 def variant_pairs(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[tuple[str, str, str, Paired]]:
     """A variant folder (e.g. mnist/cpu-epochs20) against the base profile's runs of the same classes
-    whose regime differs only in the settings the variant's name changes."""
-    ref = read_runs(Path(out_root) / experiment / base_profile(profile))
+    whose regime differs only in the settings the variant changes (its variant.json)."""
+    ref_profile, changed = read_variant(Path(out_root) / experiment / profile)  # the settings it changes
+    ref = read_runs(Path(out_root) / experiment / ref_profile)
     if not len(ref) or not len(runs):
         return []
-    changed = _changed_fields(profile)
     out = []
     for reg in regimes(runs):
         for ref_reg in regimes(ref):
-            if {k for k in REGIME_FIELDS if reg.get(k) != ref_reg.get(k)} <= changed:
+            if {k for k in REGIME_FIELDS if reg.get(k) != ref_reg.get(k)} <= set(changed):
                 p = paired(in_regime(runs, reg), in_regime(ref, ref_reg))
                 if len(p.per_class):
-                    out.append((experiment, profile, base_profile(profile), p))
+                    out.append((experiment, profile, ref_profile, p))
     return out

@@ -71,7 +71,7 @@ def class_bar_groups(experiment: str, ours: pd.DataFrame, out_root, profile: str
     (`records.in_regime`: OC-SVM and KDE, fitted once, where their data settings are ours); a
     baseline with no such runs has no bar."""
     reg = first_regime(ours)
-    b = baseline_runs(out_root, base_profile(profile))
+    b = baseline_runs(out_root, base_profile(Path(out_root) / experiment / profile))
     b = in_regime(b[b["dataset"] == experiment], reg) if len(b) else b
     groups = [("ours", ours)] + [(f"{m} re-run", b[b["method"] == m]) for m in BASELINE_METHODS if len(b)]
     return [g for g in groups if len(g[1])]

@@ -181,17 +181,18 @@ def blocks(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[
     out: list[dict] = []
     if not len(runs):
         return out
+    folder = Path(out_root) / experiment / profile
     sets = analysis.labelled(runs)
     for label, r in sets:
         head = {"heading": f"Runs with {label}" if label else ""}
         if experiment in ("mnist", "fmnist"):
             ours = r[r["method"] == "ours"]
             reg = first_regime(ours)
-            base = in_regime(baseline_runs(out_root, base_profile(profile)), reg)
+            base = in_regime(baseline_runs(out_root, base_profile(folder)), reg)
             out.append({**head, "kind": "auroc", "ours": f"ours ({weights_label(ours)})", "profile": profile,
                         "experiment": experiment, "table": md_table(auroc_table(experiment, ours, base))})
-            if is_variant(profile):
-                out.append({"kind": "variant", "heading": "", "base": base_profile(profile),
+            if is_variant(folder):
+                out.append({"kind": "variant", "heading": "", "base": base_profile(folder),
                             "experiment": experiment, "table": ""})
                 out += _pairs_blocks(analysis.variant_pairs(experiment, profile, ours, out_root))
             else:
@@ -206,7 +207,7 @@ def blocks(experiment: str, profile: str, runs: pd.DataFrame, out_root) -> list[
             out.append({**head, "kind": "mvtec", "table": md_table(table), "no_masks": no_masks(r),
                         "not_measured": bool(table.isin(["not measured"]).any().any())})
             reg = first_regime(r)
-            base = in_regime(baseline_runs(out_root, base_profile(profile)), reg)
+            base = in_regime(baseline_runs(out_root, base_profile(folder)), reg)
             if len(base) and (base["dataset"] == "mvtec").any():
                 out.append({"kind": "mvtec_methods", "heading": "", "profile": profile,
                             "table": md_table(mvtec_methods_table(r, base))})
@@ -322,7 +323,7 @@ def build_report(out_root="results", refresh: bool = True) -> Path:
         body = render("body.md.j2", **body_context(exp, prof, base, out_root, prefix=f"{exp}/{prof}/"))
         sections.append({"title": TITLES.get(exp, exp), "profile": prof, "link": f"{exp}/{prof}/README.md",
                          "body": body.strip("\n")})
-    profiles = sorted({p for e, p, _ in found if e in ("mnist", "fmnist") and not is_variant(p)})
+    profiles = sorted({p for e, p, b in found if e in ("mnist", "fmnist") and not is_variant(b)})
     headlines = []
     for p in profiles:
         h = analysis.headline(out_root, p)

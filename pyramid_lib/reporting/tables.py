@@ -17,7 +17,7 @@ from .. import paper
 from ..baselines import METHODS
 from ..data import registry
 from ..data.mvtec import MVTEC_SIZES
-from ..experiments.plan import plan, plan_frame
+from ..experiments.plan import plan, plan_frame, read_variant
 from ..metrics import PIXEL_METRICS
 from .records import read_runs, sorted_classes, weights_label
 from .stats import Interval, class_mean, mean_sd, seed_summary, t_interval, with_interval
@@ -77,13 +77,15 @@ def planned(base) -> pd.DataFrame:
     return pd.concat([default, got], ignore_index=True).drop_duplicates("name", keep="first") if len(got) else default
 
 
-def base_profile(profile: str) -> str:
-    """'cpu' for 'cpu' and for its variants such as 'cpu-epochs20' (plan.variant)."""
-    return profile.split("-")[0]
+def base_profile(folder) -> str:
+    """The profile a results folder's runs were made in: 'cpu' for results/mnist/cpu and for a variant
+    such as results/mnist/cpu-epochs20 (its variant.json, plan.record_variant)."""
+    return read_variant(folder)[0]
 
 
-def is_variant(profile: str) -> bool:
-    return profile != base_profile(profile)
+def is_variant(folder) -> bool:
+    """Whether a results folder's runs change some of its profile's settings (plan.record_variant)."""
+    return bool(read_variant(folder)[1])
 
 
 def baseline_runs(out_root, profile: str) -> pd.DataFrame:

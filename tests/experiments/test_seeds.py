@@ -30,7 +30,7 @@ def test_plan_gives_one_run_per_seed_and_fits_deterministic_baselines_once():
 
 
 def test_seeds_do_not_change_the_results_folder_and_bad_seed_lists_are_refused():
-    _, folder = plan_and_dir("mnist", "cpu", ["0"], out_root="r", seeds=[0, 1, 2])
+    _, folder, _ = plan_and_dir("mnist", "cpu", ["0"], out_root="r", seeds=[0, 1, 2])
     assert folder.name == "cpu"
     for bad in ([], [1, 1]):
         with pytest.raises(ConfigError, match="--seeds"):

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from report_fixtures import OURS, QUIET, SHARED, make_run, results_tree, write_plan
 
+from pyramid_lib.errors import ConfigError
 from pyramid_lib.experiments.sweep import collect
 from pyramid_lib.reporting.pages import build_report
 from pyramid_lib.reporting.records import read_runs, regimes, shared, sweep_span
@@ -238,7 +239,11 @@ def test_templates_are_package_data():
     assert "templates/*.j2" in data["pyramid_lib.reporting"]
 
 
-def test_a_variant_pairs_with_the_base_runs_that_differ_only_in_the_settings_its_name_changes(tmp_path):
+def test_a_variant_pairs_with_the_base_runs_that_differ_only_in_the_settings_it_records(tmp_path):
+    """What a variant folder changes is its variant.json's, not its name's: the same folder recorded as
+    changing the epochs and the learning rate pairs with the base runs of other epochs and rates too;
+    a folder with neither a profile's name nor a variant.json is refused, naming the migration."""
+    from pyramid_lib.experiments.plan import record_variant
     from pyramid_lib.reporting.analysis import variant_pairs
 
     out = tmp_path / "results"
@@ -249,10 +254,15 @@ def test_a_variant_pairs_with_the_base_runs_that_differ_only_in_the_settings_its
         make_run(longer, f"mnist-{c}", cls=c, auroc=a + 0.03, epochs=20)
     collect("mnist", base)
     collect("mnist", longer)
+    with pytest.raises(ConfigError, match="variant.json.*migrate_run_records.py"):
+        variant_pairs("mnist", "cpu-epochs20", read_runs(longer), out)
+    record_variant(longer, "cpu", {"epochs": 20})
     pairs = variant_pairs("mnist", "cpu-epochs20", read_runs(longer), out)
-    assert len(pairs) == 1  # not with the lr 1e-3 runs: the folder's name changes only the epochs
+    assert len(pairs) == 1  # not with the lr 1e-3 runs: the folder changes only the epochs
     name, a, b, p = pairs[0]
     assert (a, b) == ("cpu-epochs20", "cpu") and p.per_class["diff"].to_numpy() == pytest.approx([0.03, 0.03])
+    record_variant(longer, "cpu", {"epochs": 20, "lr": 1e-3, "lr_schedule": "constant"})
+    assert len(variant_pairs("mnist", "cpu-epochs20", read_runs(longer), out)) == 2  # now with those as well
 
 
 def test_a_folder_without_finished_runs_says_so_and_links_only_what_exists(tmp_path):
