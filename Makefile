@@ -56,7 +56,7 @@ test-kernels: env
 # The two-minute loop: every test that does not train (tests/conftest.py fails a test that trains
 # unmarked), on both cores.  `make test` stays the full gate.
 test-fast: env
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow and not notebooks"
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -p no:nbmake -m "not slow and not notebooks"
 
 # Copies of the notebooks in a work folder of your own ($PYRAMID_LAB, else <Documents>/pyramid-ad-lab),
 # never the tracked files; without make: `pyramid-ad lab`.

@@ -211,8 +211,9 @@ def stops_cleanly():
     Python raises a signal's KeyboardInterrupt in whatever Python code runs when it is handled; when
     that is a weakref or garbage-collector callback, Python prints "Exception ignored" and the
     interrupt is lost (the command ran on and exited 0).  Inside the block such a swallowed
-    interrupt is not printed but delivered again a moment later, from a helper thread, so it lands
-    in the command's own code.  Main thread only; elsewhere a no-op."""
+    interrupt is not printed but sent again a moment later, from a helper thread to the main thread
+    (which it wakes from a wait), so it lands in the command's own code.  Main thread only; elsewhere
+    a no-op."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -220,9 +221,15 @@ def stops_cleanly():
     def terminate(signum, frame):
         raise KeyboardInterrupt
 
+    def resend():
+        if hasattr(signal, "pthread_kill"):
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        else:  # Windows: no signal to one thread; the handler runs when the main thread next runs Python
+            signal.raise_signal(signal.SIGINT)
+
     def unraisable(u):
         if u.exc_type is not None and issubclass(u.exc_type, KeyboardInterrupt):
-            threading.Timer(0.01, signal.raise_signal, (signal.SIGINT,)).start()
+            threading.Timer(0.01, resend).start()
         else:
             previous_hook(u)
 

@@ -15,6 +15,7 @@ def test_help_says_what_each_command_writes(cmd, words, capsys):
     assert words in capsys.readouterr().out
 
 
+@pytest.mark.slow  # starts a Python that imports the kit (5-8 s): the full gate runs it
 def test_module_entry_point_runs():
     r = subprocess.run([sys.executable, "-m", "pyramid_lib", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "reproduce" in r.stdout

@@ -48,6 +48,7 @@ print("RESULT", r.metrics.auroc, again.reused, sorted(k for k in state.get("mach
 """
 
 
+@pytest.mark.slow  # trains, in a child process (conftest's epoch count cannot see it)
 def test_training_and_the_notebooks_call_path_run_without_posix_only_calls(tmp_path):
     """setup -> load_data -> train_cached (train, score, reuse) in a Python without os.getloadavg,
     os.sched_getaffinity, fcntl, resource, pwd and grp: no AttributeError or ImportError, and run.json

@@ -54,6 +54,7 @@ def test_an_interrupted_command_says_what_it_left_in_its_own_words(command, monk
     assert ("--resume" in err.getvalue()) == (command == "train")
 
 
+@pytest.mark.slow  # starts a Python that imports the kit (5-8 s): the full gate runs it
 def test_sigterm_stops_a_command_as_ctrl_c_does(tmp_path):
     """SIGTERM (kill, a scheduler's stop) to a running command: the same clean stop and message."""
     code = ("import time, sys; from pyramid_lib import cli; "

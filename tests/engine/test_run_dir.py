@@ -71,6 +71,7 @@ def test_run_one_loads_the_checkpoint_once_and_reads_back_a_done_run(tmp_path, t
     assert again.auroc.iloc[0] == pytest.approx(m.auroc.iloc[0])
 
 
+@pytest.mark.slow  # starts a Python that imports the kit (5-8 s): the full gate runs it
 def test_lock_refuses_a_second_holder_in_this_and_another_process(tmp_path):
     run = RunDir(tmp_path / "r")
     probe = textwrap.dedent(f"""

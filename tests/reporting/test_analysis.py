@@ -29,6 +29,7 @@ def committed():
     return RESULTS
 
 
+@pytest.mark.slow  # reads every committed run (about 20 s)
 def test_the_committed_analysis_is_its_template_rendered_from_the_committed_runs():
     """Recomputes every number of the page: the template rendered again must give the committed bytes."""
     assert analysis_text(committed()) == ANALYSIS.read_text(), "run `pyramid-ad report`"
