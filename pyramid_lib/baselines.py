@@ -100,8 +100,10 @@ DEFAULTS: dict[str, dict] = {"ocsvm": {"nu": 0.1, "gamma_scale": 1.0}, "kde": {"
 # benchmarks/results-tune-baselines.jsonl.  A method or dataset not listed uses DEFAULTS (the
 # autoencoders' learning rate is not tuned yet: the profile's).
 TUNED: dict[str, dict[str, dict]] = {
-    "mnist": {"ocsvm": {"nu": 0.01, "gamma_scale": 30.0}, "kde": {"bandwidth": 1.0}},
-    "fmnist": {"ocsvm": {"nu": 0.01, "gamma_scale": 30.0}, "kde": {"bandwidth": 1.0}},
+    "mnist": {"ocsvm": {"nu": 0.01, "gamma_scale": 30.0}, "kde": {"bandwidth": 1.0},
+              "ae-l2": {"lr": 0.01}, "ae-ssim": {"lr": 0.01}},
+    "fmnist": {"ocsvm": {"nu": 0.01, "gamma_scale": 30.0}, "kde": {"bandwidth": 1.0},
+               "ae-l2": {"lr": 0.003}, "ae-ssim": {"lr": 0.01}},
 }
 
 

@@ -49,8 +49,8 @@ def test_the_tuned_settings_of_the_library_are_the_picks_of_the_committed_tuning
     tuned = {(d, m): s for d, ms in bl.TUNED.items() for m, s in ms.items()}
     picked = {(d, m): s for d, ms in picks.items() for m, s in ms.items()}
     assert tuned and all(picked.get(k) == s for k, s in tuned.items())  # each entry is the recorded pick
-    # and every pick of OC-SVM and KDE is entered (the autoencoders' once their tuning has run)
-    assert all(k in tuned for k in picked if k[1] in bl.SKLEARN_METHODS)
+    # and every pick is entered: OC-SVM's, KDE's and the autoencoders' learning rates
+    assert all(k in tuned for k in picked) and {m for _, m in tuned} == {*bl.SKLEARN_METHODS, *bl.AE_METHODS}
 
 
 def test_the_ae_learning_rate_tuning_runs_only_from_its_committed_choice_files(tune, tmp_path):
