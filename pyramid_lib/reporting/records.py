@@ -70,6 +70,8 @@ def run_record(run_dir: Path) -> dict:
     if cfg:
         c = TrainConfig.from_dict(cfg)
         out.update({f"cfg_{k}": getattr(c, k) for k in (*REGIME_FIELDS, "seed")})
+        # a baseline's settings chosen by its tuning (the autoencoders' lr) are its method's own
+        out["tuned"] = ",".join(sorted(cfg.get("baseline_settings") or {}))
     versions = state.get("versions") or {}
     init = state.get("init") if isinstance(state.get("init"), dict) else {}
     machine = state.get("machine") if isinstance(state.get("machine"), dict) else {}
@@ -206,10 +208,19 @@ def regimes(runs: pd.DataFrame) -> list[Regime]:
 
 
 def in_regime(runs: pd.DataFrame, reg: Regime) -> pd.DataFrame:
-    """The runs of regime `reg`, plus those fitted once on the same data settings."""
+    """The runs of regime `reg`; those fitted once on the same data settings; and a trained baseline
+    whose regime is `reg` but for the settings its tuning chose (config.json `baseline_settings`, e.g.
+    the autoencoders' learning rate: its method's own setting, as nu is the OC-SVM's)."""
     if not len(runs) or "regime" not in runs or not reg:
         return runs
-    return runs[(runs["regime"] == reg) | (~trained(runs) & (runs["data_regime"] == reg.only(DATA_FIELDS)))]
+    tuned = runs["tuned"].fillna("").astype(str) if "tuned" in runs else pd.Series("", index=runs.index)
+
+    def same(r: Regime, free: str) -> bool:
+        keep = [k for k in REGIME_FIELDS if k not in free.split(",")]
+        return r == reg or (bool(free) and bool(r) and r.only(keep) == reg.only(keep))
+
+    match = pd.Series([same(r, t) for r, t in zip(runs["regime"], tuned)], index=runs.index, dtype=bool)
+    return runs[match | (~trained(runs) & (runs["data_regime"] == reg.only(DATA_FIELDS)))]
 
 
 def regime_difference(regs: list[Regime]) -> dict[Regime, str]:

@@ -334,3 +334,24 @@ def test_diverged_runs_are_named_with_their_epoch_and_left_out_of_every_mean(tmp
     assert note.startswith("Numbers.")
     assert "left out of every number above" in note
     assert "mnist/cpu: mnist-0-s3 (epoch 4), mnist-1-s3 (epoch 2, not evaluated)" in note
+
+
+def test_a_baseline_whose_tuning_chose_its_learning_rate_pairs_with_our_runs(tmp_path):
+    """An autoencoder trained at the learning rate its validation tuning chose (config.json
+    `baseline_settings`) is compared with our runs of the same regime otherwise; one trained at
+    another rate without such a record is a run of another regime and is not."""
+    import json
+
+    from pyramid_lib.reporting.records import first_regime, in_regime
+
+    ours, base = tmp_path / "mnist" / "cpu", tmp_path / "baselines" / "cpu"
+    make_run(ours, "mnist-0", cls="0")
+    tuned = make_run(base, "mnist-0-ae-l2-s0", cls="0", method="ae-l2", lr=0.01)
+    cfg = json.loads((tuned / "config.json").read_text())
+    (tuned / "config.json").write_text(json.dumps({**cfg, "baseline_settings": {"lr": 0.01}}))
+    make_run(base, "mnist-0-ae-ssim-s0", cls="0", method="ae-ssim", lr=0.01)  # no tuning record
+    make_run(base, "mnist-0-ae-ssim-s1", cls="0", method="ae-ssim", seed=1, epochs=10)
+    collect("mnist", ours)
+    collect("baselines", base)
+    kept = in_regime(read_runs(base), first_regime(read_runs(ours)))
+    assert sorted(kept["run"]) == ["mnist-0-ae-l2-s0"]
