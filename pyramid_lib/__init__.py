@@ -7,7 +7,7 @@ pyramidal representations" (Mishra, Piciarelli, Foresti, ICPR 2020).
 
 Layout, top to bottom; a module imports only from the layers below it (`lint-imports` checks it):
 
-    cli.py, __main__.py   the command line `pyramid-ad`
+    cli.py, arguments.py, __main__.py   the command line `pyramid-ad` (commands; their parser)
     reporting/            tables.py, figures.py, analysis.py, pages.py: results pages (only cli imports it)
     tutorial.py           what the notebooks call        inspector/     app.py, runs.py: the ipywidgets inspector
     experiments/          plan.py (which runs), jobs.py (one run), results.py, sweep.py, executors.py, demo.py

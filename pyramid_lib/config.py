@@ -1,7 +1,7 @@
 """One configuration source: `TrainConfig`, every setting of a run in one flat dataclass.
 
 Each field carries its type (a `Literal` for every choice), its default and its help text; the
-command line (`cli.py`) is generated from these fields (`lambda_` -> `--lambda`, `train_limit`
+command line (`arguments.py`) is generated from these fields (`lambda_` -> `--lambda`, `train_limit`
 -> `--train-limit`, `fast` -> `--no-fast`), and `TrainConfig.validate()` is the one place that
 checks them, raising ConfigError that names the flag.  config.json holds `to_dict()` (flat, the
 key "lambda" for `lambda_`); `from_dict()` reads it back, old key names included.

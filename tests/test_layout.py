@@ -23,7 +23,6 @@ README = REPO / "README.md"
 MAX_LINES = 400
 # "path relative to pyramid_lib": why it may be longer, until it is split
 LONG_MODULES: dict[str, str] = {
-    "cli.py": "14 sub-commands' parsers in one file; to split by command group as lab/commands.py is",
     "data/inventory.py": "the inventory's walk and its summary; the summary's text to move beside the CLI",
     "engine/trainer.py": "the training loop with its interruption and schedule records; the records to move out",
     "reporting/pages.py": "every page kind in one builder; to split per page kind",

@@ -177,7 +177,7 @@ def verify(results_dir, names, data_root=None, work=None, device=None, logs=LOGS
 
 
 def add_verify_parser(sub, positive_int) -> None:
-    """`pyramid-ad verify` on cli.py's subparsers (`positive_int`: cli's argument type)."""
+    """`pyramid-ad verify` on arguments.py's subparsers (`positive_int`: its argument type)."""
     p = sub.add_parser("verify", help="re-run committed runs from their config.json; each metric beside the committed "
                        "one, with a tolerance from the data", description="Re-trains and re-evaluates runs of "
                        "RESULTS_DIR (a folder holding runs/ and results.csv, e.g. results/mnist/cpu) from their "

@@ -1,4 +1,4 @@
-"""The lab's sub-commands of `pyramid-ad`: check, export, import, lab, fetch (cli.py adds them)."""
+"""The lab's sub-commands of `pyramid-ad`: check, export, import, lab, fetch (arguments.py adds them; cli.py runs them)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def default_lab_folder() -> Path:
 
 
 def add_lab_commands(sub) -> None:
-    """Add check, export, import, lab and fetch to `sub` (cli.py's subparsers)."""
+    """Add check, export, import, lab and fetch to `sub` (arguments.py's subparsers)."""
     p = sub.add_parser("check", help="can this machine do the lab? Python, torch, data, threads, disk, a timed "
                        "training step (under a minute)", description="Prints what this machine offers the lab, "
                        "one line each, and a verdict; exits 1 when it cannot do the lab.")

@@ -10,7 +10,6 @@ from pyramid_lib.model.network import (
     feature_size,
 )
 
-
 # Every encoder count at an even and an odd size, every size with the paper's 4 encoders; the other
 # pairs (a network costs about a second to build: its orthogonal initialisation) in the full gate only.
 SHAPES = [pytest.param(e, s, marks=() if s in (28, 31) or e == 4 else pytest.mark.slow)
