@@ -1,4 +1,4 @@
-"""The lab's sub-commands of `pyramid-ad`: check, export, import, lab, fetch (arguments.py adds them; cli.py runs them)."""
+"""The lab's sub-commands of `pyramid-ad`: check, export, import, lab, fetch (arguments.py adds them)."""
 
 from __future__ import annotations
 
