@@ -26,7 +26,6 @@ LONG_MODULES: dict[str, str] = {
     "data/inventory.py": "the inventory's walk and its summary; the summary's text to move beside the CLI",
     "engine/trainer.py": "the training loop with its interruption and schedule records; the records to move out",
     "reporting/pages.py": "every page kind in one builder; to split per page kind",
-    "reporting/records.py": "run records and their legacy readers; the readers go once old runs are migrated",
 }
 PRINT_ALLOWED = {
     "cli.py": None,  # the command line: printing is its job (None: every function)

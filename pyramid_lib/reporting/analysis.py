@@ -12,7 +12,8 @@ import pandas as pd
 
 from .. import paper
 from ..experiments.plan import read_variant
-from .records import REGIME_FIELDS, first_regime, in_regime, read_runs, regime_difference, regimes
+from .records import read_runs
+from .regimes import REGIME_FIELDS, first_regime, in_regime, regime_difference, regimes
 from .stats import Paired, against_constant, num, paired, verdict, with_interval
 from .tables import BASELINE_METHODS, baseline_runs
 

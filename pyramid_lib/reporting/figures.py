@@ -16,15 +16,8 @@ import pandas as pd
 from .. import paper
 from ..files import atomic_save_figure
 from ..plots import roc_axes
-from .records import (
-    first_regime,
-    in_regime,
-    read_runs,
-    regime_difference,
-    regimes,
-    sorted_classes,
-    weights_label,
-)
+from .records import read_runs, sorted_classes, weights_label
+from .regimes import first_regime, in_regime, regime_difference, regimes
 from .stats import class_mean, seed_summary
 from .tables import BASELINE_METHODS, TITLES, base_profile, baseline_runs
 
@@ -68,7 +61,7 @@ def _bars(ax, groups: list[tuple[str, pd.DataFrame]], classes: list[str], value:
 def class_bar_groups(experiment: str, ours: pd.DataFrame, out_root, profile: str) -> list[tuple[str, pd.DataFrame]]:
     """The bars of auroc_by_class.png, as (label, runs): our runs (one training regime), then each
     re-run baseline of results/baselines/<profile> on the same dataset and in the same regime
-    (`records.in_regime`: OC-SVM and KDE, fitted once, where their data settings are ours); a
+    (`regimes.in_regime`: OC-SVM and KDE, fitted once, where their data settings are ours); a
     baseline with no such runs has no bar."""
     reg = first_regime(ours)
     b = baseline_runs(out_root, base_profile(Path(out_root) / experiment / profile))

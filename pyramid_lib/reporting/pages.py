@@ -33,7 +33,8 @@ from ..experiments.sweep import collect
 from ..files import atomic_write_csv, atomic_write_text
 from . import analysis, claims, numbers, stats
 from .figures import FIGURES, figures
-from .records import diverged_runs, facts, first_regime, in_regime, portable, read_runs, regimes, weights_label
+from .records import diverged_runs, facts, portable, read_runs, weights_label
+from .regimes import first_regime, in_regime, regimes
 from .tables import (
     ORDER,
     TITLES,

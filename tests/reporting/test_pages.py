@@ -15,7 +15,8 @@ from report_fixtures import OURS, QUIET, SHARED, make_run, results_tree, write_p
 from pyramid_lib.errors import ConfigError
 from pyramid_lib.experiments.sweep import collect
 from pyramid_lib.reporting.pages import build_report
-from pyramid_lib.reporting.records import read_runs, regimes, shared, sweep_span
+from pyramid_lib.reporting.records import read_runs, shared, sweep_span
+from pyramid_lib.reporting.regimes import regimes
 from pyramid_lib.reporting.stats import HIGHER, LOWER, NO_DIFFERENCE
 
 
@@ -129,7 +130,7 @@ def test_committed_comparison_csvs_keep_regimes_apart():
     (the page's table), and its mean row is the page's mean."""
     from helpers import REPO
 
-    from pyramid_lib.reporting.records import in_regime
+    from pyramid_lib.reporting.regimes import in_regime
     from pyramid_lib.reporting.stats import class_mean
     for ds in ("mnist", "fmnist"):
         base = REPO / "results" / ds / "cpu"
@@ -342,7 +343,7 @@ def test_a_baseline_whose_tuning_chose_its_learning_rate_pairs_with_our_runs(tmp
     another rate without such a record is a run of another regime and is not."""
     import json
 
-    from pyramid_lib.reporting.records import first_regime, in_regime
+    from pyramid_lib.reporting.regimes import first_regime, in_regime
 
     ours, base = tmp_path / "mnist" / "cpu", tmp_path / "baselines" / "cpu"
     make_run(ours, "mnist-0", cls="0")
