@@ -25,7 +25,6 @@ MAX_LINES = 400
 LONG_MODULES: dict[str, str] = {
     "data/inventory.py": "the inventory's walk and its summary; the summary's text to move beside the CLI",
     "engine/trainer.py": "the training loop with its interruption and schedule records; the records to move out",
-    "reporting/pages.py": "every page kind in one builder; to split per page kind",
 }
 PRINT_ALLOWED = {
     "cli.py": None,  # the command line: printing is its job (None: every function)

@@ -3,7 +3,7 @@ method's printed number (the ranking a claim states, not ours against the paper'
 wins against Table III's methods, a class mean against a level the paper states (Figs. 3, 4), the
 unpaired (Welch) interval over seeds and the test-image bootstrap interval of a difference, and the
 commits that made a set of runs.  Called from the template like numbers.py's functions (each takes
-the results root first; pages.analysis_text binds it).  Reads only."""
+the results root first; analysis_page.analysis_text binds it).  Reads only."""
 
 from __future__ import annotations
 

@@ -14,14 +14,11 @@ CLI imports reporting."""
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
 import os
 import shlex
 from pathlib import Path
 
-import jinja2
 import pandas as pd
 
 from .. import paper
@@ -31,10 +28,12 @@ from ..errors import ConfigError
 from ..experiments.plan import ABLATIONS, plan, plan_frame, record_plan
 from ..experiments.sweep import collect
 from ..files import atomic_write_csv, atomic_write_text
-from . import analysis, claims, numbers, stats
+from . import analysis
+from .analysis_page import write_analysis
 from .figures import FIGURES, figures
-from .records import diverged_runs, facts, portable, read_runs, weights_label
+from .records import diverged_runs, diverged_text, facts, portable, read_runs, weights_label
 from .regimes import first_regime, in_regime, regimes
+from .render import render
 from .tables import (
     ORDER,
     TITLES,
@@ -44,6 +43,7 @@ from .tables import (
     base_profile,
     baseline_runs,
     baselines_table,
+    experiment_folders,
     is_subset,
     is_variant,
     md_table,
@@ -57,25 +57,6 @@ from .tables import (
 log = logging.getLogger(__name__)
 
 ABLATION_LIKE = ABLATIONS
-
-
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("pyramid_lib.reporting", "templates"),
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                              keep_trailing_newline=True, autoescape=False)
-
-
-def render(template: str, **context) -> str:
-    """A template of templates/ with `context`; runs of blank lines collapsed to one."""
-    return _tidy(_env().get_template(template).render(**context))
-
-
-def _tidy(text: str) -> str:
-    lines, out = text.strip("\n").split("\n"), []
-    for line in lines:
-        if line.strip() or (out and out[-1].strip()):
-            out.append(line.rstrip())
-    return "\n".join(out).strip("\n") + "\n"
 
 
 def resume_command(experiment: str, profile: str, base: Path) -> str:
@@ -117,16 +98,6 @@ def status(base: Path, res: pd.DataFrame, command: str) -> dict:
     return {"done": len(done & set(names)) if names else len(done), "planned": len(names),
             "missing": [n for n in names if n not in gone], "command": command,
             "diverged": diverged, "diverged_names": diverged_text(diverged)}
-
-
-def diverged_text(diverged: list[dict]) -> str:
-    """'a (epoch 3), b (epoch not recorded, not evaluated)': the names the pages give."""
-    out = []
-    for d in diverged:
-        what = [f"epoch {d['epoch']}" if d["epoch"] is not None else "epoch not recorded"]
-        what += [] if d["evaluated"] else ["not evaluated"]
-        out.append(f"{d['run']} ({', '.join(what)})")
-    return ", ".join(out)
 
 
 def _stand_in(plan_: pd.DataFrame) -> str:
@@ -297,16 +268,6 @@ def experiment_outputs(experiment: str, profile: str, base: Path, todo=None, out
     return write_experiment_readme(experiment, profile, base, out_root)
 
 
-def experiment_folders(out_root="results") -> list[tuple[str, str, Path]]:
-    out_root = Path(out_root)
-    found = []
-    for exp in ORDER:
-        for prof_dir in sorted((out_root / exp).glob("*")) if (out_root / exp).is_dir() else []:
-            if prof_dir.is_dir() and (prof_dir / "runs").is_dir():
-                found.append((exp, prof_dir.name, prof_dir))
-    return found
-
-
 def build_report(out_root="results", refresh: bool = True) -> Path:
     """Rebuild every experiment's results (results.csv, comparison.csv, figures, README.md),
     results/ANALYSIS.md (write_analysis) and results/README.md (the headline comparison, then every
@@ -337,69 +298,4 @@ def build_report(out_root="results", refresh: bool = True) -> Path:
     path = out_root / "README.md"
     atomic_write_text(path, render("index.md.j2", sections=sections, headlines=headlines, absent=absent,
                                    analysis=(out_root / "ANALYSIS.md").is_file()))
-    return path
-
-
-ANALYSIS_TEMPLATE = "analysis.md.j2"
-
-
-def _fixed(v, digits: int) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
-
-
-def _signed(v, digits: int) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.{digits}f}"
-
-
-def _whole(v) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(round(v)))
-
-
-def analysis_text(out_root, template: str = ANALYSIS_TEMPLATE, source: str | None = None) -> str:
-    """results/ANALYSIS.md: the hand-written prose of templates/<template> (or the template text
-    `source`), each number a call of numbers.py over the run folders under `out_root`.  Filters: `f(d)`
-    d decimals, `s(d)` with its sign, `whole`.  `intervals` is how many different verdicts the text
-    reads: it is rendered twice, the first time to count them.  Raises ConfigError when a folder it
-    reads has no results."""
-    root = Path(out_root)
-    env = _env()
-    env.filters.update(f=_fixed, s=_signed, whole=_whole)
-    tpl = env.from_string(source) if source is not None else env.get_template(template)
-    read = []
-
-    def bound(fn):
-        @functools.wraps(fn)
-        def call(*args, **kw):
-            out = fn(root, *args, **kw)
-            if out in (stats.HIGHER, stats.LOWER, stats.NO_DIFFERENCE):
-                read.append((fn.__name__, args, tuple(sorted(kw.items()))))
-            return out
-        return call
-
-    ctx = {name: bound(fn) for name, fn in {**numbers.FUNCTIONS, **claims.FUNCTIONS}.items()}
-    tpl.render(**ctx, intervals=0)
-    return _tidy(tpl.render(**ctx, intervals=len(set(read))) + _diverged_note(root))
-
-
-def _diverged_note(out_root: Path) -> str:
-    """A closing paragraph naming the runs under `out_root` that diverged (the numbers leave them
-    out: records.read_runs); '' when none did."""
-    parts = [f"{exp}/{prof}: {diverged_text(d)}" for exp, prof, base in experiment_folders(out_root)
-             if (d := diverged_runs(base))]
-    if not parts:
-        return ""
-    return ("\n\n**Runs that diverged are left out of every number above** (their training stopped when the loss "
-            "became non-finite or grew beyond its bound): " + "; ".join(parts) + ".\n")
-
-
-def write_analysis(out_root) -> Path | None:
-    """Render results/ANALYSIS.md (analysis_text); None, with a warning naming why, when the run
-    folders it reads are not all under `out_root` (a results root of some experiments only)."""
-    path = Path(out_root) / "ANALYSIS.md"
-    try:
-        text = analysis_text(out_root)
-    except (ConfigError, KeyError) as e:
-        log.warning("%s not written: the folders it reads are not all here (%s: %s)", path, type(e).__name__, e)
-        return None
-    atomic_write_text(path, text)
     return path

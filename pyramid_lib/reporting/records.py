@@ -135,6 +135,16 @@ def diverged_runs(base) -> list[dict]:
     return out
 
 
+def diverged_text(diverged: list[dict]) -> str:
+    """'a (epoch 3), b (epoch not recorded, not evaluated)': the names the pages give."""
+    out = []
+    for d in diverged:
+        what = [f"epoch {d['epoch']}" if d["epoch"] is not None else "epoch not recorded"]
+        what += [] if d["evaluated"] else ["not evaluated"]
+        out.append(f"{d['run']} ({', '.join(what)})")
+    return ", ".join(out)
+
+
 def weights_label(runs: pd.DataFrame) -> str:
     """What our network's runs used, for a column name: 'random weights', 'imagenet weights', ..."""
     w = sorted(set(runs["weights"].dropna().astype(str))) if "weights" in runs else []

@@ -290,3 +290,14 @@ def baselines_table(runs: pd.DataFrame, ours: dict[str, pd.DataFrame]) -> pd.Dat
             t[f"ours ({weights_label(mine)}, lambda 1)"] = _column(mine, classes)
         frames.append(t)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def experiment_folders(out_root="results") -> list[tuple[str, str, Path]]:
+    """(experiment, profile folder's name, its path) of every results folder with runs under `out_root`, in ORDER."""
+    out_root = Path(out_root)
+    found = []
+    for exp in ORDER:
+        for prof_dir in sorted((out_root / exp).glob("*")) if (out_root / exp).is_dir() else []:
+            if prof_dir.is_dir() and (prof_dir / "runs").is_dir():
+                found.append((exp, prof_dir.name, prof_dir))
+    return found

@@ -16,7 +16,7 @@ from report_fixtures import make_run, results_tree
 
 from pyramid_lib.errors import ConfigError
 from pyramid_lib.reporting import numbers
-from pyramid_lib.reporting.pages import ANALYSIS_TEMPLATE, analysis_text
+from pyramid_lib.reporting.analysis_page import ANALYSIS_TEMPLATE, analysis_text
 from pyramid_lib.reporting.stats import NO_DIFFERENCE, t_interval
 
 RESULTS = REPO / "results"

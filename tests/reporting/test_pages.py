@@ -301,7 +301,7 @@ def test_diverged_runs_are_named_with_their_epoch_and_left_out_of_every_mean(tmp
     and one that was never evaluated: both named with their epochs, neither averaged in."""
     import json
 
-    from pyramid_lib.reporting.pages import analysis_text
+    from pyramid_lib.reporting.analysis_page import analysis_text
     from pyramid_lib.reporting.records import diverged_runs
 
     out = tmp_path / "results"
