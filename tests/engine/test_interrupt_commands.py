@@ -38,6 +38,24 @@ folder_run, copies = folder_helpers.folder_run, folder_helpers.copies
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 
 
+def _ctrl_c_default():
+    """A process started in the background of a shell without job control (`cmd &` in a script,
+    nohup) has Ctrl-C ignored, and so have its children: Python then installs no handler and SIGINT
+    does nothing, as the user asked.  These tests send Ctrl-C on purpose, so their processes take it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+CHILD = {"env": ENV, "preexec_fn": _ctrl_c_default}  # a child Python then installs its Ctrl-C handler
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_raises():
+    """This process raises KeyboardInterrupt on SIGINT during each test, whatever it inherited."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.mark.parametrize("command", sorted(cli.INTERRUPTED))
 def test_an_interrupted_command_says_what_it_left_in_its_own_words(command, monkeypatch):
     """Ctrl-C in any command: exit 130 and that command's sentence; only train speaks of --resume."""
@@ -144,7 +162,7 @@ def test_evaluate_and_predict_interrupted_at_random_points_leave_a_consistent_se
         for cmd, lock in ((["evaluate", str(run.dir)], run.lock_file),
                           (["predict", str(run.dir), str(data / "test"), "--out", str(pred)], out_lock(pred))):
             p = subprocess.Popen([sys.executable, "-m", "pyramid_lib", *cmd, "--device", "cpu"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **CHILD)
             if _started(p, lock):
                 time.sleep(delay)  # a seeded random point of the command's work
                 p.send_signal(sig)
@@ -168,7 +186,7 @@ def test_train_interrupted_at_a_random_point_keeps_a_loadable_run_and_says_resum
     args = [sys.executable, "-m", "pyramid_lib", "train", "--dataset", "folder", "--data-root", str(root),
             "--out", str(tmp_path / "run"), "--epochs", "40", "--input-size", "32", "--weights", "none",
             "--no-download", "--profile", "quick", "--device", "cpu"]
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **CHILD)
     assert _started(p, tmp_path / "run" / ".lock")
     time.sleep(random.Random(7).uniform(0, 10))
     p.send_signal(signal.SIGINT)
@@ -189,7 +207,7 @@ def _stop_at(cmd: list[str], sig: int, delay: float, expect_in: Path) -> int:
     """Run the command in a child, send `sig` `delay` seconds after it opens a file under
     `expect_in` (past its imports, at work); assert a clean stop or finish; return its exit code."""
     p = subprocess.Popen([sys.executable, "-m", "pyramid_lib", *cmd], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=ENV)
+                         stderr=subprocess.PIPE, text=True, **CHILD)
     end = time.monotonic() + 300
     while p.poll() is None and time.monotonic() < end:
         try:
@@ -238,9 +256,9 @@ def test_reproduce_and_report_interrupted_at_random_points_keep_whole_files(tmp_
     report = [sys.executable, "-m", "pyramid_lib", "report", "--out", str(out)]
     assert subprocess.run(report, env=ENV, capture_output=True, timeout=600).returncode == 0
     whole = _files(out)  # what a complete report writes (the report is deterministic)
+    records = ("sweeps.csv", "plan.csv", "variant.json", ".sweeps.lock")  # reproduce's, not the report's
     for q in out.rglob("*"):  # every page, table and figure goes; the runs and reproduce's records stay
-        if q.is_file() and "runs" not in q.relative_to(out).parts and q.name not in ("sweeps.csv", "plan.csv",
-                                                                                      ".sweeps.lock"):
+        if q.is_file() and "runs" not in q.relative_to(out).parts and q.name not in records:
             q.unlink()
     _stop_at(["report", "--out", str(out)], sig, rng.uniform(0.0, 1.0), out)
     left = _files(out)
