@@ -212,8 +212,8 @@ def stops_cleanly():
     that is a weakref or garbage-collector callback, Python prints "Exception ignored" and the
     interrupt is lost (the command ran on and exited 0).  Inside the block such a swallowed
     interrupt is not printed but sent again a moment later, from a helper thread to the main thread
-    (which it wakes from a wait), so it lands in the command's own code.  Main thread only; elsewhere
-    a no-op."""
+    (which it wakes from a wait), so it lands in the command's own code; one still on its way when the
+    block ends is raised there.  Main thread only; elsewhere a no-op."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -227,9 +227,12 @@ def stops_cleanly():
         else:  # Windows: no signal to one thread; the handler runs when the main thread next runs Python
             signal.raise_signal(signal.SIGINT)
 
+    resends: list[threading.Timer] = []
+
     def unraisable(u):
         if u.exc_type is not None and issubclass(u.exc_type, KeyboardInterrupt):
-            threading.Timer(0.01, resend).start()
+            resends.append(threading.Timer(0.01, resend))
+            resends[-1].start()
         else:
             previous_hook(u)
 
@@ -240,6 +243,11 @@ def stops_cleanly():
     finally:
         sys.unraisablehook = previous_hook
         signal.signal(signal.SIGTERM, previous_term if previous_term is not None else signal.SIG_DFL)
+        on_its_way = [t for t in resends if not t.finished.is_set()]
+        for t in resends:
+            t.cancel()
+        if on_its_way:  # not after the command has returned, outside its handling
+            raise KeyboardInterrupt
 
 
 def safe_torch_load(path) -> dict:

@@ -10,6 +10,7 @@ from pyramid_lib import baselines, data
 from pyramid_lib.engine import trainer
 from pyramid_lib.engine.run_dir import RunDir
 from pyramid_lib.engine.trainer import train
+from pyramid_lib.machine import usable_cores
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 # torch threads each oversubscribe the machine, and OpenMP threads spinning for a core run a
 # network pass 10-20x slower than one thread (measured: 25 s against 1.5 s per shape test).
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    torch.set_num_threads(max(1, usable_cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 
 def pytest_report_header(config):

@@ -116,6 +116,11 @@ def test_an_interrupt_a_callback_swallowed_is_delivered_again(capsys):
         time.sleep(5)  # the interrupt is delivered again during this wait
         pytest.fail(f"the swallowed interrupt was lost ({ref})")
     assert "Exception ignored" not in capsys.readouterr().err
+    with pytest.raises(KeyboardInterrupt), stops_cleanly():  # swallowed as the block ends: raised there
+        thing = Thing()
+        ref = weakref.ref(thing, swallowed)
+        del thing
+    time.sleep(0.2)  # and not again later, outside the block
     with pytest.raises(KeyboardInterrupt), stops_cleanly():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
