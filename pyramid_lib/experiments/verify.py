@@ -137,15 +137,26 @@ def choose(results_dir, n: int | None = None, names=()) -> list[str]:
     return sorted(cost, key=lambda x: (cost[x], x))[: n or 3]
 
 
+# The commit that made the random VGG11 start orthogonal (it was Kaiming-initialised before) and, with
+# the same change, made run.json record "init": a network run without that record started otherwise.
+INIT_CHANGED = "7cc5e7c"
+
+
 def not_rerunnable(run_dir) -> str | None:
     """Why today's code cannot re-run the run in `run_dir` as it was made, or None: a baseline fitted with
-    settings other than today's (or none recorded: made before the kit recorded them)."""
+    settings other than today's (or none recorded: made before the kit recorded them), or a network run
+    with random weights and no "init" in run.json (trained before INIT_CHANGED: another initialisation)."""
     config = read_json(Path(run_dir) / "config.json")
     method = config.get("method", "ours")
     if method in bl.SKLEARN_METHODS:
         today = bl.settings(config.get("dataset"), method)
         if config.get("baseline_settings") != today:
             return f"recorded with settings {config.get('baseline_settings')}, today's are {today}"
+    elif method not in bl.AE_METHODS and config.get("weights") != "imagenet":
+        state = Path(run_dir) / "run.json"
+        if not (state.is_file() and isinstance(read_json(state).get("init"), dict)):
+            return (f"trained before {INIT_CHANGED} (run.json records no initialisation), whose random VGG11 "
+                    "started Kaiming-initialised; today's starts orthogonal, so a re-run trains another network")
     return None
 
 
@@ -161,9 +172,9 @@ def rerun(run_dir, work, data_root=None, device=None, progress: bool = False) ->
     cfg = TrainConfig.from_dict(config)
     cfg = replace(cfg, data_root=str(data_root) if data_root else cfg.data_root, download=False).validate()
     method = config.get("method", "ours")
-    if method in bl.SKLEARN_METHODS or method in ("ae-l2", "ae-ssim"):
-        if (why := not_rerunnable(run_dir)) is not None:
-            raise ConfigError(f"{run_dir}: {why}: not the same run")
+    if (why := not_rerunnable(run_dir)) is not None:
+        raise ConfigError(f"{run_dir}: {why}: not the same run")
+    if method in bl.SKLEARN_METHODS or method in bl.AE_METHODS:
         return bl.run_baseline(method, cfg, RunDir(work), device=device or "cpu", progress=progress).iloc[0]
     return run_one(Path(run_dir).name, cfg, RunDir(work), device, progress, figures=False).iloc[0]
 

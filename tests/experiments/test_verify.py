@@ -68,8 +68,13 @@ def test_the_cheapest_runs_leave_out_baselines_fitted_with_other_settings_and_sa
     _finished(base, "mnist-1-ocsvm", {"dataset": "mnist", "method": "ocsvm",
                                       "baseline_settings": bl.settings("mnist", "ocsvm")}, 2.0)
     _finished(base, "mnist-1-ae-l2", {"dataset": "mnist", "method": "ae-l2"}, 3.0)
-    with pytest.warns(UserWarning, match=r"1 run\(s\) not chosen.*mnist-1-ocsvm-old \(recorded with settings None"):
+    _finished(base, "mnist-1-ours-old", {"dataset": "mnist", "weights": "random"}, 0.5)  # before init was recorded
+    (base / "runs" / "mnist-1-ours-old" / "run.json").write_text('{"status": "finished"}')
+    with pytest.warns(UserWarning, match=r"2 run\(s\) not chosen.*mnist-1-ocsvm-old \(recorded with settings None"
+                                         r".*mnist-1-ours-old \(trained before 7cc5e7c"):
         assert verify.choose(base, 3) == ["mnist-1-ocsvm", "mnist-1-ae-l2"]
+    with pytest.raises(verify.ConfigError, match="Kaiming-initialised.*not the same run"):
+        verify.rerun(base / "runs" / "mnist-1-ours-old", tmp_path / "work")
     assert verify.choose(base, names=["mnist-1-ocsvm-old"]) == ["mnist-1-ocsvm-old"]  # named: re-run refuses it
     (base / "runs" / "mnist-1-ocsvm").rename(base / "gone")
     (base / "runs" / "mnist-1-ae-l2").rename(base / "gone2")
