@@ -139,5 +139,15 @@ def commits(root, selector: str) -> str:
     return ", ".join(f"{k} ({v})" for k, v in c.value_counts(sort=False).items()) or "not recorded"
 
 
-FUNCTIONS = {f.__name__: f for f in (versus_method, class_wins, versus_level, welch, image_bootstrap, commits)}
+def one_commit(root, *selectors: str) -> str:
+    """'one clean commit' when every run of the selectors was made at one commit without "+dirty",
+    else 'not one clean commit' (several commits, a dirty one, or a run that records none)."""
+    runs = pd.concat([select(root, s) for s in selectors], ignore_index=True)
+    c = runs["commit"]
+    clean = len(runs) and c.notna().all() and c.nunique() == 1 and not c.astype(str).str.contains("dirty").any()
+    return "one clean commit" if clean else "not one clean commit"
+
+
+FUNCTIONS = {f.__name__: f for f in (versus_method, class_wins, versus_level, welch, image_bootstrap, commits,
+                                     one_commit)}
 """What the template of results/ANALYSIS.md may call besides numbers.FUNCTIONS."""
