@@ -21,6 +21,7 @@ from scipy.stats import rankdata
 
 from .. import paper
 from ..errors import ConfigError
+from ..experiments import selection
 from .records import read_runs
 from .stats import against_constant, class_mean, paired, seed_means, seed_summary, t_interval, verdict
 from .tables import is_subset, no_masks
@@ -304,7 +305,20 @@ def categories(root, selector: str, which: str = "complete") -> str:
         or "none"
 
 
+def choice(root, name: str, key: str = "pick"):
+    """A committed selection's record (benchmarks/choices/<name>.json beside the results root, read as
+    experiments.selection reads it): key "pick" gives the pick ('' while there is none), a candidate's
+    name its criterion value (NaN before the pick), "criterion" the criterion's name.  Raises
+    ConfigError when the file is missing or malformed."""
+    c = selection.load_choice(Path(root).resolve().parent / "benchmarks" / "choices" / f"{name}.json")
+    if key == "pick":
+        return c["pick"] or ""
+    if key in c["candidates"]:
+        return float((c.get("criterion_values") or {}).get(key, np.nan))
+    return c[key]
+
+
 FUNCTIONS = {f.__name__: f for f in (mean, over_seeds, bootstrap_se, diff, versus_printed, value, seed_sd,
                                      class_diff, runs, extreme, planned, seeds, setting, same_config, paper_mean,
-                                     printed_mean, table_iv_best, paper_ablation, categories)}
+                                     printed_mean, table_iv_best, paper_ablation, categories, choice)}
 """What the template of results/ANALYSIS.md may call (each bound to the results root)."""
