@@ -270,12 +270,12 @@ def pick(mean: dict[str, dict[str, float]], key: str = "val_auroc") -> str:
     return max(mean, key=lambda c: mean[c][key])
 
 
-def report(rows: list[dict], tests: bool = False) -> str | None:
+def report(rows: list[dict], tests: bool = False, criterion: dict | None = None) -> str | None:
     """Print the candidates of `rows` side by side; return the label the validation criterion picks:
     the highest mean, over the (dataset, class) cells every candidate has, of the per-class mean
     validation AUROC over its seeds (None when no cell has runs of every candidate).  The test
     columns only with `tests` (a committed pick, or the history of a selection made before choice
-    files)."""
+    files).  `criterion`, a dict, receives each candidate's mean: the values --pick records."""
     if not rows:
         return None
     groups = candidates(rows)
@@ -312,6 +312,8 @@ def report(rows: list[dict], tests: bool = False) -> str | None:
     for c in cands:
         print(f"| {c} | {mean[c]['val_auroc']:.4f} |" + (f" {mean[c]['auroc']:.4f} |" if tests else ""))
     chosen = pick(mean)
+    if criterion is not None:
+        criterion.update({c: mean[c]["val_auroc"] for c in cands})
     print(f"\nthe validation criterion picks: {chosen}")
     datasets = list(dict.fromkeys(d for d, _ in common))
     if len(datasets) > 1:
@@ -404,11 +406,10 @@ def main(argv=None) -> int:
         if opts.pick:
             if opts.choice is None:
                 ap.error("--pick writes into --choice; give it")
-            chosen = report(rows)
+            mean: dict[str, float] = {}
+            chosen = report(rows, criterion=mean)  # the values written are the ones the pick was made on
             if chosen is None:
                 return 1
-            mean = {c: float(np.mean([np.mean([r["val_auroc"] for r in rs if str(r["class"]) == cl])
-                                      for cl in {str(r["class"]) for r in rs}])) for c, rs in candidates(rows).items()}
             selection.write_pick(opts.choice, chosen, {c: round(v, 6) for c, v in mean.items()})
             print(f"written to {opts.choice}: commit it before --test")
             return 0

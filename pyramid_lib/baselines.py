@@ -77,10 +77,6 @@ AE_METHODS = ("ae-l2", "ae-ssim")
 DETERMINISTIC = SKLEARN_METHODS
 
 
-LABELS = {"ocsvm": "OC-SVM (raw pixels, re-run)", "kde": "KDE (PCA, re-run)", "ae-l2": "AE L2 (re-run)",
-          "ae-ssim": "AE SSIM (re-run)", "ours-lambda0": "ours, lambda=0 (re-run)"}
-
-
 PCA_COMPONENTS = 32
 
 

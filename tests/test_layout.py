@@ -22,10 +22,7 @@ PACKAGE = REPO / "pyramid_lib"
 README = REPO / "README.md"
 MAX_LINES = 400
 # "path relative to pyramid_lib": why it may be longer, until it is split
-LONG_MODULES: dict[str, str] = {
-    "data/inventory.py": "the inventory's walk and its summary; the summary's text to move beside the CLI",
-    "engine/trainer.py": "the training loop with its interruption and schedule records; the records to move out",
-}
+LONG_MODULES: dict[str, str] = {}
 PRINT_ALLOWED = {
     "cli.py": None,  # the command line: printing is its job (None: every function)
     "__main__.py": None,  # python -m pyramid_lib: its one line when stopped while starting

@@ -20,14 +20,13 @@ out as HELD_OUT normals, recorded in data.json), TEST_NORMAL (test/good/**), TES
 
 Names that differ only in letter case, Unicode form (NFC/NFD) or surrounding spaces (`walk.norm`)
 are one name: class folders so spelled are merged (and said so), masks pair with the exact
-spelling first.  `take(root)` is called by the folder loader (train and evaluate), `take_inputs` by
-predict, and `pyramid-ad data ROOT` prints `Inventory.describe()`.
+spelling first.  `take(root)` is called by the folder loader (train and evaluate), and `pyramid-ad data ROOT` prints
+`Inventory.describe()`; predict's inputs are walked by the same rules (`walk.take_inputs`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -37,11 +36,10 @@ from ..errors import DataError
 from .walk import (
     JUNK,
     KIT_OUTPUT,
-    NOT_UTF8,
     backslash_hint,
+    check_root,
     find_mask,
     is_beside_mask,
-    is_utf8,
     left_out,
     link_reason,
     listing,
@@ -57,7 +55,6 @@ TRAIN, HELD_OUT, TEST_NORMAL, TEST_DEFECT, MASK, LEFT_OUT = (
 UNREADABLE = "unreadable"
 NORMAL = "good"
 LAYOUT = ("train", "test", "ground_truth")
-ARCHIVES = (".zip", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".7z", ".rar")
 _LIKELY_NORMAL = ("ok", "normal", "norm", "pass", "negative")
 NO_TEST = "test/: no test images; it needs test/good/ and test/<defect>/ folders with images"
 _SHOWN = 8  # paths per reason in `describe` (all of them are in the record)
@@ -182,24 +179,6 @@ class Inventory:
         return {"counts": self.counts(), "masks": {self.rel(p): self.rel(m) for p, m in self.masks.items()},
                 "left_out": {writable(self.rel(e.path)): with_hint(e.reason, e.detail)
                              + (f" (= {self.rel(e.of)})" if e.of else "") for e in left}}
-
-
-def check_root(root: Path, hint: str = "") -> None:
-    """DataError unless `root` is a folder: a missing path (with `hint`), an archive (how to extract
-    it), another file."""
-    if root.is_dir():
-        return
-    if root.is_file():
-        if zipfile.is_zipfile(root) or root.suffix.lower() in ARCHIVES:
-            dest = root.with_suffix("") if root.suffix else root.parent / (root.name + "_extracted")
-            raise DataError(f"{shown(root)}: is an archive (zip/tar), not a folder; extract it first, e.g. "
-                            f"`python -m zipfile -e {root} {dest}` (or unzip / tar -xf), then give the extracted "
-                            "folder that holds train/ and test/")
-        raise DataError(f"{shown(root)}: is a file, not a folder; give the folder that holds train/ and test/")
-    odd = backslash_hint([root])
-    hint = hint or "Point --data-root at a folder holding train/good and test/."
-    raise DataError(f"{shown(root)}: no such folder. {hint}"
-                    + (f" {odd}" if odd else ""))
 
 
 def take(root, hint: str = "") -> Inventory:
@@ -377,31 +356,3 @@ def _remarks(inv: Inventory) -> None:
                                                              "to test/good/" if likely else ""))
     elif classes == [NORMAL]:
         inv.remarks.append("test/: only normal test images (no test/<defect>/): AUROC is undefined without defects")
-
-
-def take_inputs(paths: list[Path], exclude: Path | None = None) -> tuple[list[tuple[Path, Path | None]], list, list,
-                                                                           int]:
-    """predict's inputs: (picture, the folder given it was found in or None), failed (path, reason),
-    skipped (path, reason) and the count of OS leftovers; folders walked by `walk.walk_images`,
-    the same entry rules as `take`.  Masks are paired afterwards by the same `walk.find_mask`."""
-    found, failed, skipped, junk = [], [], [], 0
-    seen: set[Path] = set()
-    skip_dir = exclude.resolve() if exclude is not None else None
-    for p in paths:
-        if not is_utf8(str(p)):
-            failed.append((writable(str(p)), f"{shown(p)}: {NOT_UTF8}"))
-        elif p.is_file() and (zipfile.is_zipfile(p) or p.suffix.lower() in ARCHIVES):
-            failed.append((str(p), f"{shown(p)}: is an archive (zip/tar), not an image; extract it and give the "
-                                   "extracted folder"))
-        elif p.is_dir():
-            w = walk_images(p, seen, skip_dir, errors="collect")
-            found += [(q, p) for q in w.images]
-            failed += [(str(q), r) for q, r in w.failed]
-            skipped += [(str(q), with_hint(r, d)) for q, r, d in w.skipped]
-            junk += len(w.junk)
-        elif p.is_file():
-            found.append((p, None))
-        else:
-            failed.append((str(p), f"{shown(p)}: no such file or folder" if not p.is_symlink()
-                           else f"{shown(p)}: a broken link"))
-    return found, failed, skipped, junk

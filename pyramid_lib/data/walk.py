@@ -18,12 +18,16 @@ candidate spelled exactly as the picture's path wins over the others, and a cand
 spelled exactly for a twin picture (`A.png` beside `a.png`) is that twin's.  One candidate: the
 mask; several: a clash, no mask, named.  A mask must show the upright picture: the same size, or
 the same aspect ratio to a pixel's rounding (`same_aspect`).
+
+A data root that is an archive or a file is refused with what to do (`check_root`); predict's
+inputs, files and folders in any layout, are walked by these rules (`take_inputs`).
 """
 
 from __future__ import annotations
 
 import os
 import unicodedata
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +36,7 @@ from ..errors import DataError
 from .images_io import JUNK_FOLDERS, identify, is_junk, why_not_an_image
 
 NOT_AN_IMAGE = "not an image Pillow can read"
+ARCHIVES = (".zip", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".7z", ".rar")
 
 
 JUNK = "OS or tool leftover"  # counted, not named
@@ -283,3 +288,49 @@ def same_aspect(wh: tuple[int, int], mask_wh: tuple[int, int]) -> bool:
     aspect ratio to a pixel's rounding, so the mask can be scaled with the picture."""
     (w, h), (mw, mh) = wh, mask_wh
     return abs(w * mh - h * mw) <= max(w + h, mw + mh)
+
+
+def check_root(root: Path, hint: str = "") -> None:
+    """DataError unless `root` is a folder: a missing path (with `hint`), an archive (how to extract
+    it), another file."""
+    if root.is_dir():
+        return
+    if root.is_file():
+        if zipfile.is_zipfile(root) or root.suffix.lower() in ARCHIVES:
+            dest = root.with_suffix("") if root.suffix else root.parent / (root.name + "_extracted")
+            raise DataError(f"{shown(root)}: is an archive (zip/tar), not a folder; extract it first, e.g. "
+                            f"`python -m zipfile -e {root} {dest}` (or unzip / tar -xf), then give the extracted "
+                            "folder that holds train/ and test/")
+        raise DataError(f"{shown(root)}: is a file, not a folder; give the folder that holds train/ and test/")
+    odd = backslash_hint([root])
+    hint = hint or "Point --data-root at a folder holding train/good and test/."
+    raise DataError(f"{shown(root)}: no such folder. {hint}"
+                    + (f" {odd}" if odd else ""))
+
+
+def take_inputs(paths: list[Path], exclude: Path | None = None) -> tuple[list[tuple[Path, Path | None]], list, list,
+                                                                           int]:
+    """predict's inputs: (picture, the folder given it was found in or None), failed (path, reason),
+    skipped (path, reason) and the count of OS leftovers; folders walked by `walk.walk_images`,
+    the same entry rules as `take`.  Masks are paired afterwards by the same `walk.find_mask`."""
+    found, failed, skipped, junk = [], [], [], 0
+    seen: set[Path] = set()
+    skip_dir = exclude.resolve() if exclude is not None else None
+    for p in paths:
+        if not is_utf8(str(p)):
+            failed.append((writable(str(p)), f"{shown(p)}: {NOT_UTF8}"))
+        elif p.is_file() and (zipfile.is_zipfile(p) or p.suffix.lower() in ARCHIVES):
+            failed.append((str(p), f"{shown(p)}: is an archive (zip/tar), not an image; extract it and give the "
+                                   "extracted folder"))
+        elif p.is_dir():
+            w = walk_images(p, seen, skip_dir, errors="collect")
+            found += [(q, p) for q in w.images]
+            failed += [(str(q), r) for q, r in w.failed]
+            skipped += [(str(q), with_hint(r, d)) for q, r, d in w.skipped]
+            junk += len(w.junk)
+        elif p.is_file():
+            found.append((p, None))
+        else:
+            failed.append((str(p), f"{shown(p)}: no such file or folder" if not p.is_symlink()
+                           else f"{shown(p)}: a broken link"))
+    return found, failed, skipped, junk

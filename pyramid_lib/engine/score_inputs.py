@@ -2,7 +2,7 @@
 decoded, where their figures go, and what is not scored and why.
 
 Files and folders in any layout; which entry is what is decided by the data inventory
-(`data.inventory.take_inputs`: folders walked as the folder loader walks them, content decides
+(`data.walk.take_inputs`: folders walked as the folder loader walks them, content decides
 what is an image, hidden entries, the kit's own outputs, names that are not UTF-8 and link loops
 named, OS leftovers counted).  Masks are paired by the folder loader's one rule
 (`data.walk.find_mask`): `<stem>_mask.*` beside the image, or `<stem>_mask.*` / `<stem>.*` in the
@@ -23,9 +23,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..data import inventory
 from ..data.images_io import decode_image, decode_mask, identify
-from ..data.walk import find_mask, listing, same_aspect, shown, writable
+from ..data.walk import find_mask, listing, same_aspect, shown, take_inputs, writable
 from ..errors import DataError
 
 _SHOWN = 3  # names shown per reason on the terminal (the full list: not_scored.csv)
@@ -57,8 +56,8 @@ def collect(paths: list[Path], exclude: Path | None = None) -> Found:
     """The images under `paths` (files, and folders searched recursively), each once, in the order
     given (folders sorted by path), with their masks; every other entry in `failed` or `skipped`.
     `exclude`: a folder not to search (the call's output folder).  Which entry is what is
-    `data.inventory.take_inputs`'s; masks are `data.walk.find_mask`'s, as for the folder loader."""
-    pictures, failed, skipped, junk = inventory.take_inputs(paths, exclude)
+    `data.walk.take_inputs`'s; masks are `data.walk.find_mask`'s, as for the folder loader."""
+    pictures, failed, skipped, junk = take_inputs(paths, exclude)
     found = Found([Item(p, root) for p, root in pictures], failed, skipped, junk)
     _dedupe(found)
     _attach_masks(found)

@@ -3,7 +3,7 @@
 A run lives in one folder:
     config.json      the TrainConfig (what was asked) and the weights actually used
     checkpoint.pt    model + optimiser state after the last complete epoch (loaded weights_only)
-    run.json         status (running / finished / diverged), loss history, device, wall time
+    run.json         status (running / finished / diverged), loss history, device, wall time (run_record.py)
     data.json        the fit images and held-out normals by name and content hash (data_record.py)
 Every file is written to a temporary file and renamed, so a kill at any moment leaves the
 previous good file in place; `train(..., resume=True)` continues from the last complete epoch.
@@ -15,27 +15,24 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import replace
 
 import torch
 
 from .. import data as data_mod
-from .. import machine, threshold
 from ..config import TrainConfig
 from ..data.splits import fit_and_heldout, run_split
-from ..errors import ConfigError, DataWarning, TrainingError
-from ..files import atomic_torch_save, atomic_write_json, holder_file, read_json, remove_temp_files
+from ..errors import ConfigError, TrainingError
+from ..files import holder_file, read_json, remove_temp_files
 from ..model import weights
 from ..model.loss import PyramidLoss, named_terms
 from ..progress import tqdm
-from . import data_record
-from .build import build, fast_path, pick_device, training_optimizer, versions
+from . import run_record
+from .build import build, fast_path, pick_device, training_optimizer
 from .precision import autocast, resolve, step_seconds
-from .run_dir import CHECKPOINT_FORMAT, RunDir, check_compatible, load_checkpoint, load_perceptual, load_state
+from .run_dir import RunDir, check_compatible, load_checkpoint, load_perceptual, load_state
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -218,7 +215,7 @@ class Diverged(TrainingError):
 def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, data: data_mod.OneClassData | None,
            stop_after_batches: int | None, announce=None) -> RunDir:
     """`train`'s work, under the folder's lock: resume point, data, network, then epoch by epoch
-    `_epoch` and `_save`; a divergence (`Diverged`) is recorded by `_stop`."""
+    `_epoch`, each recorded by `run_record` (checkpoint and run.json), as is a divergence (`Diverged`)."""
     ckpt, cfg = _resume_point(run, cfg, resume)
     data = data or data_mod.load_for(cfg)
     split = run_split(cfg, len(data.train))  # once per run; data.json records it
@@ -238,7 +235,8 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
     if announce is not None:
         x = fit.batch(torch.arange(min(len(fit), cfg.batch_size)), device)
         announce(step_seconds(model, loss_fn, x, cfg.precision, repeats=2), data)
-    state = _start(run, cfg, data, split, len(fit), history, device, resumed=start_epoch > 0, measured=measured)
+    state = run_record.start(run, cfg, data, split, len(fit), history, device, resumed=start_epoch > 0,
+                             measured=measured)
 
     targets = perceptual_targets(loss_fn, fit, device)
     total_steps = cfg.epochs * steps_per_epoch(len(fit), cfg.batch_size)
@@ -250,18 +248,14 @@ def _train(cfg: TrainConfig, run: RunDir, resume: bool, device, progress: bool, 
         try:
             done = _epoch(run, cfg, model, loss_fn, opt, fit, targets, epoch, total_steps, history, budget, device)
         except Diverged as e:
-            _stop(run, state, e)
+            run_record.diverged(run, state, e.epoch, e.why)
             raise
         if done is None:  # stop_after_batches reached: as if killed mid-epoch
             return run
         history.append(done)
-        _save(run, state, cfg, model, opt, loss_fn, history)
+        run_record.save_epoch(run, state, cfg, model, opt, loss_fn, history)
         bar.set_postfix(loss=f"{done['loss']:.4f}", img_s=f"{done['images_per_s']:.0f}")
-    # what the epoch bar's rate showed (this call's epochs, saving included): the notebooks print it beside
-    # the history's per-epoch training seconds, which leave the saving out
-    state.update(status="finished", machine=machine_load(state["machine"], "end"),
-                 loop_seconds=round(time.perf_counter() - loop_start, 2), loop_epochs=cfg.epochs - start_epoch)
-    atomic_write_json(run.state, state)
+    run_record.finished(run, state, time.perf_counter() - loop_start, cfg.epochs - start_epoch)
     return run
 
 
@@ -282,50 +276,6 @@ def _resume_point(run: RunDir, cfg: TrainConfig, resume: bool) -> tuple[dict | N
         for f in (run.checkpoint, run.state, run.config, run.data_record):
             remove_temp_files(f)  # left by a kill during a write; the files themselves are whole
     return (load_checkpoint(run.checkpoint, cfg) if run.checkpoint.exists() else None), cfg
-
-
-def _start(run: RunDir, cfg: TrainConfig, data, split, n_fit: int, history: list, device, resumed: bool,
-           measured: dict | None = None) -> dict:
-    """Record the data (data.json; refused on resume when it changed), warn about what in it makes
-    the results unreliable (duplicates, few held-out normals), and write config.json and run.json
-    (status running); returns run.json's content."""
-    if resumed:  # DataError when the training images changed since the run started
-        data_record.check_resume(run, cfg, data, split)
-    else:
-        record = data_record.make(cfg, data, split)
-        data_record.write(run, record)
-        few = threshold.few_normals_warning(len(record["held_out"]), str(run.dir))
-        for why in (data_record.duplicates(record), few):
-            if why:
-                warnings.warn(why, DataWarning, stacklevel=4)
-    changes = _schedule_changes(run, cfg, history) if resumed else []
-    state = {"status": "running", "config": cfg.to_dict(), "device": str(device), "versions": versions(),
-             **({"schedule_changes": changes} if changes else {}),
-             "fit_images": n_fit, "history": history, "init": weights_init(cfg),
-             "machine": machine_load(run.read_state().get("machine", {}), "start"),
-             "wall_time_s": run.read_state().get("wall_time_s", 0.0),
-             "precision_measured": measured or run.read_state().get("precision_measured")}
-    atomic_write_json(run.config, cfg.to_dict())
-    atomic_write_json(run.state, state)
-    return state
-
-
-def _schedule_changes(run: RunDir, cfg: TrainConfig, history: list) -> list[dict]:
-    """run.json's record of every resume that changed the number of epochs (the earlier ones
-    kept), warned when this one does: the steps already taken followed the earlier schedule, so
-    the run is not the run a fresh `--epochs N` would give (with --lr-schedule cosine its learning
-    rate jumps)."""
-    before = run.read_state()
-    changes = list(before.get("schedule_changes", []))
-    then = (before.get("config") or {}).get("epochs")
-    if then is not None and int(then) != cfg.epochs:
-        changes.append({"at_epoch": len(history), "epochs_before": int(then), "epochs_now": cfg.epochs})
-        warnings.warn(f"{run.dir}: --resume with --epochs {cfg.epochs}, but the run was begun with --epochs {then}: "
-                      f"its first {len(history)} epoch(s) followed the {then}-epoch learning-rate schedule "
-                      f"({cfg.lr_schedule}), so it is not what a new --epochs {cfg.epochs} run gives; recorded in "
-                      f"{run.state.name} (schedule_changes). For a clean run, train into another --out",
-                      UserWarning, stacklevel=4)
-    return changes
 
 
 def _epoch(run: RunDir, cfg: TrainConfig, model, loss_fn, opt, fit, targets, epoch: int, total_steps: int,
@@ -380,37 +330,3 @@ def probe_loss(model, loss_fn, images: data_mod.ImageSet, batch_size: int, devic
     return float(loss.float().mean())
 
 
-def _save(run: RunDir, state: dict, cfg: TrainConfig, model, opt, loss_fn, history: list) -> None:
-    """The checkpoint after a complete epoch, then run.json (both atomic)."""
-    atomic_torch_save(run.checkpoint, {
-        "format": CHECKPOINT_FORMAT, "epoch": history[-1]["epoch"], "config": json.dumps(cfg.to_dict()),
-        "history": json.dumps(history), "model": model.state_dict(), "optimizer": opt.state_dict(),
-        "perceptual": loss_fn.frozen().state_dict(),
-    })
-    state.update(history=history, wall_time_s=round(state["wall_time_s"] + history[-1]["seconds"], 2))
-    atomic_write_json(run.state, state)
-
-
-def _stop(run: RunDir, state: dict, e: Diverged) -> None:
-    """Record a divergence in run.json: status "diverged", the epoch, why; the checkpoint stays the
-    last good one."""
-    state.update(status="diverged", diverged_epoch=e.epoch, error=f"diverged in epoch {e.epoch}: {e.why}")
-    atomic_write_json(run.state, state)
-
-
-def weights_init(cfg: TrainConfig) -> dict:
-    """How the run's backbone and perceptual network (VGG11) started, for run.json and the pages:
-    "imagenet" (torchvision's weights) or "orthogonal" (random: `network.init_orthogonal`)."""
-    start = "imagenet" if cfg.weights == "imagenet" else "orthogonal"
-    return {"backbone": start, "perceptual": start, "rest": "orthogonal"}
-
-
-def machine_load(seen: dict, when: str) -> dict:
-    """What else ran on this machine: its logical CPUs, torch's threads, and the 1-minute load
-    average at `when` ("start" of each training call, "end"), added to `seen` (run.json's).  A
-    load above the threads this run used means other processes shared the cores."""
-    out = {**seen, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
-    load = machine.load_average()  # None on Windows: nothing recorded
-    if load is not None:
-        out["load_" + when] = [*out.get("load_" + when, []), round(load, 2)]
-    return out

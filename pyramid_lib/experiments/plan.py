@@ -65,10 +65,6 @@ ABLATION_LAMBDAS = (0.0, 1.0)
 BASELINE_DATASETS = ("mnist", "fmnist")
 
 
-STAND_IN_NOTE = ("Fashion-MNIST classes stand in for the paper's MVTec bottle and carpet (not here); "
-                 "run with --dataset mvtec for the real thing.")
-
-
 @dataclass(frozen=True)
 class Job:
     """One independent run of a sweep: a network run (kind "pyramid") or a baseline method."""

@@ -22,6 +22,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -118,14 +119,45 @@ def choose(results_dir, n: int | None = None, names=()) -> list[str]:
         if missing:
             raise ConfigError(f"no finished run {', '.join(missing)} under {base / 'runs'}")
         return list(names)
-    cost = {}
+    cost, unusable = {}, []
     for name in done:
         if read_json(base / "runs" / name / "run.json").get("copied_from") if (base / "runs" / name / "run.json"
                                                                                ).is_file() else False:
             continue
+        if (why := not_rerunnable(base / "runs" / name)) is not None:
+            unusable.append(f"{name} ({why})")
+            continue
         m = pd.read_csv(base / "runs" / name / "metrics.csv")
         cost[name] = float(m.get("train_seconds", pd.Series([math.inf])).iloc[0])
+    if unusable:
+        warnings.warn(f"{base}: {len(unusable)} run(s) not chosen, today's code cannot re-run them as recorded: "
+                      + "; ".join(unusable[:3]) + (" ..." if len(unusable) > 3 else ""), UserWarning, stacklevel=2)
+    if not cost:
+        raise ConfigError(f"{base}: no finished run that today's code can re-run as recorded")
     return sorted(cost, key=lambda x: (cost[x], x))[: n or 3]
+
+
+# The commit that made the random VGG11 start orthogonal (it was Kaiming-initialised before) and, with
+# the same change, made run.json record "init": a network run without that record started otherwise.
+INIT_CHANGED = "7cc5e7c"
+
+
+def not_rerunnable(run_dir) -> str | None:
+    """Why today's code cannot re-run the run in `run_dir` as it was made, or None: a baseline fitted with
+    settings other than today's (or none recorded: made before the kit recorded them), or a network run
+    with random weights and no "init" in run.json (trained before INIT_CHANGED: another initialisation)."""
+    config = read_json(Path(run_dir) / "config.json")
+    method = config.get("method", "ours")
+    if method in bl.SKLEARN_METHODS:
+        today = bl.settings(config.get("dataset"), method)
+        if config.get("baseline_settings") != today:
+            return f"recorded with settings {config.get('baseline_settings')}, today's are {today}"
+    elif method not in bl.AE_METHODS and config.get("weights") != "imagenet":
+        state = Path(run_dir) / "run.json"
+        if not (state.is_file() and isinstance(read_json(state).get("init"), dict)):
+            return (f"trained before {INIT_CHANGED} (run.json records no initialisation), whose random VGG11 "
+                    "started Kaiming-initialised; today's starts orthogonal, so a re-run trains another network")
+    return None
 
 
 def rerun(run_dir, work, data_root=None, device=None, progress: bool = False) -> pd.Series:
@@ -140,10 +172,9 @@ def rerun(run_dir, work, data_root=None, device=None, progress: bool = False) ->
     cfg = TrainConfig.from_dict(config)
     cfg = replace(cfg, data_root=str(data_root) if data_root else cfg.data_root, download=False).validate()
     method = config.get("method", "ours")
-    if method in bl.SKLEARN_METHODS or method in ("ae-l2", "ae-ssim"):
-        if method in bl.SKLEARN_METHODS and config.get("baseline_settings") != bl.settings(cfg.dataset, method):
-            raise ConfigError(f"{run_dir}: recorded with settings {config.get('baseline_settings')}, today's are "
-                              f"{bl.settings(cfg.dataset, method)}: not the same run")
+    if (why := not_rerunnable(run_dir)) is not None:
+        raise ConfigError(f"{run_dir}: {why}: not the same run")
+    if method in bl.SKLEARN_METHODS or method in bl.AE_METHODS:
         return bl.run_baseline(method, cfg, RunDir(work), device=device or "cpu", progress=progress).iloc[0]
     return run_one(Path(run_dir).name, cfg, RunDir(work), device, progress, figures=False).iloc[0]
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers import tiny_cfg
 
-from pyramid_lib.engine import trainer as trainer_mod
+from pyramid_lib.engine import run_record
 from pyramid_lib.engine.evaluate import score_images
 from pyramid_lib.engine.run_dir import RunDir, load_checkpoint
 from pyramid_lib.engine.trainer import train
@@ -38,14 +38,14 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny, mon
         n["calls"] += 1
         return {**terms, "loss": terms["loss"] + bad if n["calls"] >= 5 else terms["loss"]}
 
-    real_save = trainer_mod.atomic_torch_save
+    real_save = run_record.atomic_torch_save
 
     def counting_save(path, obj):
         n["saves"] += 1
         real_save(path, obj)
 
     monkeypatch.setattr(PyramidLoss, "forward", forward)
-    monkeypatch.setattr(trainer_mod, "atomic_torch_save", counting_save)
+    monkeypatch.setattr(run_record, "atomic_torch_save", counting_save)
     cfg = tiny_cfg(epochs=3)
     out = tmp_path / "run"
     kept = r"checkpoint \(epoch 1\) is kept"

@@ -48,3 +48,35 @@ def test_verify_reproduces_a_run_trained_here_and_catches_a_changed_number(tmp_p
     m.to_csv(metrics, index=False)
     assert cli.main(["verify", str(base), "--runs", "1", "--work", str(tmp_path)]) == 1
     assert "tiny: NOT reproduced: auroc" in capsys.readouterr().out
+
+
+def _finished(base, name: str, config: dict, seconds: float) -> None:
+    run = base / "runs" / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(__import__("json").dumps(config))
+    pd.DataFrame({"auroc": [0.9], "train_seconds": [seconds]}).to_csv(run / "metrics.csv", index=False)
+
+
+def test_the_cheapest_runs_leave_out_baselines_fitted_with_other_settings_and_say_so(tmp_path):
+    """A folder whose cheapest runs are OC-SVM fits from before the kit recorded their settings (as in
+    the committed results/baselines/cpu): `--runs N` chooses among the runs it can re-run as recorded and
+    names the others, instead of choosing one and refusing it."""
+    from pyramid_lib import baselines as bl
+
+    base = tmp_path / "baselines" / "cpu"
+    _finished(base, "mnist-1-ocsvm-old", {"dataset": "mnist", "method": "ocsvm"}, 1.0)
+    _finished(base, "mnist-1-ocsvm", {"dataset": "mnist", "method": "ocsvm",
+                                      "baseline_settings": bl.settings("mnist", "ocsvm")}, 2.0)
+    _finished(base, "mnist-1-ae-l2", {"dataset": "mnist", "method": "ae-l2"}, 3.0)
+    _finished(base, "mnist-1-ours-old", {"dataset": "mnist", "weights": "random"}, 0.5)  # before init was recorded
+    (base / "runs" / "mnist-1-ours-old" / "run.json").write_text('{"status": "finished"}')
+    with pytest.warns(UserWarning, match=r"2 run\(s\) not chosen.*mnist-1-ocsvm-old \(recorded with settings None"
+                                         r".*mnist-1-ours-old \(trained before 7cc5e7c"):
+        assert verify.choose(base, 3) == ["mnist-1-ocsvm", "mnist-1-ae-l2"]
+    with pytest.raises(verify.ConfigError, match="Kaiming-initialised.*not the same run"):
+        verify.rerun(base / "runs" / "mnist-1-ours-old", tmp_path / "work")
+    assert verify.choose(base, names=["mnist-1-ocsvm-old"]) == ["mnist-1-ocsvm-old"]  # named: re-run refuses it
+    (base / "runs" / "mnist-1-ocsvm").rename(base / "gone")
+    (base / "runs" / "mnist-1-ae-l2").rename(base / "gone2")
+    with pytest.warns(UserWarning), pytest.raises(verify.ConfigError, match="no finished run that today's code"):
+        verify.choose(base, 3)
