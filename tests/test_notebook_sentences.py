@@ -26,7 +26,7 @@ from pyramid_lib.tutorial import CHANCE_MARGIN, DATA_SOURCE_MIME, WORKS_FROM, ve
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-REAL_DATA = Path(os.environ.get("PYRAMID_DATA") or REPO / "data")
+REAL_DATA = Path(os.environ.get("PYRAMID_DATA") or REPO / "data").resolve()  # the notebook runs in notebooks/
 
 
 def load_execute():
