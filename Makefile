@@ -2,7 +2,8 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-export PYRAMID_DATA ?= $(CURDIR)/data
+# absolute: the notebooks run in build/nbmake, where a relative path would find no data (and a stand-in)
+export PYRAMID_DATA := $(abspath $(or $(PYRAMID_DATA),$(CURDIR)/data))
 
 .PHONY: env demo lint test test-fast test-kernels test-notebooks lab notebooks html benchmark strip clean
 
